@@ -1,0 +1,41 @@
+//! # otlp-sink
+//!
+//! An OpenTelemetry exporter whose hot path never waits on the network, and
+//! whose flush returns only when everything before it is durable.
+//!
+//! ```text
+//! producers --try_push--> BackgroundSink (bounded queue) --> actor --> SinkDrain::write_batch
+//!                                                              |
+//! flush() ------------barrier, FIFO with the data-------------+--> SinkDrain::flush_durable
+//! ```
+//!
+//! - [`BackgroundSink`] is the generic core. Producers push into a bounded
+//!   queue without awaiting ([`BackgroundSink::try_push`]); a full queue is a
+//!   counted drop, never a stall. One actor task batches messages by size or
+//!   by [`flush_interval`](SinkConfig::with_flush_interval) and hands each
+//!   batch to a [`SinkDrain`].
+//! - [`BackgroundSink::flush`] is a barrier that travels through the queue
+//!   behind the data. The actor writes its partial batch, awaits the drain's
+//!   [`flush_durable`](SinkDrain::flush_durable), and only then answers: `Ok`
+//!   means every message accepted before the call is durable. An error is the
+//!   first failure since the previous barrier, reported once.
+//! - [`SinkHandle`] is the owner's handle on the actor:
+//!   [`shutdown`](SinkHandle::shutdown) drains everything and closes the
+//!   drain; [`shutdown_timeout`](SinkHandle::shutdown_timeout) returns by its
+//!   deadline even if the drain hangs, and says so.
+//! - [`SinkStats`] counts what was pushed, dropped, written and failed, so
+//!   nothing is lost without being counted.
+//!
+//! ## Layout
+//!
+//! - `src/sink/`: the queue, the actor loop, the [`SinkDrain`] trait, errors
+//!   and counters. Generic over the message type; it knows nothing of OTLP.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+
+mod sink;
+
+pub use sink::{
+    BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
+    SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,
+};

@@ -1,0 +1,164 @@
+//! The actor task: the only consumer of a sink's queue and the only caller of
+//! its drain.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::{DrainError, FlushError, Shared, ShutdownError, SinkConfig, SinkDrain};
+
+/// What travels through the queue. Barriers share the queue with data, so a
+/// barrier is handled after every message pushed before it (FIFO).
+pub(crate) enum Message<T> {
+    Item(T),
+    Barrier(oneshot::Sender<Result<(), FlushError>>),
+}
+
+/// Failures not yet reported by a barrier: the first one, and how many came
+/// after it.
+struct Unreported {
+    first: DrainError,
+    later: u64,
+}
+
+pub(crate) struct Actor<T, D> {
+    rx: mpsc::Receiver<Message<T>>,
+    drain: D,
+    config: SinkConfig,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    /// Messages taken from the queue but not yet written. Never longer than
+    /// `config.batch_size`.
+    batch: Vec<T>,
+    /// When `batch` must be written at the latest: set when its first message
+    /// arrives, cleared when it is written. `Some` exactly when `batch` is not empty.
+    deadline: Option<Instant>,
+    unreported: Option<Unreported>,
+}
+
+impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
+    pub(crate) fn new(
+        rx: mpsc::Receiver<Message<T>>,
+        drain: D,
+        config: SinkConfig,
+        shared: Arc<Shared>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let batch = Vec::with_capacity(config.batch_size);
+        Self { rx, drain, config, shared, shutdown, batch, deadline: None, unreported: None }
+    }
+
+    pub(crate) async fn run(mut self) -> Result<(), ShutdownError> {
+        let mut inbox = Vec::with_capacity(self.config.batch_size);
+        loop {
+            let room = self.config.batch_size - self.batch.len();
+            // `sleep_until` is built even when its branch is disabled; the
+            // fallback instant is never awaited.
+            let deadline = self.deadline.unwrap_or_else(Instant::now);
+            tokio::select! {
+                // Order matters. Cancellation comes first so that a steady
+                // stream of messages cannot keep the actor from noticing it;
+                // nothing is lost by leaving, because the shutdown path below
+                // drains the queue. The queue comes before the timer: the
+                // timer is re-checked after every message anyway, and taking
+                // messages first fills batches by size under load.
+                () = self.shutdown.cancelled() => break,
+                received = self.rx.recv_many(&mut inbox, room) => {
+                    if received == 0 {
+                        // Every `BackgroundSink` handle was dropped.
+                        break;
+                    }
+                    for message in inbox.drain(..) {
+                        self.handle(message).await;
+                    }
+                    if self.deadline.is_some_and(|d| d <= Instant::now()) {
+                        self.write_pending().await;
+                    }
+                }
+                () = sleep_until(deadline), if self.deadline.is_some() => self.write_pending().await,
+            }
+        }
+
+        // Close first: producers racing with shutdown now get `Closed` and keep
+        // their message, instead of leaving it in a queue nobody reads.
+        // Messages already queued (and permits already reserved) still arrive.
+        self.rx.close();
+        while self.rx.recv_many(&mut inbox, self.config.batch_size).await > 0 {
+            for message in inbox.drain(..) {
+                self.handle(message).await;
+            }
+        }
+        self.write_pending().await;
+        if let Err(err) = self.drain.close().await {
+            tracing::warn!(error = %err, "sink drain failed to close");
+            self.record(err);
+        }
+        match self.unreported.take() {
+            None => Ok(()),
+            Some(Unreported { first, later }) => Err(ShutdownError::Drain { source: first, later_failures: later }),
+        }
+    }
+
+    async fn handle(&mut self, message: Message<T>) {
+        match message {
+            Message::Item(item) => {
+                if self.batch.is_empty() {
+                    self.deadline = Some(Instant::now() + self.config.flush_interval);
+                }
+                self.batch.push(item);
+                if self.batch.len() >= self.config.batch_size {
+                    self.write_pending().await;
+                }
+            }
+            Message::Barrier(ack) => self.barrier(ack).await,
+        }
+    }
+
+    /// Writes the partial batch, waits for the drain's durability, then
+    /// answers the barrier with every failure since the previous one.
+    async fn barrier(&mut self, ack: oneshot::Sender<Result<(), FlushError>>) {
+        self.write_pending().await;
+        if let Err(err) = self.drain.flush_durable().await {
+            tracing::warn!(error = %err, "sink drain failed to make writes durable");
+            self.record(err);
+        }
+        self.shared.counters.flushes.add(1);
+        let result = match self.unreported.take() {
+            None => Ok(()),
+            Some(Unreported { first, later }) => Err(FlushError::Drain { source: first, later_failures: later }),
+        };
+        // The caller gave up waiting (its flush future was dropped): keep the
+        // failure for the next barrier so it is still reported once.
+        if let Err(Err(FlushError::Drain { source, later_failures })) = ack.send(result) {
+            self.unreported = Some(Unreported { first: source, later: later_failures });
+        }
+    }
+
+    async fn write_pending(&mut self) {
+        self.deadline = None;
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.config.batch_size));
+        let len = batch.len() as u64;
+        let result = self.drain.write_batch(batch).await;
+        // `written` before `pending`: see `Counters::snapshot`.
+        self.shared.counters.written.add(len);
+        self.shared.counters.pending.sub(len);
+        if let Err(err) = result {
+            tracing::warn!(error = %err, items = len, "sink drain failed to write a batch");
+            self.shared.counters.write_errors.add(1);
+            self.shared.counters.failed.add(len);
+            self.record(err);
+        }
+    }
+
+    fn record(&mut self, err: DrainError) {
+        match &mut self.unreported {
+            None => self.unreported = Some(Unreported { first: err, later: 0 }),
+            Some(unreported) => unreported.later += 1,
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! How a [`BackgroundSink`](crate::BackgroundSink) queues and batches.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What [`try_push`](crate::BackgroundSink::try_push) does when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Refuse the message at once, hand it back in the error, and count it as
+    /// dropped. Producers never wait. This is the default.
+    #[default]
+    Drop,
+    /// Never drop: `try_push` always refuses (with
+    /// [`TryPushError::WouldBlock`](crate::TryPushError::WouldBlock)), and
+    /// producers must use [`push_blocking`](crate::BackgroundSink::push_blocking),
+    /// which waits for queue space.
+    Block,
+}
+
+/// Settings of a [`BackgroundSink`](crate::BackgroundSink).
+///
+/// ```
+/// use std::time::Duration;
+/// use otlp_sink::{Overflow, SinkConfig};
+///
+/// let config = SinkConfig::default()
+///     .with_queue_capacity(50_000)
+///     .with_batch_size(1024)
+///     .with_flush_interval(Duration::from_millis(250))
+///     .with_overflow(Overflow::Drop);
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkConfig {
+    pub(crate) queue_capacity: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) overflow: Overflow,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 10_000,
+            batch_size: 256,
+            flush_interval: Duration::from_millis(100),
+            overflow: Overflow::Drop,
+        }
+    }
+}
+
+impl SinkConfig {
+    /// How many messages (data and flush barriers) the queue holds. Default 10 000.
+    #[must_use]
+    pub fn with_queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// How many messages make a full batch, written at once. Default 256.
+    #[must_use]
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// How long a partial batch may wait before it is written. Default 100 ms.
+    #[must_use]
+    pub fn with_flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// What a full queue does to `try_push`. Default [`Overflow::Drop`].
+    #[must_use]
+    pub fn with_overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// The queue capacity.
+    pub fn queue_capacity(&self) -> usize {
+        self.queue_capacity
+    }
+
+    /// The batch size.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The flush interval.
+    pub fn flush_interval(&self) -> Duration {
+        self.flush_interval
+    }
+
+    /// The overflow policy.
+    pub fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the setting and its bad value: a zero queue
+    /// capacity, batch size or flush interval, or a queue capacity above the
+    /// largest the queue supports.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        // tokio's bounded channel panics above this many permits.
+        const MAX_CAPACITY: usize = usize::MAX >> 3;
+        if self.queue_capacity == 0 || self.queue_capacity > MAX_CAPACITY {
+            return Err(ConfigError { setting: "queue_capacity", value: self.queue_capacity.to_string() });
+        }
+        if self.batch_size == 0 {
+            return Err(ConfigError { setting: "batch_size", value: "0".into() });
+        }
+        if self.flush_interval.is_zero() {
+            return Err(ConfigError { setting: "flush_interval", value: format!("{:?}", self.flush_interval) });
+        }
+        Ok(())
+    }
+}
+
+/// A [`SinkConfig`] setting out of range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    setting: &'static str,
+    value: String,
+}
+
+impl ConfigError {
+    /// The name of the bad setting.
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+
+    /// The bad value, as text.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid sink setting {} = {}: it must be greater than zero", self.setting, self.value)?;
+        if self.setting == "queue_capacity" && self.value != "0" {
+            f.write_str(" and at most usize::MAX >> 3")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let c = SinkConfig::default();
+        assert_eq!(c.queue_capacity(), 10_000);
+        assert_eq!(c.batch_size(), 256);
+        assert_eq!(c.flush_interval(), Duration::from_millis(100));
+        assert_eq!(c.overflow(), Overflow::Drop);
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn zero_settings_are_named_in_the_error() {
+        let err = SinkConfig::default().with_batch_size(0).validate().unwrap_err();
+        assert_eq!(err.setting(), "batch_size");
+        assert_eq!(err.to_string(), "invalid sink setting batch_size = 0: it must be greater than zero");
+
+        let err = SinkConfig::default().with_queue_capacity(0).validate().unwrap_err();
+        assert_eq!(err.setting(), "queue_capacity");
+
+        let err = SinkConfig::default().with_flush_interval(Duration::ZERO).validate().unwrap_err();
+        assert_eq!((err.setting(), err.value()), ("flush_interval", "0ns"));
+    }
+
+    #[test]
+    fn huge_capacity_is_refused_not_a_panic() {
+        let err = SinkConfig::default().with_queue_capacity(usize::MAX).validate().unwrap_err();
+        assert_eq!(err.setting(), "queue_capacity");
+        assert!(err.to_string().contains(&usize::MAX.to_string()), "{err}");
+    }
+}

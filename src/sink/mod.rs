@@ -1,0 +1,301 @@
+//! The generic core: a bounded queue, one actor task that batches, and a
+//! [`SinkDrain`] that receives the batches. Nothing here knows about OTLP.
+
+mod actor;
+mod config;
+mod drain;
+mod error;
+mod stats;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use actor::{Actor, Message};
+use stats::Counters;
+
+pub use config::{ConfigError, Overflow, SinkConfig};
+pub use drain::{DrainError, DrainErrorKind, SinkDrain};
+pub use error::{FlushError, PushError, ShutdownError, TryPushError};
+pub use stats::SinkStats;
+
+/// The producer side of a bounded queue drained in batches by one background
+/// actor task.
+///
+/// Clone it freely: every clone pushes into the same queue. Pushing never
+/// waits on the drain: [`try_push`](Self::try_push) returns at once, and a
+/// full queue is a counted, reported drop (or, under [`Overflow::Block`], a
+/// refusal that sends the caller to [`push_blocking`](Self::push_blocking)).
+///
+/// [`flush`](Self::flush) is a barrier in FIFO order with the data: it returns
+/// `Ok` only after every message accepted before it was written and the
+/// drain's [`flush_durable`](SinkDrain::flush_durable) confirmed it.
+///
+/// # Example
+///
+/// ```
+/// use otlp_sink::{BackgroundSink, DrainError, SinkConfig, SinkDrain};
+/// use tokio_util::sync::CancellationToken;
+///
+/// struct Print;
+///
+/// impl SinkDrain<String> for Print {
+///     async fn write_batch(&mut self, batch: Vec<String>) -> Result<(), DrainError> {
+///         println!("{} lines", batch.len());
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (sink, handle) = BackgroundSink::spawn(Print, SinkConfig::default(), CancellationToken::new())?;
+/// sink.try_push("hello".to_string())?;
+/// sink.flush().await?;            // written and durable
+/// assert_eq!(sink.stats().written, 1);
+/// handle.shutdown().await?;       // drains the queue, closes the drain
+/// # Ok(())
+/// # }
+/// ```
+pub struct BackgroundSink<T> {
+    tx: mpsc::Sender<Message<T>>,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a sink, and its handle, share.
+#[derive(Debug)]
+struct Shared {
+    overflow: Overflow,
+    counters: Counters,
+}
+
+impl<T> Clone for BackgroundSink<T> {
+    fn clone(&self) -> Self {
+        Self { tx: self.tx.clone(), shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl<T> fmt::Debug for BackgroundSink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackgroundSink")
+            .field("overflow", &self.shared.overflow)
+            .field("capacity", &self.tx.max_capacity())
+            .field("closed", &self.tx.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> BackgroundSink<T> {
+    /// Starts the actor on the current tokio runtime and returns the producer
+    /// side and the owner's handle.
+    ///
+    /// The actor stops when `shutdown` is cancelled or when every clone of the
+    /// sink is dropped; either way it first writes everything still queued.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] when `config` fails [`SinkConfig::validate`].
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime; use [`spawn_on`](Self::spawn_on) from there.
+    pub fn spawn<D: SinkDrain<T>>(
+        drain: D,
+        config: SinkConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(Self, SinkHandle), ConfigError> {
+        Self::spawn_on(drain, config, shutdown, &tokio::runtime::Handle::current())
+    }
+
+    /// Starts the actor on the given runtime. Callable from any thread.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] when `config` fails [`SinkConfig::validate`].
+    pub fn spawn_on<D: SinkDrain<T>>(
+        drain: D,
+        config: SinkConfig,
+        shutdown: CancellationToken,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(Self, SinkHandle), ConfigError> {
+        config.validate()?;
+        let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let shared = Arc::new(Shared { overflow: config.overflow, counters: Counters::default() });
+        let actor = Actor::new(rx, drain, config, Arc::clone(&shared), shutdown.clone());
+        let task = runtime.spawn(actor.run());
+        let handle = SinkHandle { task, shutdown, shared: Arc::clone(&shared) };
+        Ok((Self { tx, shared }, handle))
+    }
+}
+
+impl<T> BackgroundSink<T> {
+    /// Queues `msg` without waiting and without taking a lock.
+    ///
+    /// # Errors
+    ///
+    /// The message is handed back inside the error:
+    /// - [`TryPushError::Full`]: the queue is full; the message is counted as dropped.
+    /// - [`TryPushError::WouldBlock`]: the policy is [`Overflow::Block`]; use
+    ///   [`push_blocking`](Self::push_blocking).
+    /// - [`TryPushError::Closed`]: the sink is shut down.
+    pub fn try_push(&self, msg: T) -> Result<(), TryPushError<T>> {
+        if self.shared.overflow == Overflow::Block {
+            return Err(TryPushError::WouldBlock(msg));
+        }
+        let counters = &self.shared.counters;
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                // Counted before the message can reach the actor, which
+                // lowers `pending` only after writing it.
+                counters.pushed.add(1);
+                counters.pending.add(1);
+                permit.send(Message::Item(msg));
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(())) => {
+                counters.pushed.add(1);
+                counters.dropped.add(1);
+                Err(TryPushError::Full(msg))
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => Err(TryPushError::Closed(msg)),
+        }
+    }
+
+    /// Queues `msg`, waiting for space if the queue is full. Works under both
+    /// overflow policies.
+    ///
+    /// Cancel-safe: if the future is dropped before it returns, the message is
+    /// neither queued nor counted.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`], with the message, when the sink is shut down.
+    pub async fn push_blocking(&self, msg: T) -> Result<(), PushError<T>> {
+        match self.tx.reserve().await {
+            Ok(permit) => {
+                let counters = &self.shared.counters;
+                counters.pushed.add(1);
+                counters.pending.add(1);
+                permit.send(Message::Item(msg));
+                Ok(())
+            }
+            Err(_closed) => Err(PushError::Closed(msg)),
+        }
+    }
+
+    /// A barrier: returns once every message accepted before this call has
+    /// been written and the drain's [`flush_durable`](SinkDrain::flush_durable)
+    /// has confirmed it.
+    ///
+    /// The barrier waits for queue space like
+    /// [`push_blocking`](Self::push_blocking), then travels behind the data.
+    /// Dropping the future (for example on a timeout) does not lose a failure:
+    /// the next barrier reports it.
+    ///
+    /// # Errors
+    ///
+    /// - [`FlushError::Drain`]: the first failure since the previous barrier
+    ///   that reported, from any `write_batch` (size-, timer- or
+    ///   barrier-triggered) or `flush_durable`, with the count of later ones.
+    ///   Each failure is reported once.
+    /// - [`FlushError::Closed`]: the actor is gone.
+    pub async fn flush(&self) -> Result<(), FlushError> {
+        let permit = self.tx.reserve().await.map_err(|_| FlushError::Closed)?;
+        let (ack, done) = oneshot::channel();
+        permit.send(Message::Barrier(ack));
+        done.await.map_err(|_| FlushError::Closed)?
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> SinkStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Whether the sink no longer accepts messages.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// The owner's handle on a sink's actor task.
+///
+/// Keep it: it is how the owner waits for the final writes. Dropping it does
+/// not stop the actor, which goes on until the shutdown token is cancelled or
+/// every [`BackgroundSink`] clone is dropped, and then drains as usual; but
+/// nobody can then wait for that drain to finish or learn whether it failed.
+#[must_use = "dropping the handle detaches the actor: nobody can wait for the final writes"]
+pub struct SinkHandle {
+    task: JoinHandle<Result<(), ShutdownError>>,
+    shutdown: CancellationToken,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SinkHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkHandle")
+            .field("finished", &self.task.is_finished())
+            .field("cancelled", &self.shutdown.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SinkHandle {
+    /// Waits for the actor to finish, without asking it to.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownError::Drain`] for failures no flush reported;
+    /// [`ShutdownError::ActorFailed`] if the actor panicked.
+    pub async fn join(self) -> Result<(), ShutdownError> {
+        self.task.await.map_err(ShutdownError::ActorFailed)?
+    }
+
+    /// Cancels the shutdown token and waits for the actor: the queue is closed,
+    /// everything in it is written, barriers in it are answered, and the drain
+    /// is [closed](SinkDrain::close).
+    ///
+    /// This waits as long as the drain takes; see
+    /// [`shutdown_timeout`](Self::shutdown_timeout) for a bound.
+    ///
+    /// # Errors
+    ///
+    /// As [`join`](Self::join).
+    pub async fn shutdown(self) -> Result<(), ShutdownError> {
+        self.shutdown.cancel();
+        self.join().await
+    }
+
+    /// Like [`shutdown`](Self::shutdown), but returns by `deadline` whatever
+    /// the drain does. If the actor has not finished by then, it is aborted
+    /// and the messages it had not written stay counted as `pending`.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownError::TimedOut`] when the deadline passed, otherwise as
+    /// [`join`](Self::join).
+    pub async fn shutdown_timeout(mut self, deadline: Duration) -> Result<(), ShutdownError> {
+        self.shutdown.cancel();
+        match tokio::time::timeout(deadline, &mut self.task).await {
+            Ok(joined) => joined.map_err(ShutdownError::ActorFailed)?,
+            Err(_elapsed) => {
+                self.task.abort();
+                let pending = self.shared.counters.pending.get();
+                tracing::warn!(?deadline, pending, "sink actor did not finish by the shutdown deadline; aborted");
+                Err(ShutdownError::TimedOut { deadline, pending })
+            }
+        }
+    }
+
+    /// A snapshot of the sink's counters.
+    pub fn stats(&self) -> SinkStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Whether the actor has finished.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}

@@ -1,0 +1,84 @@
+//! Counters shared by a sink's producers, its actor and its readers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// An atomic counter on a cache line of its own, so producers bumping one
+/// counter do not slow down the actor bumping another.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The live counters of one sink.
+///
+/// Invariant, exact whenever no push or write is in progress (always after
+/// the actor has finished): `pushed == dropped + written + pending`.
+/// `pending` is raised before a message enters the queue and lowered only
+/// after its batch was handed to the drain, so it never underflows.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) pushed: Counter,
+    pub(crate) dropped: Counter,
+    pub(crate) pending: Counter,
+    pub(crate) written: Counter,
+    pub(crate) write_errors: Counter,
+    pub(crate) failed: Counter,
+    pub(crate) flushes: Counter,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> SinkStats {
+        // Read the downstream counters first: a message moves from `pending`
+        // to `written`, so reading `pending` before `written` could miss it
+        // in both; this order can only count it twice, transiently.
+        let written = self.written.get();
+        let failed = self.failed.get();
+        let write_errors = self.write_errors.get();
+        let flushes = self.flushes.get();
+        let pending = self.pending.get();
+        let dropped = self.dropped.get();
+        let pushed = self.pushed.get();
+        SinkStats { pushed, dropped, pending, written, write_errors, failed, flushes }
+    }
+}
+
+/// A snapshot of a sink's counters, from [`BackgroundSink::stats`](crate::BackgroundSink::stats).
+///
+/// The counters are read one by one while producers and the actor run, so a
+/// snapshot taken under load may be off by the messages in motion. Once the
+/// actor has finished, `pushed == dropped + written + pending` holds exactly
+/// (`pending` is then the count of messages that were never written, which is
+/// zero after a clean shutdown).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SinkStats {
+    /// Messages offered and either queued or dropped for overflow. Refusals
+    /// that hand the message back uncounted (`WouldBlock`, `Closed`) are not included.
+    pub pushed: u64,
+    /// Messages refused because the queue was full (`Overflow::Drop`).
+    pub dropped: u64,
+    /// Messages queued or batched but not yet handed to the drain.
+    pub pending: u64,
+    /// Messages handed to [`SinkDrain::write_batch`](crate::SinkDrain::write_batch),
+    /// whatever it returned.
+    pub written: u64,
+    /// Calls to `write_batch` that returned an error.
+    pub write_errors: u64,
+    /// Messages in the batches whose `write_batch` returned an error.
+    pub failed: u64,
+    /// Flush barriers the actor completed.
+    pub flushes: u64,
+}
