@@ -33,6 +33,7 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+pub(crate) mod pb;
 mod sink;
 
 pub use sink::{
