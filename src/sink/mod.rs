@@ -8,6 +8,7 @@ mod error;
 mod stats;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,11 +66,14 @@ pub struct BackgroundSink<T> {
     shared: Arc<Shared>,
 }
 
-/// What every clone of a sink, and its handle, share.
+/// What every clone of a sink, its handle and its actor share.
 #[derive(Debug)]
 struct Shared {
     overflow: Overflow,
     counters: Counters,
+    /// Set as soon as the shutdown token is cancelled, even while the actor
+    /// is busy inside the drain, so producers are refused from that moment on.
+    closing: AtomicBool,
 }
 
 impl<T> Clone for BackgroundSink<T> {
@@ -123,9 +127,26 @@ impl<T: Send + 'static> BackgroundSink<T> {
     ) -> Result<(Self, SinkHandle), ConfigError> {
         config.validate()?;
         let (tx, rx) = mpsc::channel(config.queue_capacity);
-        let shared = Arc::new(Shared { overflow: config.overflow, counters: Counters::default() });
+        let shared = Arc::new(Shared {
+            overflow: config.overflow,
+            counters: Counters::default(),
+            closing: AtomicBool::new(false),
+        });
         let actor = Actor::new(rx, drain, config, Arc::clone(&shared), shutdown.clone());
-        let task = runtime.spawn(actor.run());
+        let watch = (shutdown.clone(), Arc::clone(&shared));
+        let task = runtime.spawn(async move {
+            // The actor notices cancellation only between drain calls; this
+            // branch, polled by the same task, refuses producers at once.
+            let refuse_producers = async move {
+                watch.0.cancelled().await;
+                watch.1.closing.store(true, Ordering::Release);
+                std::future::pending().await
+            };
+            tokio::select! {
+                finished = actor.run() => finished,
+                never = refuse_producers => never,
+            }
+        });
         let handle = SinkHandle { task, shutdown, shared: Arc::clone(&shared) };
         Ok((Self { tx, shared }, handle))
     }
@@ -144,6 +165,9 @@ impl<T> BackgroundSink<T> {
     pub fn try_push(&self, msg: T) -> Result<(), TryPushError<T>> {
         if self.shared.overflow == Overflow::Block {
             return Err(TryPushError::WouldBlock(msg));
+        }
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Err(TryPushError::Closed(msg));
         }
         let counters = &self.shared.counters;
         match self.tx.try_reserve() {
@@ -174,6 +198,9 @@ impl<T> BackgroundSink<T> {
     ///
     /// [`PushError::Closed`], with the message, when the sink is shut down.
     pub async fn push_blocking(&self, msg: T) -> Result<(), PushError<T>> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Err(PushError::Closed(msg));
+        }
         match self.tx.reserve().await {
             Ok(permit) => {
                 let counters = &self.shared.counters;
@@ -203,6 +230,9 @@ impl<T> BackgroundSink<T> {
     ///   Each failure is reported once.
     /// - [`FlushError::Closed`]: the actor is gone.
     pub async fn flush(&self) -> Result<(), FlushError> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Err(FlushError::Closed);
+        }
         let permit = self.tx.reserve().await.map_err(|_| FlushError::Closed)?;
         let (ack, done) = oneshot::channel();
         permit.send(Message::Barrier(ack));
@@ -214,9 +244,9 @@ impl<T> BackgroundSink<T> {
         self.shared.counters.snapshot()
     }
 
-    /// Whether the sink no longer accepts messages.
+    /// Whether the sink no longer accepts messages (shutdown has begun).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.shared.closing.load(Ordering::Acquire) || self.tx.is_closed()
     }
 }
 

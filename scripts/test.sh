@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need,
+# then runs format and lint checks, every test (with a hard timeout per test,
+# see .config/nextest.toml) and the doctests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain components"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo doc (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
+step "tests (cargo nextest)"
+cargo nextest run --profile "${NEXTEST_PROFILE:-default}"
+
+step "doctests"
+cargo test --doc
