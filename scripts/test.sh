@@ -12,6 +12,9 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
+step "test dependencies (rotel collector from PyPI)"
+scripts/install-test-deps.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

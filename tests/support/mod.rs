@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests in `tests/`. Include with `mod support;`.
+//!
+//! - [`rotel`]: a real OTLP collector (`rotel-agent`, installed by
+//!   `scripts/install-test-deps.sh`) that counts what it receives.
+
+pub mod rotel;
