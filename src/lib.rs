@@ -30,11 +30,15 @@
 //!
 //! - `src/sink/`: the queue, the actor loop, the [`SinkDrain`] trait, errors
 //!   and counters. Generic over the message type; it knows nothing of OTLP.
+//! - `src/grpc/`: the gRPC transport; so far the classification of failed
+//!   exports and the backoff between attempts ([`RetryPolicy`]).
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+mod grpc;
 mod sink;
 
+pub use grpc::RetryPolicy;
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
     SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,
