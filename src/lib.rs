@@ -30,12 +30,26 @@
 //!
 //! - `src/sink/`: the queue, the actor loop, the [`SinkDrain`] trait, errors
 //!   and counters. Generic over the message type; it knows nothing of OTLP.
+//! - `src/config/`: the exporter's settings ([`ExporterConfig`]): a builder,
+//!   the `OTEL_EXPORTER_OTLP_*` environment read through a lookup function,
+//!   and their merge, code over environment over defaults. Pure.
+//! - `src/grpc/`: the gRPC transport; so far the classification of failed
+//!   exports and the backoff between attempts ([`RetryPolicy`]).
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+mod config;
+mod grpc;
 pub(crate) mod pb;
+#[cfg(feature = "receiver")]
+pub mod receiver;
 mod sink;
 
+pub use config::{
+    Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, ExporterConfigError, ExporterConfigErrorKind,
+    Headers, Signal, TemporalityPreference, ValueOrigin,
+};
+pub use grpc::RetryPolicy;
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
     SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,

@@ -1,0 +1,610 @@
+//! The `OTEL_EXPORTER_OTLP_*` environment variables, parsed from a lookup
+//! function so that nothing here reads the process environment except
+//! [`EnvSettings::from_env`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use http::Uri;
+
+use super::endpoint::parse_endpoint;
+use super::headers::parse_env_headers;
+use super::{Compression, ConfigPath, ExporterConfigError, ExporterConfigErrorKind, Headers, ValueOrigin};
+
+/// The telemetry signal an exporter sends, which picks its per-signal
+/// environment variables (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, ...).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Spans: `OTEL_EXPORTER_OTLP_TRACES_*`.
+    Traces,
+    /// Metrics: `OTEL_EXPORTER_OTLP_METRICS_*`.
+    Metrics,
+    /// Log records: `OTEL_EXPORTER_OTLP_LOGS_*`.
+    Logs,
+}
+
+/// Which aggregation temporality a metrics exporter asks the SDK for
+/// (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TemporalityPreference {
+    /// Cumulative for every instrument kind. The default.
+    #[default]
+    Cumulative,
+    /// Delta for counters, asynchronous counters and histograms; cumulative
+    /// for up-down counters.
+    Delta,
+    /// Delta for synchronous counters and histograms; cumulative for the
+    /// rest. Keeps the least state in the SDK.
+    LowMemory,
+}
+
+/// The names of one family of exporter variables.
+struct Names {
+    endpoint: &'static str,
+    headers: &'static str,
+    timeout: &'static str,
+    compression: &'static str,
+    insecure: &'static str,
+    certificate: &'static str,
+    client_key: &'static str,
+    client_certificate: &'static str,
+}
+
+macro_rules! names {
+    ($prefix:literal) => {
+        Names {
+            endpoint: concat!($prefix, "ENDPOINT"),
+            headers: concat!($prefix, "HEADERS"),
+            timeout: concat!($prefix, "TIMEOUT"),
+            compression: concat!($prefix, "COMPRESSION"),
+            insecure: concat!($prefix, "INSECURE"),
+            certificate: concat!($prefix, "CERTIFICATE"),
+            client_key: concat!($prefix, "CLIENT_KEY"),
+            client_certificate: concat!($prefix, "CLIENT_CERTIFICATE"),
+        }
+    };
+}
+
+const GENERIC: Names = names!("OTEL_EXPORTER_OTLP_");
+const TRACES: Names = names!("OTEL_EXPORTER_OTLP_TRACES_");
+const METRICS: Names = names!("OTEL_EXPORTER_OTLP_METRICS_");
+const LOGS: Names = names!("OTEL_EXPORTER_OTLP_LOGS_");
+
+const TEMPORALITY_PREFERENCE: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+
+impl Signal {
+    fn names(self) -> &'static Names {
+        match self {
+            Self::Traces => &TRACES,
+            Self::Metrics => &METRICS,
+            Self::Logs => &LOGS,
+        }
+    }
+}
+
+/// The exporter settings found in the environment: each is `None` when its
+/// variable is unset, empty or only whitespace (the OpenTelemetry environment
+/// specification treats an empty variable as unset).
+///
+/// Build one with [`from_lookup`](Self::from_lookup) (pure, for tests and
+/// for configuration read from elsewhere) or [`from_env`](Self::from_env),
+/// then hand it to [`ExporterConfigBuilder::build_with`](crate::ExporterConfigBuilder::build_with),
+/// where settings made in code win over it. `Default` is an empty
+/// environment.
+///
+/// Header values are not shown by `Debug`.
+#[derive(Debug, Clone, Default)]
+pub struct EnvSettings {
+    pub(crate) endpoint: Option<Uri>,
+    pub(crate) headers: Option<Headers>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) compression: Option<Compression>,
+    pub(crate) insecure: Option<bool>,
+    pub(crate) ca_certificate: Option<ConfigPath>,
+    pub(crate) client_certificate: Option<ConfigPath>,
+    pub(crate) client_key: Option<ConfigPath>,
+    pub(crate) temporality_preference: Option<TemporalityPreference>,
+    pub(crate) metric_export_interval: Option<Duration>,
+}
+
+impl EnvSettings {
+    /// The export interval the OpenTelemetry specification sets when
+    /// `OTEL_METRIC_EXPORT_INTERVAL` is unset: 60 s.
+    pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+    /// Reads the exporter variables for `signal` through `lookup`, which maps
+    /// a variable name to its value. Nothing else is read: not the process
+    /// environment, not the filesystem.
+    ///
+    /// For each setting the per-signal variable
+    /// (`OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`) wins over the generic one
+    /// (`OTEL_EXPORTER_OTLP_TIMEOUT`), as a whole: per-signal headers replace
+    /// the generic headers, they are not merged with them. Values:
+    ///
+    /// - `ENDPOINT`: an `http://` or `https://` URL with a host, used as
+    ///   given (no `/v1/metrics` is appended for gRPC).
+    /// - `HEADERS`: `name=value,name2=value2`; names and values trimmed,
+    ///   names lowercased, values percent-decoded; empty entries skipped.
+    /// - `TIMEOUT`: whole milliseconds, greater than zero.
+    /// - `COMPRESSION`: `none`, `gzip` or (an extension) `zstd`.
+    /// - `INSECURE`: `true` or `false`. Stricter than the environment
+    ///   specification, which reads any other value as `false` with a
+    ///   warning: here it is an error.
+    /// - `CERTIFICATE`, `CLIENT_CERTIFICATE`, `CLIENT_KEY`: file paths, kept
+    ///   unchecked; [`ExporterConfig::validate`](crate::ExporterConfig::validate)
+    ///   checks them.
+    ///
+    /// For [`Signal::Metrics`] only, two more:
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (`cumulative`,
+    /// `delta` or `lowmemory`) and `OTEL_METRIC_EXPORT_INTERVAL` (whole
+    /// milliseconds, greater than zero).
+    ///
+    /// Words (compression, booleans, temporality) are case-insensitive, and
+    /// every value is trimmed of surrounding whitespace.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use otlp_sink::{Compression, EnvSettings, Signal};
+    ///
+    /// let env = HashMap::from([
+    ///     ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000"),
+    ///     ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "2500"),
+    ///     ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP"),
+    /// ]);
+    /// let settings = EnvSettings::from_lookup(Signal::Metrics, |name| env.get(name).map(|v| v.to_string()))?;
+    /// assert_eq!(settings.timeout(), Some(Duration::from_millis(2500)));
+    /// assert_eq!(settings.compression(), Some(Compression::Gzip));
+    /// assert_eq!(settings.endpoint(), None);
+    /// # Ok::<(), otlp_sink::ExporterConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first bad value, as an [`ExporterConfigError`] naming the variable
+    /// and the value (never a header value), with the parse error as its
+    /// source where there is one. A bad variable is reported even when code
+    /// will override it: it is a misconfiguration all the same.
+    pub fn from_lookup(signal: Signal, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ExporterConfigError> {
+        let specific = signal.names();
+        // The per-signal variable if it has a value, else the generic one.
+        let read = |pick: fn(&Names) -> &'static str| -> Option<(&'static str, String)> {
+            [pick(specific), pick(&GENERIC)].into_iter().find_map(|variable| read_var(&lookup, variable))
+        };
+
+        let mut settings = Self::default();
+        if let Some((variable, value)) = read(|n| n.endpoint) {
+            settings.endpoint = Some(parse_endpoint(ValueOrigin::Env(variable), &value)?);
+        }
+        if let Some((variable, value)) = read(|n| n.headers) {
+            settings.headers = Some(parse_env_headers(ValueOrigin::Env(variable), &value)?);
+        }
+        if let Some((variable, value)) = read(|n| n.timeout) {
+            settings.timeout = Some(parse_millis(variable, &value)?);
+        }
+        if let Some((variable, value)) = read(|n| n.compression) {
+            settings.compression = Some(parse_compression(variable, &value)?);
+        }
+        if let Some((variable, value)) = read(|n| n.insecure) {
+            settings.insecure = Some(parse_bool(variable, &value)?);
+        }
+        let path = |(variable, value): (&'static str, String)| ConfigPath::new(value, ValueOrigin::Env(variable));
+        settings.ca_certificate = read(|n| n.certificate).map(path);
+        settings.client_certificate = read(|n| n.client_certificate).map(path);
+        settings.client_key = read(|n| n.client_key).map(path);
+
+        if signal == Signal::Metrics {
+            if let Some((variable, value)) = read_var(&lookup, TEMPORALITY_PREFERENCE) {
+                settings.temporality_preference = Some(parse_temporality(variable, &value)?);
+            }
+            if let Some((variable, value)) = read_var(&lookup, METRIC_EXPORT_INTERVAL) {
+                settings.metric_export_interval = Some(parse_millis(variable, &value)?);
+            }
+        }
+        Ok(settings)
+    }
+
+    /// [`from_lookup`](Self::from_lookup) on the process environment. A value
+    /// that is not valid Unicode is read lossily (and then most likely
+    /// reported as invalid).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_lookup`](Self::from_lookup).
+    pub fn from_env(signal: Signal) -> Result<Self, ExporterConfigError> {
+        Self::from_lookup(signal, |name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned()))
+    }
+
+    /// The collector's URL.
+    pub fn endpoint(&self) -> Option<&Uri> {
+        self.endpoint.as_ref()
+    }
+
+    /// The request headers (values hidden).
+    pub fn headers(&self) -> Option<&Headers> {
+        self.headers.as_ref()
+    }
+
+    /// The timeout of one export attempt.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The request compression.
+    pub fn compression(&self) -> Option<Compression> {
+        self.compression
+    }
+
+    /// The `INSECURE` flag.
+    pub fn insecure(&self) -> Option<bool> {
+        self.insecure
+    }
+
+    /// The CA certificate file (`CERTIFICATE`).
+    pub fn ca_certificate(&self) -> Option<&Path> {
+        self.ca_certificate.as_ref().map(ConfigPath::path)
+    }
+
+    /// The client certificate file for mutual TLS.
+    pub fn client_certificate(&self) -> Option<&Path> {
+        self.client_certificate.as_ref().map(ConfigPath::path)
+    }
+
+    /// The client private key file for mutual TLS.
+    pub fn client_key(&self) -> Option<&Path> {
+        self.client_key.as_ref().map(ConfigPath::path)
+    }
+
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`; only read for
+    /// [`Signal::Metrics`]. When `None`, use
+    /// [`TemporalityPreference::default()`] unless code says otherwise.
+    pub fn temporality_preference(&self) -> Option<TemporalityPreference> {
+        self.temporality_preference
+    }
+
+    /// `OTEL_METRIC_EXPORT_INTERVAL`; only read for [`Signal::Metrics`]. When
+    /// `None`, use [`DEFAULT_METRIC_EXPORT_INTERVAL`](Self::DEFAULT_METRIC_EXPORT_INTERVAL)
+    /// unless code says otherwise.
+    pub fn metric_export_interval(&self) -> Option<Duration> {
+        self.metric_export_interval
+    }
+}
+
+/// A variable's trimmed value, or `None` when it is unset or blank.
+fn read_var(lookup: &impl Fn(&str) -> Option<String>, variable: &'static str) -> Option<(&'static str, String)> {
+    let value = lookup(variable)?;
+    let value = value.trim();
+    (!value.is_empty()).then(|| (variable, value.to_owned()))
+}
+
+fn parse_millis(variable: &'static str, value: &str) -> Result<Duration, ExporterConfigError> {
+    let origin = ValueOrigin::Env(variable);
+    let millis: u64 = value.parse().map_err(|err| {
+        ExporterConfigError::new(origin, value, ExporterConfigErrorKind::InvalidMilliseconds).with_source(err)
+    })?;
+    if millis == 0 {
+        return Err(ExporterConfigError::new(origin, value, ExporterConfigErrorKind::Zero));
+    }
+    Ok(Duration::from_millis(millis))
+}
+
+fn parse_compression(variable: &'static str, value: &str) -> Result<Compression, ExporterConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "none" => Ok(Compression::None),
+        "gzip" => Ok(Compression::Gzip),
+        "zstd" => Ok(Compression::Zstd),
+        _ => Err(ExporterConfigError::new(
+            ValueOrigin::Env(variable),
+            value,
+            ExporterConfigErrorKind::UnknownCompression,
+        )),
+    }
+}
+
+fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ExporterConfigError> {
+    value.to_ascii_lowercase().parse().map_err(|err| {
+        ExporterConfigError::new(ValueOrigin::Env(variable), value, ExporterConfigErrorKind::InvalidBool)
+            .with_source(err)
+    })
+}
+
+fn parse_temporality(variable: &'static str, value: &str) -> Result<TemporalityPreference, ExporterConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "cumulative" => Ok(TemporalityPreference::Cumulative),
+        "delta" => Ok(TemporalityPreference::Delta),
+        "lowmemory" => Ok(TemporalityPreference::LowMemory),
+        _ => Err(ExporterConfigError::new(
+            ValueOrigin::Env(variable),
+            value,
+            ExporterConfigErrorKind::UnknownTemporality,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::error::Error as _;
+
+    use super::*;
+
+    use proptest::prelude::*;
+
+    fn parse(signal: Signal, vars: &[(&str, &str)]) -> Result<EnvSettings, ExporterConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        EnvSettings::from_lookup(signal, |name| vars.get(name).cloned())
+    }
+
+    fn metrics(vars: &[(&str, &str)]) -> EnvSettings {
+        parse(Signal::Metrics, vars).unwrap()
+    }
+
+    fn metrics_err(vars: &[(&str, &str)]) -> ExporterConfigError {
+        parse(Signal::Metrics, vars).unwrap_err()
+    }
+
+    #[test]
+    fn an_empty_environment_sets_nothing() {
+        let s = metrics(&[]);
+        assert!(s.endpoint().is_none() && s.headers().is_none() && s.timeout().is_none());
+        assert!(s.compression().is_none() && s.insecure().is_none() && s.ca_certificate().is_none());
+        assert!(s.client_certificate().is_none() && s.client_key().is_none());
+        assert!(s.temporality_preference().is_none() && s.metric_export_interval().is_none());
+    }
+
+    #[test]
+    fn reads_every_generic_variable() {
+        let s = metrics(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20t"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/client.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/client.key"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
+        ]);
+        assert_eq!(s.endpoint().unwrap(), "https://collector:4317/");
+        assert_eq!(s.headers().unwrap().value("authorization"), Some("Bearer t"));
+        assert_eq!(s.timeout(), Some(Duration::from_millis(2500)));
+        assert_eq!(s.compression(), Some(Compression::Gzip));
+        assert_eq!(s.insecure(), Some(true));
+        assert_eq!(s.ca_certificate(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(s.client_certificate(), Some(Path::new("/etc/client.pem")));
+        assert_eq!(s.client_key(), Some(Path::new("/etc/client.key")));
+        assert_eq!(s.temporality_preference(), Some(TemporalityPreference::Delta));
+        assert_eq!(s.metric_export_interval(), Some(Duration::from_secs(15)));
+    }
+
+    #[test]
+    fn per_signal_variables_win_over_generic_ones() {
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=generic,b=generic"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "a=metrics"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "2000"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "zstd"),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "false"),
+            ("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "true"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/generic/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "/metrics/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/generic/c.pem"),
+            ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", "/metrics/c.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/generic/c.key"),
+            ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", "/metrics/c.key"),
+        ];
+        let s = metrics(&vars);
+        assert_eq!(s.endpoint().unwrap().host(), Some("metrics"));
+        let headers = s.headers().unwrap();
+        assert_eq!(headers.value("a"), Some("metrics"));
+        assert!(!headers.contains("b"), "per-signal headers replace the generic ones as a whole");
+        assert_eq!(s.timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(s.compression(), Some(Compression::Zstd));
+        assert_eq!(s.insecure(), Some(true));
+        assert_eq!(s.ca_certificate(), Some(Path::new("/metrics/ca.pem")));
+        assert_eq!(s.client_certificate(), Some(Path::new("/metrics/c.pem")));
+        assert_eq!(s.client_key(), Some(Path::new("/metrics/c.key")));
+
+        // Another signal's variables are not this signal's.
+        let traces = parse(Signal::Traces, &vars).unwrap();
+        assert_eq!(traces.endpoint().unwrap().host(), Some("traces"));
+        assert_eq!(traces.timeout(), Some(Duration::from_secs(1)));
+        let logs = parse(Signal::Logs, &vars).unwrap();
+        assert_eq!(logs.endpoint().unwrap().host(), Some("generic"));
+        assert_eq!(logs.headers().unwrap().value("b"), Some("generic"));
+    }
+
+    #[test]
+    fn logs_and_traces_read_their_own_prefix() {
+        let s = parse(Signal::Logs, &[("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "7")]).unwrap();
+        assert_eq!(s.timeout(), Some(Duration::from_millis(7)));
+        let s = parse(Signal::Traces, &[("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")]).unwrap();
+        assert_eq!(s.compression(), Some(Compression::Gzip));
+    }
+
+    #[test]
+    fn blank_values_count_as_unset_and_fall_back_to_the_generic_variable() {
+        let s = metrics(&[
+            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "  "),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", ""),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", ""),
+        ]);
+        assert_eq!(s.timeout(), Some(Duration::from_secs(3)));
+        assert_eq!(s.endpoint(), None);
+        assert_eq!(s.compression(), None);
+    }
+
+    #[test]
+    fn words_are_case_insensitive_and_values_trimmed() {
+        let s = metrics(&[
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", " ZStd "),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "FALSE"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "LowMemory"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", " 10 "),
+        ]);
+        assert_eq!(s.compression(), Some(Compression::Zstd));
+        assert_eq!(s.insecure(), Some(false));
+        assert_eq!(s.temporality_preference(), Some(TemporalityPreference::LowMemory));
+        assert_eq!(s.timeout(), Some(Duration::from_millis(10)));
+        assert_eq!(metrics(&[("OTEL_EXPORTER_OTLP_INSECURE", "True")]).insecure(), Some(true));
+        assert_eq!(
+            metrics(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "CUMULATIVE")]).temporality_preference(),
+            Some(TemporalityPreference::Cumulative)
+        );
+        assert_eq!(metrics(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "None")]).compression(), Some(Compression::None));
+    }
+
+    #[test]
+    fn metrics_only_variables_are_ignored_for_other_signals() {
+        let vars =
+            [("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "bogus"), ("OTEL_METRIC_EXPORT_INTERVAL", "x")];
+        let s = parse(Signal::Traces, &vars).unwrap();
+        assert_eq!(s.temporality_preference(), None);
+        assert_eq!(s.metric_export_interval(), None);
+        assert!(parse(Signal::Metrics, &vars).is_err());
+    }
+
+    #[test]
+    fn bad_endpoints_name_the_variable_and_value() {
+        let err = metrics_err(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4317")]);
+        assert_eq!(err.variable(), Some("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"));
+        assert_eq!(err.value(), Some("collector:4317"));
+        assert_eq!(err.kind(), ExporterConfigErrorKind::UnsupportedScheme);
+
+        let err = metrics_err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://bad host")]);
+        assert_eq!(err.kind(), ExporterConfigErrorKind::InvalidUrl);
+        assert!(err.source().unwrap().is::<http::uri::InvalidUri>());
+        assert!(err.to_string().contains(r#"OTEL_EXPORTER_OTLP_ENDPOINT = "http://bad host""#), "{err}");
+    }
+
+    #[test]
+    fn bad_timeouts_name_the_variable_value_and_cause() {
+        for value in ["abc", "-5", "1.5", "18446744073709551616"] {
+            let err = metrics_err(&[("OTEL_EXPORTER_OTLP_TIMEOUT", value)]);
+            assert_eq!(err.variable(), Some("OTEL_EXPORTER_OTLP_TIMEOUT"));
+            assert_eq!(err.value(), Some(value));
+            assert_eq!(err.kind(), ExporterConfigErrorKind::InvalidMilliseconds);
+            assert!(err.source().unwrap().is::<std::num::ParseIntError>(), "{value}");
+        }
+        let err = metrics_err(&[("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "0")]);
+        assert_eq!(
+            (err.variable(), err.kind()),
+            (Some("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"), ExporterConfigErrorKind::Zero)
+        );
+        let err = metrics_err(&[("OTEL_METRIC_EXPORT_INTERVAL", "soon")]);
+        assert_eq!(
+            (err.variable(), err.kind()),
+            (Some("OTEL_METRIC_EXPORT_INTERVAL"), ExporterConfigErrorKind::InvalidMilliseconds)
+        );
+        let err = metrics_err(&[("OTEL_METRIC_EXPORT_INTERVAL", "0")]);
+        assert_eq!(err.kind(), ExporterConfigErrorKind::Zero);
+    }
+
+    #[test]
+    fn bad_words_name_the_variable_and_value() {
+        let err = metrics_err(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")]);
+        assert_eq!((err.variable(), err.value()), (Some("OTEL_EXPORTER_OTLP_COMPRESSION"), Some("brotli")));
+        assert_eq!(err.kind(), ExporterConfigErrorKind::UnknownCompression);
+        assert_eq!(
+            err.to_string(),
+            r#"invalid OTEL_EXPORTER_OTLP_COMPRESSION = "brotli": the compression must be none, gzip or zstd"#
+        );
+
+        let err = metrics_err(&[("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "yes")]);
+        assert_eq!((err.variable(), err.value()), (Some("OTEL_EXPORTER_OTLP_METRICS_INSECURE"), Some("yes")));
+        assert_eq!(err.kind(), ExporterConfigErrorKind::InvalidBool);
+        assert!(err.source().unwrap().is::<std::str::ParseBoolError>());
+
+        let err = metrics_err(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "low_memory")]);
+        assert_eq!(err.kind(), ExporterConfigErrorKind::UnknownTemporality);
+        assert_eq!(err.value(), Some("low_memory"));
+    }
+
+    #[test]
+    fn bad_headers_name_the_variable_but_not_the_value() {
+        let err = metrics_err(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization Bearer s3cr3t")]);
+        assert_eq!(err.variable(), Some("OTEL_EXPORTER_OTLP_HEADERS"));
+        assert_eq!(err.kind(), ExporterConfigErrorKind::MalformedHeader);
+        assert_eq!(err.value(), None);
+        assert!(!format!("{err} {err:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn debug_hides_header_values() {
+        let s = metrics(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer s3cr3t")]);
+        let debug = format!("{s:?}");
+        assert!(debug.contains("authorization"), "{debug}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+    }
+
+    /// Every variable `from_lookup` reads for `Signal::Metrics`.
+    fn all_variables() -> Vec<&'static str> {
+        let mut all = Vec::new();
+        for names in [&GENERIC, &METRICS] {
+            all.extend([
+                names.endpoint,
+                names.headers,
+                names.timeout,
+                names.compression,
+                names.insecure,
+                names.certificate,
+                names.client_key,
+                names.client_certificate,
+            ]);
+        }
+        all.extend([TEMPORALITY_PREFERENCE, METRIC_EXPORT_INTERVAL]);
+        all
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        // A value every parser refuses (or a path, which is kept): each
+        // variable, set alone, changes the outcome.
+        for variable in all_variables() {
+            let result = parse(Signal::Metrics, &[(variable, "%%not valid%%")]);
+            let read = match &result {
+                Err(err) => err.variable() == Some(variable),
+                Ok(s) => s.ca_certificate().or(s.client_certificate()).or(s.client_key()).is_some(),
+            };
+            assert!(read, "{variable} was not read: {result:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_values_give_ok_or_a_named_error(
+            values in proptest::collection::vec(proptest::option::of(any::<String>()), 18),
+        ) {
+            let names = all_variables();
+            let vars: HashMap<&str, String> =
+                names.iter().zip(values).filter_map(|(name, value)| value.map(|v| (*name, v))).collect();
+            if let Err(err) = EnvSettings::from_lookup(Signal::Metrics, |name| vars.get(name).cloned()) {
+                let variable = err.variable().expect("errors name their variable");
+                prop_assert!(vars.contains_key(variable));
+                let _ = err.to_string();
+            }
+        }
+
+        #[test]
+        fn plausible_values_for_one_variable_never_panic(
+            index in 0usize..18,
+            value in "[ -~\t\n\u{e9}]{0,30}",
+        ) {
+            let variable = all_variables()[index];
+            let result = EnvSettings::from_lookup(Signal::Metrics, |name| (name == variable).then(|| value.clone()));
+            if let Err(err) = result {
+                prop_assert_eq!(err.variable(), Some(variable));
+            }
+        }
+    }
+}

@@ -1,0 +1,717 @@
+//! The exporter's settings: a builder for what code sets, the OTLP
+//! environment variables read through a lookup function, and one merge with
+//! a fixed precedence: code, then environment, then defaults.
+//!
+//! Everything here is pure except three functions that say so:
+//! [`EnvSettings::from_env`] and [`ExporterConfigBuilder::build_from_env`]
+//! read the process environment, and [`ExporterConfig::validate`] looks at
+//! the filesystem.
+
+mod endpoint;
+mod env;
+mod error;
+mod headers;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::uri::Scheme;
+use http::Uri;
+
+use crate::grpc::RetryPolicy;
+use endpoint::parse_endpoint;
+use headers::{parse_code_headers, Redacted};
+
+pub use env::{EnvSettings, Signal, TemporalityPreference};
+pub use error::{ExporterConfigError, ExporterConfigErrorKind, ValueOrigin};
+pub use headers::Headers;
+
+/// How export requests are compressed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Compression {
+    /// Not compressed. The default, as in the OTLP exporter specification.
+    #[default]
+    None,
+    /// gzip, which every OTLP receiver supports.
+    Gzip,
+    /// zstd: less CPU for the same ratio, but not every receiver accepts it.
+    Zstd,
+}
+
+/// A file path and where it was configured, so that a missing file is
+/// reported under the variable or setting that named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigPath {
+    path: PathBuf,
+    origin: ValueOrigin,
+}
+
+impl ConfigPath {
+    pub(crate) fn new(path: impl Into<PathBuf>, origin: ValueOrigin) -> Self {
+        Self { path: path.into(), origin }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, kind: ExporterConfigErrorKind) -> ExporterConfigError {
+        ExporterConfigError::new(self.origin, self.path.display().to_string(), kind)
+    }
+
+    /// Checks that the path names a file this process can open.
+    fn check_readable(&self) -> Result<(), ExporterConfigError> {
+        let unreadable = |err: io::Error| self.error(ExporterConfigErrorKind::UnreadableFile).with_source(err);
+        let file = std::fs::File::open(&self.path).map_err(unreadable)?;
+        // Opening a directory succeeds on Unix; reading it would not.
+        if file.metadata().map_err(unreadable)?.is_dir() {
+            return Err(unreadable(io::ErrorKind::IsADirectory.into()));
+        }
+        Ok(())
+    }
+}
+
+/// The settings of the OTLP/gRPC exporter, resolved: every setting has its
+/// final value.
+///
+/// Make one with [`ExporterConfig::builder`], which applies the precedence
+/// *code > environment > default*, or take [`ExporterConfig::default`].
+///
+/// `Debug` never shows header values.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::time::Duration;
+/// use otlp_sink::{Compression, EnvSettings, ExporterConfig, Signal};
+///
+/// // What the environment says (read from a map here; `from_env` reads the process).
+/// let vars = HashMap::from([
+///     ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4317"),
+///     ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
+///     ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=acme"),
+/// ]);
+/// let env = EnvSettings::from_lookup(Signal::Metrics, |name| vars.get(name).map(|v| v.to_string()))?;
+///
+/// let config = ExporterConfig::builder()
+///     .with_timeout(Duration::from_secs(5)) // code wins over the environment
+///     .with_header("authorization", "Bearer s3cr3t")
+///     .build_with(env)?;
+///
+/// assert_eq!(config.endpoint(), "https://collector.example:4317/"); // from the environment
+/// assert_eq!(config.timeout(), Duration::from_secs(5)); // from code
+/// assert_eq!(config.compression(), Compression::None); // the default
+/// assert_eq!(config.headers().names().collect::<Vec<_>>(), ["x-tenant", "authorization"]);
+/// assert!(!format!("{config:?}").contains("s3cr3t"));
+/// # Ok::<(), otlp_sink::ExporterConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ExporterConfig {
+    /// Scheme `http` or `https`, with a host, no query.
+    endpoint: Uri,
+    headers: Headers,
+    /// Greater than zero.
+    timeout: Duration,
+    compression: Compression,
+    insecure: bool,
+    ca_certificate: Option<ConfigPath>,
+    /// Set exactly when `client_key` is.
+    client_certificate: Option<ConfigPath>,
+    client_key: Option<ConfigPath>,
+    /// Greater than zero.
+    max_request_bytes: usize,
+    /// Greater than zero.
+    max_in_flight: usize,
+    retry_policy: RetryPolicy,
+}
+
+impl Default for ExporterConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: Uri::from_static(Self::DEFAULT_ENDPOINT),
+            headers: Headers::default(),
+            timeout: Self::DEFAULT_TIMEOUT,
+            compression: Compression::None,
+            insecure: false,
+            ca_certificate: None,
+            client_certificate: None,
+            client_key: None,
+            max_request_bytes: Self::DEFAULT_MAX_REQUEST_BYTES,
+            max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
+            retry_policy: RetryPolicy::new(),
+        }
+    }
+}
+
+impl ExporterConfig {
+    /// The default endpoint: a collector on this host, plaintext, on the
+    /// OTLP/gRPC port.
+    pub const DEFAULT_ENDPOINT: &'static str = "http://localhost:4317";
+
+    /// The default timeout of one export attempt: 10 s, as in the OTLP
+    /// exporter specification.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The default largest encoded request: 4 MiB, the receive limit of gRPC
+    /// servers (and so of collectors) unless raised.
+    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+    /// The default number of export requests awaiting their answer at once.
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+
+    /// A builder with nothing set: every setting left alone comes from the
+    /// environment given to the build, else from the defaults.
+    pub fn builder() -> ExporterConfigBuilder {
+        ExporterConfigBuilder::default()
+    }
+
+    /// The collector's URL, used as given (no path is appended for gRPC).
+    /// Default [`DEFAULT_ENDPOINT`](Self::DEFAULT_ENDPOINT).
+    pub fn endpoint(&self) -> &Uri {
+        &self.endpoint
+    }
+
+    /// Whether the connection uses TLS, which the endpoint's scheme decides:
+    /// `https` does, `http` does not.
+    pub fn uses_tls(&self) -> bool {
+        self.endpoint.scheme() == Some(&Scheme::HTTPS)
+    }
+
+    /// The headers sent with every request (values hidden).
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The timeout of one export attempt. Default 10 s.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The request compression. Default [`Compression::None`].
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The `insecure` flag. Default `false`.
+    ///
+    /// The OTLP exporter specification lets it matter only for an endpoint
+    /// without a scheme, and this exporter requires a scheme, which decides
+    /// (see [`uses_tls`](Self::uses_tls)). The flag is kept, and reported by
+    /// this getter, so that configuration shared with other exporters reads
+    /// the same; it changes nothing here.
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The CA certificate (PEM) that server certificates are checked against,
+    /// instead of the system's roots. Used only with TLS.
+    pub fn ca_certificate(&self) -> Option<&Path> {
+        self.ca_certificate.as_ref().map(ConfigPath::path)
+    }
+
+    /// The client certificate (PEM) for mutual TLS. Set exactly when
+    /// [`client_key`](Self::client_key) is. Used only with TLS.
+    pub fn client_certificate(&self) -> Option<&Path> {
+        self.client_certificate.as_ref().map(ConfigPath::path)
+    }
+
+    /// The client private key (PEM) for mutual TLS. Set exactly when
+    /// [`client_certificate`](Self::client_certificate) is.
+    pub fn client_key(&self) -> Option<&Path> {
+        self.client_key.as_ref().map(ConfigPath::path)
+    }
+
+    /// The largest encoded export request. Default 4 MiB.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// How many export requests may await their answer at once. Default 4.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// How failed requests are retried. Default [`RetryPolicy::default`].
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry_policy
+    }
+
+    /// Checks what building could not without touching the filesystem: that
+    /// each configured certificate and key file exists and can be opened.
+    /// The drain calls it before connecting; call it earlier to fail at
+    /// startup. It blocks on the filesystem for a moment: call it outside
+    /// async code or accept that.
+    ///
+    /// Files are checked whether or not the endpoint uses TLS: a path that
+    /// names nothing is a misconfiguration either way.
+    ///
+    /// # Errors
+    ///
+    /// [`ExporterConfigErrorKind::UnreadableFile`], naming the variable or
+    /// setting and the path, with the I/O error as its source.
+    pub fn validate(&self) -> Result<(), ExporterConfigError> {
+        [&self.ca_certificate, &self.client_certificate, &self.client_key]
+            .into_iter()
+            .flatten()
+            .try_for_each(ConfigPath::check_readable)
+    }
+}
+
+/// Settings made in code for an [`ExporterConfig`]. Each `with_*` call sets
+/// one; a setting left alone is taken from the environment given to the
+/// build, else from its default. Values are checked when building.
+///
+/// Three ways to build, by how much of the environment is used:
+///
+/// - [`build`](Self::build): none (code, then defaults);
+/// - [`build_with`](Self::build_with): [`EnvSettings`] you parsed, for example
+///   with [`EnvSettings::from_lookup`] (pure);
+/// - [`build_from_env`](Self::build_from_env): the process environment.
+///
+/// `Debug` never shows header values.
+#[derive(Debug, Clone, Default)]
+pub struct ExporterConfigBuilder {
+    endpoint: Option<String>,
+    headers: Vec<(String, Redacted<String>)>,
+    timeout: Option<Duration>,
+    compression: Option<Compression>,
+    insecure: Option<bool>,
+    ca_certificate: Option<PathBuf>,
+    client_identity: Option<(PathBuf, PathBuf)>,
+    max_request_bytes: Option<usize>,
+    max_in_flight: Option<usize>,
+    retry_policy: Option<RetryPolicy>,
+}
+
+/// The precedence rule, in one place: a value set in code wins, then one
+/// from the environment, then the default.
+fn layered<T>(code: Option<T>, env: Option<T>, default: T) -> T {
+    code.or(env).unwrap_or(default)
+}
+
+impl ExporterConfigBuilder {
+    /// The collector's URL: `http://` or `https://`, with a host, maybe a
+    /// port and a path, no query. The scheme decides TLS.
+    #[must_use]
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Adds a header sent with every request. The name is lowercased; the
+    /// value is used as given (no percent-decoding). A later call with the
+    /// same name replaces the value.
+    ///
+    /// Headers merge by name: one set here replaces the environment's header
+    /// of the same name, and the environment's other headers are kept.
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), Redacted::new(value.into())));
+        self
+    }
+
+    /// The timeout of one export attempt (connection, request and answer).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The request compression.
+    #[must_use]
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// The `insecure` flag; see [`ExporterConfig::insecure`] for why it
+    /// changes nothing while the endpoint's scheme decides.
+    #[must_use]
+    pub fn with_insecure(mut self, insecure: bool) -> Self {
+        self.insecure = Some(insecure);
+        self
+    }
+
+    /// A CA certificate (PEM) to check the server against instead of the
+    /// system's roots.
+    #[must_use]
+    pub fn with_ca_certificate(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_certificate = Some(path.into());
+        self
+    }
+
+    /// A client certificate and its private key (both PEM) for mutual TLS.
+    /// They are one setting: set here, both replace the environment's.
+    #[must_use]
+    pub fn with_client_identity(mut self, certificate: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_identity = Some((certificate.into(), key.into()));
+        self
+    }
+
+    /// The largest encoded export request. Keep it at or below the
+    /// collector's receive limit (4 MiB unless raised there).
+    #[must_use]
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = Some(bytes);
+        self
+    }
+
+    /// How many export requests may await their answer at once.
+    #[must_use]
+    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = Some(requests);
+        self
+    }
+
+    /// How failed requests are retried.
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = Some(policy);
+        self
+    }
+
+    /// Builds from the settings made in code and the defaults, ignoring the
+    /// environment.
+    ///
+    /// # Errors
+    ///
+    /// As [`build_with`](Self::build_with).
+    pub fn build(self) -> Result<ExporterConfig, ExporterConfigError> {
+        self.build_with(EnvSettings::default())
+    }
+
+    /// Builds with the precedence code > `env` > default, setting by setting.
+    /// Headers merge by name (code wins for a name in both); the client
+    /// certificate and key are one setting. Pure: no filesystem access (see
+    /// [`ExporterConfig::validate`]).
+    ///
+    /// # Errors
+    ///
+    /// An [`ExporterConfigError`] with [`ValueOrigin::Code`] for a setting
+    /// made in code that is invalid: an endpoint that is not an `http(s)` URL
+    /// with a host, a header name or value that is not valid gRPC metadata,
+    /// a zero timeout, request size or in-flight limit. And
+    /// [`ExporterConfigErrorKind::IncompleteClientIdentity`] when the
+    /// environment gives only one of the client certificate and key.
+    pub fn build_with(self, env: EnvSettings) -> Result<ExporterConfig, ExporterConfigError> {
+        let defaults = ExporterConfig::default();
+
+        let code_endpoint = self.endpoint.map(|raw| parse_endpoint(ValueOrigin::Code("endpoint"), &raw)).transpose()?;
+        let code_headers = parse_code_headers(&self.headers)?;
+        let timeout = positive("timeout", self.timeout, |t| t.is_zero(), |t| format!("{t:?}"))?;
+        let max_request_bytes = positive("max_request_bytes", self.max_request_bytes, |&n| n == 0, usize::to_string)?;
+        let max_in_flight = positive("max_in_flight", self.max_in_flight, |&n| n == 0, usize::to_string)?;
+
+        let code_identity = self.client_identity.map(|(certificate, key)| {
+            (
+                ConfigPath::new(certificate, ValueOrigin::Code("client_certificate")),
+                ConfigPath::new(key, ValueOrigin::Code("client_key")),
+            )
+        });
+        let (client_certificate, client_key) = match code_identity {
+            Some((certificate, key)) => (Some(certificate), Some(key)),
+            None => match (env.client_certificate, env.client_key) {
+                (Some(half), None) | (None, Some(half)) => {
+                    return Err(half.error(ExporterConfigErrorKind::IncompleteClientIdentity));
+                }
+                pair => pair,
+            },
+        };
+
+        Ok(ExporterConfig {
+            endpoint: layered(code_endpoint, env.endpoint, defaults.endpoint),
+            headers: env.headers.unwrap_or_default().overlaid_with(code_headers),
+            timeout: layered(timeout, env.timeout, defaults.timeout),
+            compression: layered(self.compression, env.compression, defaults.compression),
+            insecure: layered(self.insecure, env.insecure, defaults.insecure),
+            ca_certificate: self
+                .ca_certificate
+                .map(|p| ConfigPath::new(p, ValueOrigin::Code("ca_certificate")))
+                .or(env.ca_certificate),
+            client_certificate,
+            client_key,
+            // Not read from the environment: code, then default.
+            max_request_bytes: layered(max_request_bytes, None, defaults.max_request_bytes),
+            max_in_flight: layered(max_in_flight, None, defaults.max_in_flight),
+            retry_policy: layered(self.retry_policy, None, defaults.retry_policy),
+        })
+    }
+
+    /// [`build_with`](Self::build_with) the process environment for `signal`,
+    /// read by [`EnvSettings::from_env`].
+    ///
+    /// # Errors
+    ///
+    /// A bad environment variable (see [`EnvSettings::from_lookup`]), or as
+    /// [`build_with`](Self::build_with).
+    pub fn build_from_env(self, signal: Signal) -> Result<ExporterConfig, ExporterConfigError> {
+        let env = EnvSettings::from_env(signal)?;
+        self.build_with(env)
+    }
+}
+
+/// A code setting that must be positive, checked.
+fn positive<T>(
+    setting: &'static str,
+    value: Option<T>,
+    is_zero: impl Fn(&T) -> bool,
+    show: impl Fn(&T) -> String,
+) -> Result<Option<T>, ExporterConfigError> {
+    match value {
+        Some(v) if is_zero(&v) => {
+            Err(ExporterConfigError::new(ValueOrigin::Code(setting), show(&v), ExporterConfigErrorKind::Zero))
+        }
+        other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> EnvSettings {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        EnvSettings::from_lookup(Signal::Metrics, |name| vars.get(name).cloned()).unwrap()
+    }
+
+    /// An environment that sets every setting it can.
+    fn full_env() -> EnvSettings {
+        env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://env:4317"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=env,x-env=1"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/env/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/env/c.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/c.key"),
+        ])
+    }
+
+    /// A builder that sets every setting, each differently from `full_env`.
+    fn full_code() -> ExporterConfigBuilder {
+        ExporterConfig::builder()
+            .with_endpoint("http://code:4317")
+            .with_header("Authorization", "code")
+            .with_header("x-code", "2")
+            .with_timeout(Duration::from_secs(7))
+            .with_compression(Compression::Zstd)
+            .with_insecure(false)
+            .with_ca_certificate("/code/ca.pem")
+            .with_client_identity("/code/c.pem", "/code/c.key")
+            .with_max_request_bytes(1 << 20)
+            .with_max_in_flight(9)
+            .with_retry_policy(RetryPolicy::disabled())
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = ExporterConfig::default();
+        assert_eq!(c.endpoint(), "http://localhost:4317/");
+        assert!(!c.uses_tls());
+        assert!(c.headers().is_empty());
+        assert_eq!(c.timeout(), Duration::from_secs(10));
+        assert_eq!(c.compression(), Compression::None);
+        assert!(!c.insecure());
+        assert_eq!((c.ca_certificate(), c.client_certificate(), c.client_key()), (None, None, None));
+        assert_eq!(c.max_request_bytes(), 4 * 1024 * 1024);
+        assert_eq!(c.max_in_flight(), 4);
+        assert_eq!(c.retry_policy(), &RetryPolicy::default());
+        assert_eq!(c.validate().ok(), Some(()), "nothing to check");
+    }
+
+    #[test]
+    fn an_empty_builder_with_an_empty_environment_gives_the_defaults() {
+        let built = ExporterConfig::builder().build().unwrap();
+        assert_eq!(format!("{built:?}"), format!("{:?}", ExporterConfig::default()));
+    }
+
+    #[test]
+    fn the_environment_fills_what_code_leaves_alone() {
+        let c = ExporterConfig::builder().build_with(full_env()).unwrap();
+        assert_eq!(c.endpoint(), "https://env:4317/");
+        assert!(c.uses_tls());
+        assert_eq!(c.headers().value("authorization"), Some("env"));
+        assert_eq!(c.timeout(), Duration::from_secs(2));
+        assert_eq!(c.compression(), Compression::Gzip);
+        assert!(c.insecure());
+        assert_eq!(c.ca_certificate(), Some(Path::new("/env/ca.pem")));
+        assert_eq!(c.client_certificate(), Some(Path::new("/env/c.pem")));
+        assert_eq!(c.client_key(), Some(Path::new("/env/c.key")));
+    }
+
+    #[test]
+    fn code_wins_over_the_environment_for_every_setting() {
+        let c = full_code().build_with(full_env()).unwrap();
+        assert_eq!(c.endpoint(), "http://code:4317/");
+        assert!(!c.uses_tls());
+        assert_eq!(c.timeout(), Duration::from_secs(7));
+        assert_eq!(c.compression(), Compression::Zstd);
+        assert!(!c.insecure(), "an explicit false beats the environment's true");
+        assert_eq!(c.ca_certificate(), Some(Path::new("/code/ca.pem")));
+        assert_eq!(c.client_certificate(), Some(Path::new("/code/c.pem")));
+        assert_eq!(c.client_key(), Some(Path::new("/code/c.key")));
+        assert_eq!(c.max_request_bytes(), 1 << 20);
+        assert_eq!(c.max_in_flight(), 9);
+        assert_eq!(c.retry_policy(), &RetryPolicy::disabled());
+    }
+
+    #[test]
+    fn headers_merge_by_name_with_code_winning() {
+        let c = full_code().build_with(full_env()).unwrap();
+        let h = c.headers();
+        assert_eq!(h.names().collect::<Vec<_>>(), ["authorization", "x-env", "x-code"]);
+        assert_eq!(h.value("authorization"), Some("code"));
+        assert_eq!(h.value("x-env"), Some("1"));
+        assert_eq!(h.value("x-code"), Some("2"));
+    }
+
+    #[test]
+    fn layered_picks_code_then_env_then_default() {
+        assert_eq!(layered(Some(1), Some(2), 3), 1);
+        assert_eq!(layered(None, Some(2), 3), 2);
+        assert_eq!(layered(None, None, 3), 3);
+    }
+
+    #[test]
+    fn the_client_identity_is_taken_whole() {
+        // Code gives a pair, the environment a pair: code's pair, not a mix.
+        let half_env = env(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/c.key")]);
+        let c =
+            ExporterConfig::builder().with_client_identity("/code/c.pem", "/code/c.key").build_with(half_env).unwrap();
+        assert_eq!(c.client_key(), Some(Path::new("/code/c.key")));
+
+        // The environment alone gives half a pair: an error naming it.
+        let half_env = env(&[("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", "/env/c.pem")]);
+        let err = ExporterConfig::builder().build_with(half_env).unwrap_err();
+        assert_eq!(err.kind(), ExporterConfigErrorKind::IncompleteClientIdentity);
+        assert_eq!(err.variable(), Some("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE"));
+        assert_eq!(err.value(), Some("/env/c.pem"));
+    }
+
+    #[test]
+    fn invalid_code_settings_are_named() {
+        let err = ExporterConfig::builder().with_endpoint("localhost:4317").build().unwrap_err();
+        assert_eq!(
+            (err.origin(), err.kind()),
+            (ValueOrigin::Code("endpoint"), ExporterConfigErrorKind::UnsupportedScheme)
+        );
+        assert_eq!(err.value(), Some("localhost:4317"));
+
+        let err = ExporterConfig::builder().with_timeout(Duration::ZERO).build().unwrap_err();
+        assert_eq!((err.origin(), err.kind()), (ValueOrigin::Code("timeout"), ExporterConfigErrorKind::Zero));
+        assert_eq!(err.to_string(), r#"invalid setting `timeout` = "0ns": must be greater than zero"#);
+
+        let err = ExporterConfig::builder().with_max_request_bytes(0).build().unwrap_err();
+        assert_eq!(err.origin(), ValueOrigin::Code("max_request_bytes"));
+        let err = ExporterConfig::builder().with_max_in_flight(0).build().unwrap_err();
+        assert_eq!(err.origin(), ValueOrigin::Code("max_in_flight"));
+
+        let err = ExporterConfig::builder().with_header("bad name", "v").build().unwrap_err();
+        assert_eq!(
+            (err.origin(), err.kind()),
+            (ValueOrigin::Code("headers"), ExporterConfigErrorKind::InvalidHeaderName)
+        );
+    }
+
+    #[test]
+    fn a_code_endpoint_is_checked_even_when_the_environment_has_one() {
+        let err = ExporterConfig::builder().with_endpoint("ftp://x").build_with(full_env()).unwrap_err();
+        assert_eq!(err.origin(), ValueOrigin::Code("endpoint"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_errors() {
+        let secret = "s3cr3t";
+        let builder = ExporterConfig::builder().with_header("authorization", "Bearer s3cr3t");
+        assert!(!format!("{builder:?}").contains(secret), "{builder:?}");
+        let config = builder.build().unwrap();
+        let debug = format!("{config:?}");
+        assert!(debug.contains("authorization") && !debug.contains(secret), "{debug}");
+        assert!(!format!("{:#?}", config).contains(secret));
+
+        let from_env = ExporterConfig::builder()
+            .build_with(env(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cr3t")]))
+            .unwrap();
+        assert!(!format!("{from_env:?}").contains(secret));
+
+        // A bad header line with the secret in it, from the environment and from code.
+        let vars = HashMap::from([("OTEL_EXPORTER_OTLP_HEADERS", "authorization: Bearer s3cr3t")]);
+        let err = EnvSettings::from_lookup(Signal::Traces, |n| vars.get(n).map(|v| v.to_string())).unwrap_err();
+        assert!(!format!("{err} {err:?}").contains(secret), "{err}");
+        let err = ExporterConfig::builder().with_header("authorization", "Bearer s3cr3t\r\n").build().unwrap_err();
+        assert!(!format!("{err} {err:?}").contains(secret), "{err}");
+        let err = ExporterConfig::builder().with_header("Bearer s3cr3t", "").build().unwrap_err();
+        assert!(!format!("{err} {err:?}").contains(secret), "{err}");
+    }
+
+    /// A file in a fresh directory of its own under the system's temporary
+    /// directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("otlp-sink-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn validate_accepts_readable_files() {
+        let dir = TempDir::new("validate-ok");
+        let [ca, cert, key] = ["ca.pem", "c.pem", "c.key"].map(|name| {
+            let path = dir.0.join(name);
+            std::fs::write(&path, "-----BEGIN CERTIFICATE-----\n").unwrap();
+            path
+        });
+        let config = ExporterConfig::builder()
+            .with_endpoint("https://collector:4317")
+            .with_ca_certificate(ca)
+            .with_client_identity(cert, key)
+            .build()
+            .unwrap();
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn validate_names_the_variable_and_path_of_a_missing_file() {
+        let dir = TempDir::new("validate-missing");
+        let missing = dir.0.join("nope.pem");
+        let missing_str = missing.to_str().unwrap().to_owned();
+        let config = ExporterConfig::builder()
+            .build_with(env(&[("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", &missing_str)]))
+            .unwrap();
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.kind(), ExporterConfigErrorKind::UnreadableFile);
+        assert_eq!(err.variable(), Some("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE"));
+        assert_eq!(err.value(), Some(missing_str.as_str()));
+        let io = err.source().unwrap().downcast_ref::<io::Error>().unwrap();
+        assert_eq!(io.kind(), io::ErrorKind::NotFound);
+
+        let config = ExporterConfig::builder().with_ca_certificate(&dir.0).build().unwrap();
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.origin(), ValueOrigin::Code("ca_certificate"));
+        let io = err.source().unwrap().downcast_ref::<io::Error>().unwrap();
+        assert_eq!(io.kind(), io::ErrorKind::IsADirectory);
+    }
+
+    #[test]
+    fn building_does_not_touch_the_filesystem() {
+        let config = ExporterConfig::builder()
+            .with_ca_certificate("/definitely/not/here.pem")
+            .with_client_identity("/not/here.pem", "/not/here.key")
+            .build();
+        assert!(config.is_ok(), "missing files are for validate() to report");
+    }
+}

@@ -1,0 +1,14 @@
+//! The gRPC transport: the [`GrpcDrain`] that sends encoded batches to a
+//! collector with a window of requests in flight, the one client every
+//! signal shares, and the classification of failed exports with the backoff
+//! between attempts.
+
+mod client;
+mod drain;
+mod retry;
+
+pub use client::ConnectError;
+pub use drain::{ExportError, ExportStats, ExportStatsHandle, GrpcDrain};
+pub use retry::RetryPolicy;
+#[cfg(feature = "receiver")]
+pub(crate) use retry::status_with_retry_delay;
