@@ -30,13 +30,25 @@
 //!
 //! - `src/sink/`: the queue, the actor loop, the [`SinkDrain`] trait, errors
 //!   and counters. Generic over the message type; it knows nothing of OTLP.
+//! - `src/otlp/`: telemetry points ([`MetricPoint`], [`SpanRecord`],
+//!   [`LogRecord`]) and their encoding into OTLP protobuf requests cut to a
+//!   byte limit, written once for all signals. Pure: no I/O.
+//! - `proto/`: the OTLP schema (version in `proto/README.md`), compiled by
+//!   `build.rs` into `src/pb.rs`.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+mod otlp;
 pub(crate) mod pb;
 mod sink;
 
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
     SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,
+};
+
+pub use otlp::{
+    AnyValue, EncodeError, Exemplar, ExemplarValue, ExponentialBuckets, ExponentialHistogramValue, HistogramValue,
+    KeyValue, LogRecord, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Quantile, Resource, Scope, Severity,
+    SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus, SummaryValue, Temporality,
 };
