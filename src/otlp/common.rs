@@ -262,3 +262,33 @@ impl Scope {
 pub(crate) fn id_bytes<const N: usize>(id: Option<[u8; N]>) -> Vec<u8> {
     id.map_or_else(Vec::new, |id| id.to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_values_keep_their_shape() {
+        let value = AnyValue::Map(vec![
+            KeyValue::new("list", vec![AnyValue::from(1), AnyValue::from("two"), AnyValue::from(false)]),
+            KeyValue::new("bytes", vec![0xde_u8, 0xad]),
+            KeyValue::new("pi", 3.5),
+        ]);
+        let pb = value.into_pb();
+        use pb::any_value::Value;
+        let Some(Value::KvlistValue(map)) = pb.value else { panic!("not a map: {pb:?}") };
+        assert_eq!(map.values.len(), 3);
+        assert_eq!(map.values[0].key, "list");
+        let Some(Value::ArrayValue(list)) = map.values[0].value.clone().unwrap().value else { panic!("not a list") };
+        let items: Vec<_> = list.values.into_iter().map(|v| v.value.unwrap()).collect();
+        assert_eq!(items, vec![Value::IntValue(1), Value::StringValue("two".into()), Value::BoolValue(false)]);
+        assert_eq!(map.values[1].value.clone().unwrap().value, Some(Value::BytesValue(vec![0xde, 0xad])));
+        assert_eq!(map.values[2].value.clone().unwrap().value, Some(Value::DoubleValue(3.5)));
+    }
+
+    #[test]
+    fn ids_are_empty_when_absent() {
+        assert!(id_bytes::<8>(None).is_empty());
+        assert_eq!(id_bytes(Some([1u8; 8])), vec![1u8; 8]);
+    }
+}

@@ -248,3 +248,73 @@ impl Signal for Logs {
         response.partial_success.as_ref().map_or((0, ""), |p| (p.rejected_log_records, p.error_message.as_str()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::test_support::{encode_and_decode, resource, scope};
+    use crate::pb::common::v1::any_value::Value;
+
+    #[test]
+    fn records_keep_body_severity_trace_context_and_event_name() {
+        let (res, sc) = (resource("svc"), scope("db"));
+        let warn = LogRecord::new(res.clone(), sc.clone(), 1_000)
+            .with_observed_time(1_005)
+            .with_severity(Severity::Warn2, "WARNING")
+            .with_body("pool exhausted")
+            .with_attributes([KeyValue::new("pool.size", 16)])
+            .with_trace([1; 16], [2; 8], 1)
+            .with_event_name("db.pool.exhausted");
+        let structured = LogRecord::new(res, sc, 0)
+            .with_body(AnyValue::Map(vec![KeyValue::new("user", "u1"), KeyValue::new("ok", true)]));
+
+        let (requests, rejected, counts) = encode_and_decode::<Logs>(vec![warn, structured], usize::MAX);
+        assert!(rejected.is_empty());
+        assert_eq!(counts, [2]);
+        let records = &requests[0].resource_logs[0].scope_logs[0].log_records;
+
+        let r = &records[0];
+        assert_eq!((r.time_unix_nano, r.observed_time_unix_nano), (1_000, 1_005));
+        assert_eq!((r.severity_number, r.severity_text.as_str()), (14, "WARNING"));
+        assert_eq!(r.severity_number, pb::SeverityNumber::Warn2 as i32);
+        assert_eq!(r.body.as_ref().unwrap().value, Some(Value::StringValue("pool exhausted".into())));
+        assert_eq!(r.attributes[0].key, "pool.size");
+        assert_eq!(r.attributes[0].value.as_ref().unwrap().value, Some(Value::IntValue(16)));
+        assert_eq!((r.trace_id.as_slice(), r.span_id.as_slice(), r.flags), (&[1; 16][..], &[2; 8][..], 1));
+        assert_eq!(r.event_name, "db.pool.exhausted");
+
+        let r = &records[1];
+        assert_eq!(r.severity_number, pb::SeverityNumber::Unspecified as i32);
+        assert!(r.trace_id.is_empty() && r.span_id.is_empty() && r.event_name.is_empty());
+        let Some(Value::KvlistValue(map)) = &r.body.as_ref().unwrap().value else { panic!("{:?}", r.body) };
+        let keys: Vec<_> = map.values.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["user", "ok"]);
+    }
+
+    #[test]
+    fn severities_match_the_protocol_numbers() {
+        assert_eq!(Severity::Trace as i32, pb::SeverityNumber::Trace as i32);
+        assert_eq!(Severity::Debug3 as i32, pb::SeverityNumber::Debug3 as i32);
+        assert_eq!(Severity::Info as i32, pb::SeverityNumber::Info as i32);
+        assert_eq!(Severity::Error4 as i32, pb::SeverityNumber::Error4 as i32);
+        assert_eq!(Severity::Fatal4 as i32, pb::SeverityNumber::Fatal4 as i32);
+    }
+
+    #[test]
+    fn partial_success_reads_rejected_log_records() {
+        let response = collector::ExportLogsServiceResponse {
+            partial_success: Some(collector::ExportLogsPartialSuccess {
+                rejected_log_records: 0,
+                error_message: "warning only".into(),
+            }),
+        };
+        assert_eq!(Logs::partial_success(&response), (0, "warning only"));
+    }
+
+    #[cfg(feature = "receiver")]
+    #[test]
+    fn export_path_names_the_generated_service() {
+        let service = crate::pb::collector::logs::v1::logs_service_server::SERVICE_NAME;
+        assert_eq!(Logs::EXPORT_PATH, format!("/{service}/Export"));
+    }
+}

@@ -643,3 +643,288 @@ impl Leaves for pb::metric::Data {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::test_support::{encode_and_decode, resource, scope};
+    use crate::otlp::AnyValue;
+    use pb::metric::Data;
+
+    const T0: u64 = 1_700_000_000_000_000_000;
+    const T1: u64 = 1_700_000_060_000_000_000;
+
+    fn descriptor(name: &str, kind: MetricKind) -> Arc<MetricDescriptor> {
+        Arc::new(MetricDescriptor::new(name, kind).with_unit("1").with_description(format!("{name} help")))
+    }
+
+    fn cumulative_counter(name: &str) -> Arc<MetricDescriptor> {
+        descriptor(name, MetricKind::Sum { monotonic: true, temporality: Temporality::Cumulative })
+    }
+
+    fn attr(v: &str) -> Vec<KeyValue> {
+        vec![KeyValue::new("k", v)]
+    }
+
+    fn string_attr(kv: &crate::pb::common::v1::KeyValue) -> (&str, &str) {
+        use crate::pb::common::v1::any_value::Value;
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => (kv.key.as_str(), s.as_str()),
+            other => panic!("not a string attribute: {other:?}"),
+        }
+    }
+
+    /// One request with everything in it; panics if there are several.
+    fn single(points: Vec<MetricPoint>) -> collector::ExportMetricsServiceRequest {
+        let (mut requests, rejected, _) = encode_and_decode::<Metrics>(points, usize::MAX);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(requests.len(), 1);
+        requests.remove(0)
+    }
+
+    #[test]
+    fn every_metric_kind_keeps_its_fields() {
+        let (res, sc) = (resource("svc"), scope("lib"));
+        let point = |d: &Arc<MetricDescriptor>, v| MetricPoint::new(res.clone(), sc.clone(), d.clone(), v);
+        let ints = cumulative_counter("requests");
+        let doubles =
+            descriptor("queue.depth.change", MetricKind::Sum { monotonic: false, temporality: Temporality::Delta });
+        let gauge = descriptor("temperature", MetricKind::Gauge);
+        let histogram = descriptor("latency", MetricKind::Histogram { temporality: Temporality::Delta });
+        let exponential = descriptor("size", MetricKind::ExponentialHistogram { temporality: Temporality::Cumulative });
+        let summary = descriptor("gc.pause", MetricKind::Summary);
+
+        let request = single(vec![
+            point(&ints, MetricValue::Int(-7))
+                .with_attributes(attr("a"))
+                .with_time(T0, T1)
+                .with_exemplars([Exemplar::new(T0 + 5, 3_i64).with_trace([7; 16], [9; 8])]),
+            point(&doubles, MetricValue::Double(2.5)).with_time(T0, T1).with_flags(MetricPoint::NO_RECORDED_VALUE),
+            point(&gauge, MetricValue::Double(21.5)).with_time(0, T1),
+            point(
+                &histogram,
+                MetricValue::Histogram(HistogramValue {
+                    count: 6,
+                    sum: Some(12.0),
+                    bucket_counts: vec![1, 2, 3],
+                    explicit_bounds: vec![1.0, 5.0],
+                    min: Some(0.5),
+                    max: Some(9.0),
+                }),
+            )
+            .with_time(T0, T1)
+            .with_exemplars([Exemplar::new(T0 + 1, 4.5).with_filtered_attributes([KeyValue::new("user", "u1")])]),
+            point(
+                &exponential,
+                MetricValue::ExponentialHistogram(ExponentialHistogramValue {
+                    count: 10,
+                    sum: None,
+                    scale: -3,
+                    zero_count: 2,
+                    zero_threshold: 1e-9,
+                    positive: ExponentialBuckets { offset: -2, bucket_counts: vec![1, 0, 4] },
+                    negative: ExponentialBuckets { offset: 5, bucket_counts: vec![3] },
+                    min: Some(-40.0),
+                    max: None,
+                }),
+            )
+            .with_time(T0, T1),
+            point(
+                &summary,
+                MetricValue::Summary(SummaryValue {
+                    count: 4,
+                    sum: 10.0,
+                    quantiles: vec![Quantile { quantile: 0.0, value: 1.0 }, Quantile { quantile: 1.0, value: 4.0 }],
+                }),
+            )
+            .with_time(T0, T1),
+        ]);
+
+        assert_eq!(request.resource_metrics.len(), 1);
+        let rm = &request.resource_metrics[0];
+        assert_eq!(string_attr(&rm.resource.as_ref().unwrap().attributes[0]), ("service.name", "svc"));
+        assert_eq!(rm.scope_metrics.len(), 1);
+        let sm = &rm.scope_metrics[0];
+        let scope = sm.scope.as_ref().unwrap();
+        assert_eq!((scope.name.as_str(), scope.version.as_str()), ("lib", "1.0.0"));
+        let metrics = &sm.metrics;
+        let names: Vec<_> = metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["requests", "queue.depth.change", "temperature", "latency", "size", "gc.pause"]);
+        assert!(metrics.iter().all(|m| m.unit == "1" && m.description == format!("{} help", m.name)));
+
+        let Some(Data::Sum(sum)) = &metrics[0].data else { panic!("{:?}", metrics[0].data) };
+        assert!(sum.is_monotonic);
+        assert_eq!(sum.aggregation_temporality, pb::AggregationTemporality::Cumulative as i32);
+        let p = &sum.data_points[0];
+        assert_eq!(p.value, Some(pb::number_data_point::Value::AsInt(-7)));
+        assert_eq!((p.start_time_unix_nano, p.time_unix_nano, p.flags), (T0, T1, 0));
+        assert_eq!(string_attr(&p.attributes[0]), ("k", "a"));
+        let e = &p.exemplars[0];
+        assert_eq!(e.value, Some(pb::exemplar::Value::AsInt(3)));
+        assert_eq!(
+            (e.time_unix_nano, e.trace_id.as_slice(), e.span_id.as_slice()),
+            (T0 + 5, &[7; 16][..], &[9; 8][..])
+        );
+
+        let Some(Data::Sum(sum)) = &metrics[1].data else { panic!("{:?}", metrics[1].data) };
+        assert!(!sum.is_monotonic);
+        assert_eq!(sum.aggregation_temporality, pb::AggregationTemporality::Delta as i32);
+        assert_eq!(sum.data_points[0].value, Some(pb::number_data_point::Value::AsDouble(2.5)));
+        assert_eq!(sum.data_points[0].flags, pb::DataPointFlags::NoRecordedValueMask as u32);
+
+        let Some(Data::Gauge(gauge)) = &metrics[2].data else { panic!("{:?}", metrics[2].data) };
+        assert_eq!(gauge.data_points[0].value, Some(pb::number_data_point::Value::AsDouble(21.5)));
+        assert_eq!((gauge.data_points[0].start_time_unix_nano, gauge.data_points[0].time_unix_nano), (0, T1));
+
+        let Some(Data::Histogram(histogram)) = &metrics[3].data else { panic!("{:?}", metrics[3].data) };
+        assert_eq!(histogram.aggregation_temporality, pb::AggregationTemporality::Delta as i32);
+        let h = &histogram.data_points[0];
+        assert_eq!((h.count, h.sum, h.min, h.max), (6, Some(12.0), Some(0.5), Some(9.0)));
+        assert_eq!((h.bucket_counts.as_slice(), h.explicit_bounds.as_slice()), (&[1, 2, 3][..], &[1.0, 5.0][..]));
+        assert_eq!((h.start_time_unix_nano, h.time_unix_nano), (T0, T1));
+        let e = &h.exemplars[0];
+        assert_eq!(e.value, Some(pb::exemplar::Value::AsDouble(4.5)));
+        assert!(e.trace_id.is_empty() && e.span_id.is_empty());
+        assert_eq!(string_attr(&e.filtered_attributes[0]), ("user", "u1"));
+
+        let Some(Data::ExponentialHistogram(exponential)) = &metrics[4].data else { panic!("{:?}", metrics[4].data) };
+        assert_eq!(exponential.aggregation_temporality, pb::AggregationTemporality::Cumulative as i32);
+        let x = &exponential.data_points[0];
+        assert_eq!((x.count, x.sum, x.scale, x.zero_count, x.zero_threshold), (10, None, -3, 2, 1e-9));
+        assert_eq!((x.min, x.max), (Some(-40.0), None));
+        let positive = x.positive.as_ref().unwrap();
+        assert_eq!((positive.offset, positive.bucket_counts.as_slice()), (-2, &[1, 0, 4][..]));
+        let negative = x.negative.as_ref().unwrap();
+        assert_eq!((negative.offset, negative.bucket_counts.as_slice()), (5, &[3][..]));
+
+        let Some(Data::Summary(summary)) = &metrics[5].data else { panic!("{:?}", metrics[5].data) };
+        let s = &summary.data_points[0];
+        assert_eq!((s.count, s.sum), (4, 10.0));
+        let quantiles: Vec<_> = s.quantile_values.iter().map(|q| (q.quantile, q.value)).collect();
+        assert_eq!(quantiles, [(0.0, 1.0), (1.0, 4.0)]);
+    }
+
+    #[test]
+    fn points_are_grouped_by_resource_scope_and_descriptor() {
+        let (res_a, res_b) = (resource("a"), resource("b"));
+        // Equal to `res_a` but another allocation: still the same ResourceMetrics.
+        let res_a_again = resource("a");
+        let (lib1, lib2) = (scope("lib1"), scope("lib2"));
+        let (x, y) = (cumulative_counter("x"), cumulative_counter("y"));
+        let x_again = cumulative_counter("x");
+        let p = |r: &Arc<Resource>, s: &Arc<Scope>, d: &Arc<MetricDescriptor>, v: &str| {
+            MetricPoint::new(r.clone(), s.clone(), d.clone(), MetricValue::Int(1)).with_attributes(attr(v))
+        };
+        let request = single(vec![
+            p(&res_a, &lib1, &x, "1"),
+            p(&res_a, &lib1, &y, "2"),
+            p(&res_b, &lib1, &x, "3"),
+            p(&res_a, &lib2, &x, "4"),
+            p(&res_a_again, &lib1, &x_again, "5"),
+            p(&res_a, &lib1, &y, "6"),
+        ]);
+
+        // Expected tree: a { lib1 { x: [1, 5], y: [2, 6] }, lib2 { x: [4] } }, b { lib1 { x: [3] } },
+        // read back as one "service/scope/metric=value" line per data point, in wire order.
+        let mut lines = Vec::new();
+        for rm in &request.resource_metrics {
+            let service = string_attr(&rm.resource.as_ref().unwrap().attributes[0]).1;
+            for sm in &rm.scope_metrics {
+                let scope = &sm.scope.as_ref().unwrap().name;
+                for m in &sm.metrics {
+                    let Some(Data::Sum(sum)) = &m.data else { panic!("{:?}", m.data) };
+                    for dp in &sum.data_points {
+                        lines.push(format!("{service}/{scope}/{}={}", m.name, string_attr(&dp.attributes[0]).1));
+                    }
+                }
+            }
+        }
+        assert_eq!(lines, ["a/lib1/x=1", "a/lib1/x=5", "a/lib1/y=2", "a/lib1/y=6", "a/lib2/x=4", "b/lib1/x=3"]);
+        // One ResourceMetrics per resource, one ScopeMetrics per scope, one Metric per descriptor.
+        let shape: Vec<Vec<usize>> = request
+            .resource_metrics
+            .iter()
+            .map(|rm| rm.scope_metrics.iter().map(|sm| sm.metrics.len()).collect())
+            .collect();
+        assert_eq!(shape, [vec![2, 1], vec![1]]);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_is_rejected_and_its_neighbours_kept() {
+        let (res, sc) = (resource("svc"), scope("lib"));
+        let counter = cumulative_counter("requests");
+        let histogram = descriptor("latency", MetricKind::Histogram { temporality: Temporality::Delta });
+        let points = vec![
+            MetricPoint::new(res.clone(), sc.clone(), counter.clone(), MetricValue::Int(1)),
+            MetricPoint::new(res.clone(), sc.clone(), counter.clone(), MetricValue::Summary(SummaryValue::default())),
+            MetricPoint::new(res.clone(), sc.clone(), histogram.clone(), MetricValue::Double(1.0)),
+            MetricPoint::new(res, sc, counter, MetricValue::Int(2)),
+        ];
+        let (requests, rejected, counts) = encode_and_decode::<Metrics>(points, usize::MAX);
+        assert_eq!(
+            rejected,
+            vec![
+                EncodeError::KindMismatch { metric: "requests".into(), kind: "sum", value: "summary" },
+                EncodeError::KindMismatch { metric: "latency".into(), kind: "histogram", value: "double" },
+            ]
+        );
+        assert_eq!(rejected[0].to_string(), "metric `requests` is a sum but a point carries a summary value");
+        assert_eq!(counts, [2]);
+        // The histogram descriptor lost its only point, so no empty Metric is sent for it.
+        let metrics = &requests[0].resource_metrics[0].scope_metrics[0].metrics;
+        assert_eq!(metrics.len(), 1);
+        let Some(Data::Sum(sum)) = &metrics[0].data else { panic!("{:?}", metrics[0].data) };
+        let values: Vec<_> = sum.data_points.iter().map(|p| p.value).collect();
+        use pb::number_data_point::Value::AsInt;
+        assert_eq!(values, [Some(AsInt(1)), Some(AsInt(2))]);
+    }
+
+    #[test]
+    fn a_metric_split_across_requests_keeps_its_header_in_each() {
+        let (res, sc) = (resource("svc"), scope("lib"));
+        let counter = descriptor("requests", MetricKind::Sum { monotonic: true, temporality: Temporality::Delta });
+        let points: Vec<_> = (0..200)
+            .map(|i| {
+                MetricPoint::new(res.clone(), sc.clone(), counter.clone(), MetricValue::Int(i))
+                    .with_attributes([KeyValue::new("series", AnyValue::Int(i))])
+            })
+            .collect();
+        let (requests, rejected, counts) = encode_and_decode::<Metrics>(points, 1024);
+        assert!(rejected.is_empty());
+        assert!(requests.len() > 5, "only {} requests", requests.len());
+        assert_eq!(counts.iter().sum::<usize>(), 200);
+        let mut next = 0;
+        for request in &requests {
+            let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+            assert_eq!(metrics.len(), 1);
+            assert_eq!((metrics[0].name.as_str(), metrics[0].unit.as_str()), ("requests", "1"));
+            let Some(Data::Sum(sum)) = &metrics[0].data else { panic!("{:?}", metrics[0].data) };
+            assert!(sum.is_monotonic);
+            assert_eq!(sum.aggregation_temporality, pb::AggregationTemporality::Delta as i32);
+            for point in &sum.data_points {
+                assert_eq!(point.value, Some(pb::number_data_point::Value::AsInt(next)));
+                next += 1;
+            }
+        }
+        assert_eq!(next, 200);
+    }
+
+    #[test]
+    fn partial_success_reads_rejected_data_points() {
+        let response = collector::ExportMetricsServiceResponse {
+            partial_success: Some(collector::ExportMetricsPartialSuccess {
+                rejected_data_points: 3,
+                error_message: "bad".into(),
+            }),
+        };
+        assert_eq!(Metrics::partial_success(&response), (3, "bad"));
+        assert_eq!(Metrics::partial_success(&Default::default()), (0, ""));
+    }
+
+    #[cfg(feature = "receiver")]
+    #[test]
+    fn export_path_names_the_generated_service() {
+        let service = crate::pb::collector::metrics::v1::metrics_service_server::SERVICE_NAME;
+        assert_eq!(Metrics::EXPORT_PATH, format!("/{service}/Export"));
+    }
+}

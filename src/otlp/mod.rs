@@ -11,6 +11,8 @@ mod common;
 mod encode;
 mod logs;
 mod metrics;
+#[cfg(test)]
+mod test_support;
 mod traces;
 
 pub use common::{AnyValue, KeyValue, Resource, Scope};

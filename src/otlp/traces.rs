@@ -374,3 +374,87 @@ impl Signal for Traces {
         response.partial_success.as_ref().map_or((0, ""), |p| (p.rejected_spans, p.error_message.as_str()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::test_support::{encode_and_decode, resource, scope};
+
+    #[test]
+    fn spans_keep_ids_times_events_links_and_status() {
+        let (res, sc) = (resource("svc"), scope("http"));
+        let mut child = SpanRecord::new(res.clone(), sc.clone(), [1; 16], [2; 8], "GET /cart")
+            .with_parent([3; 8])
+            .with_kind(SpanKind::Server)
+            .with_time(100, 250)
+            .with_flags(0x301)
+            .with_attributes([KeyValue::new("http.route", "/cart")])
+            .with_events([SpanEvent::new("cache.miss", 120).with_attributes([KeyValue::new("key", "c1")])])
+            .with_links([SpanLink::new([4; 16], [5; 8]).with_attributes([KeyValue::new("why", "batch")])])
+            .with_status(SpanStatus::Error("timed out".into()));
+        child.trace_state = "vendor=1".into();
+        child.dropped_attributes_count = 1;
+        child.dropped_events_count = 2;
+        child.dropped_links_count = 3;
+        child.links[0].flags = 1;
+        let root = SpanRecord::new(res, sc, [1; 16], [3; 8], "checkout").with_time(90, 300);
+
+        let (requests, rejected, counts) = encode_and_decode::<Traces>(vec![child, root], usize::MAX);
+        assert!(rejected.is_empty());
+        assert_eq!(counts, [2]);
+        let spans = &requests[0].resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 2);
+
+        let s = &spans[0];
+        assert_eq!((s.trace_id.as_slice(), s.span_id.as_slice()), (&[1; 16][..], &[2; 8][..]));
+        assert_eq!(s.parent_span_id, vec![3; 8]);
+        assert_eq!((s.name.as_str(), s.trace_state.as_str(), s.flags), ("GET /cart", "vendor=1", 0x301));
+        assert_eq!(s.kind, pb::span::SpanKind::Server as i32);
+        assert_eq!((s.start_time_unix_nano, s.end_time_unix_nano), (100, 250));
+        assert_eq!(s.attributes[0].key, "http.route");
+        assert_eq!((s.dropped_attributes_count, s.dropped_events_count, s.dropped_links_count), (1, 2, 3));
+        let event = &s.events[0];
+        assert_eq!(
+            (event.name.as_str(), event.time_unix_nano, event.attributes[0].key.as_str()),
+            ("cache.miss", 120, "key")
+        );
+        let link = &s.links[0];
+        assert_eq!((link.trace_id.as_slice(), link.span_id.as_slice(), link.flags), (&[4; 16][..], &[5; 8][..], 1));
+        assert_eq!(link.attributes[0].key, "why");
+        let status = s.status.as_ref().unwrap();
+        assert_eq!((status.code, status.message.as_str()), (pb::status::StatusCode::Error as i32, "timed out"));
+
+        let root = &spans[1];
+        assert!(root.parent_span_id.is_empty());
+        assert_eq!(root.kind, pb::span::SpanKind::Internal as i32);
+        assert_eq!(root.status, None, "an unset status is left out");
+        assert!(root.events.is_empty() && root.links.is_empty());
+    }
+
+    #[test]
+    fn ok_status_has_no_message() {
+        let span = SpanRecord::new(resource("svc"), scope("s"), [1; 16], [2; 8], "op").with_status(SpanStatus::Ok);
+        let (requests, _, _) = encode_and_decode::<Traces>(vec![span], usize::MAX);
+        let status = requests[0].resource_spans[0].scope_spans[0].spans[0].status.clone().unwrap();
+        assert_eq!(status, pb::Status { message: String::new(), code: pb::status::StatusCode::Ok as i32 });
+    }
+
+    #[test]
+    fn partial_success_reads_rejected_spans() {
+        let response = collector::ExportTraceServiceResponse {
+            partial_success: Some(collector::ExportTracePartialSuccess {
+                rejected_spans: 2,
+                error_message: "x".into(),
+            }),
+        };
+        assert_eq!(Traces::partial_success(&response), (2, "x"));
+        assert_eq!(Traces::partial_success(&Default::default()), (0, ""));
+    }
+
+    #[cfg(feature = "receiver")]
+    #[test]
+    fn export_path_names_the_generated_service() {
+        let service = crate::pb::collector::trace::v1::trace_service_server::SERVICE_NAME;
+        assert_eq!(Traces::EXPORT_PATH, format!("/{service}/Export"));
+    }
+}
