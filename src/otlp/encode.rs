@@ -107,7 +107,8 @@ pub(crate) struct Encoded<R> {
     /// The requests, in the order of the groups of the batch. Each one's
     /// `encoded_len()` is at most the limit given to [`encode`].
     pub(crate) requests: Vec<EncodedRequest<R>>,
-    /// One error per point left out, in batch order within each cause.
+    /// One error per point left out: kind mismatches first, in batch order,
+    /// then points too large to send, in group order.
     pub(crate) rejected: Vec<EncodeError>,
 }
 
@@ -133,7 +134,7 @@ pub(crate) struct EncodedRequest<R> {
 /// sends each request to [`EXPORT_PATH`](Self::EXPORT_PATH) with a prost
 /// codec for `S::Request` / `S::Response`, and reads partial success with
 /// [`partial_success`](Self::partial_success).
-pub(crate) trait Signal {
+pub(crate) trait Signal: Send + Sync + 'static {
     /// The point the sink carries.
     type Point: Send + 'static;
     /// What groups points below the scope: the metric descriptor for
