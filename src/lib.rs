@@ -30,6 +30,11 @@
 //!
 //! - `src/sink/`: the queue, the actor loop, the [`SinkDrain`] trait, errors
 //!   and counters. Generic over the message type; it knows nothing of OTLP.
+//! - `src/otlp/`: telemetry points ([`MetricPoint`], [`SpanRecord`],
+//!   [`LogRecord`]) and their encoding into OTLP protobuf requests cut to a
+//!   byte limit, written once for all signals. Pure: no I/O.
+//! - `proto/`: the OTLP schema (version in `proto/README.md`), compiled by
+//!   `build.rs` into `src/pb.rs`.
 //! - `src/config/`: the exporter's settings ([`ExporterConfig`]): a builder,
 //!   the `OTEL_EXPORTER_OTLP_*` environment read through a lookup function,
 //!   and their merge, code over environment over defaults. Pure.
@@ -40,6 +45,8 @@
 
 mod config;
 mod grpc;
+mod otlp;
+pub(crate) mod pb;
 mod sink;
 
 pub use config::{
@@ -50,4 +57,10 @@ pub use grpc::RetryPolicy;
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
     SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,
+};
+
+pub use otlp::{
+    AnyValue, EncodeError, Exemplar, ExemplarValue, ExponentialBuckets, ExponentialHistogramValue, HistogramValue,
+    KeyValue, LogRecord, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Quantile, Resource, Scope, Severity,
+    SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus, SummaryValue, Temporality,
 };
