@@ -30,6 +30,11 @@
 //!
 //! - `src/sink/`: the queue, the actor loop, the [`SinkDrain`] trait, errors
 //!   and counters. Generic over the message type; it knows nothing of OTLP.
+//! - `src/otlp/`: telemetry points ([`MetricPoint`], [`SpanRecord`],
+//!   [`LogRecord`]) and their encoding into OTLP protobuf requests cut to a
+//!   byte limit, written once for all signals. Pure: no I/O.
+//! - `proto/`: the OTLP schema (version in `proto/README.md`), compiled by
+//!   `build.rs` into `src/pb.rs`.
 //! - `src/config/`: the exporter's settings ([`ExporterConfig`]): a builder,
 //!   the `OTEL_EXPORTER_OTLP_*` environment read through a lookup function,
 //!   and their merge, code over environment over defaults. Pure.
@@ -40,6 +45,7 @@
 
 mod config;
 mod grpc;
+mod otlp;
 pub(crate) mod pb;
 #[cfg(feature = "receiver")]
 pub mod receiver;
@@ -49,8 +55,16 @@ pub use config::{
     Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, ExporterConfigError, ExporterConfigErrorKind,
     Headers, Signal, TemporalityPreference, ValueOrigin,
 };
-pub use grpc::RetryPolicy;
+pub use grpc::{
+    ConnectError, ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, RetryPolicy, TracesDrain,
+};
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
     SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,
+};
+
+pub use otlp::{
+    AnyValue, EncodeError, Exemplar, ExemplarValue, ExponentialBuckets, ExponentialHistogramValue, HistogramValue,
+    KeyValue, LogRecord, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Quantile, Resource, Scope, Severity,
+    SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus, SummaryValue, Temporality,
 };

@@ -8,7 +8,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -433,10 +432,7 @@ struct State {
 impl State {
     fn new() -> Self {
         Self {
-            script: Mutex::new(Script {
-                queues: Default::default(),
-                defaults: [Reply::Ok, Reply::Ok, Reply::Ok],
-            }),
+            script: Mutex::new(Script { queues: Default::default(), defaults: [Reply::Ok, Reply::Ok, Reply::Ok] }),
             counts: watch::Sender::new(ReceiverCounts::default()),
         }
     }
@@ -509,12 +505,13 @@ fn metric_points(request: &metrics_svc::ExportMetricsServiceRequest) -> u64 {
         .sum()
 }
 
+#[tonic::async_trait]
 impl metrics_svc::metrics_service_server::MetricsService for Service {
-    fn export(
+    async fn export(
         &self,
         request: Request<metrics_svc::ExportMetricsServiceRequest>,
-    ) -> impl Future<Output = Result<Response<metrics_svc::ExportMetricsServiceResponse>, Status>> + Send {
-        async move {
+    ) -> Result<Response<metrics_svc::ExportMetricsServiceResponse>, Status> {
+        {
             let request = request.into_inner();
             let bytes = prost::Message::encoded_len(&request);
             let partial = self.0.answer(Signal::Metrics, metric_points(&request), bytes).await?;
@@ -527,12 +524,13 @@ impl metrics_svc::metrics_service_server::MetricsService for Service {
     }
 }
 
+#[tonic::async_trait]
 impl trace_svc::trace_service_server::TraceService for Service {
-    fn export(
+    async fn export(
         &self,
         request: Request<trace_svc::ExportTraceServiceRequest>,
-    ) -> impl Future<Output = Result<Response<trace_svc::ExportTraceServiceResponse>, Status>> + Send {
-        async move {
+    ) -> Result<Response<trace_svc::ExportTraceServiceResponse>, Status> {
+        {
             let request = request.into_inner();
             let bytes = prost::Message::encoded_len(&request);
             let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
@@ -547,12 +545,13 @@ impl trace_svc::trace_service_server::TraceService for Service {
     }
 }
 
+#[tonic::async_trait]
 impl logs_svc::logs_service_server::LogsService for Service {
-    fn export(
+    async fn export(
         &self,
         request: Request<logs_svc::ExportLogsServiceRequest>,
-    ) -> impl Future<Output = Result<Response<logs_svc::ExportLogsServiceResponse>, Status>> + Send {
-        async move {
+    ) -> Result<Response<logs_svc::ExportLogsServiceResponse>, Status> {
+        {
             let request = request.into_inner();
             let bytes = prost::Message::encoded_len(&request);
             let records =

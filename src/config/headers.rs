@@ -97,7 +97,6 @@ impl Headers {
 
     /// The headers as request metadata for tonic. Values are marked
     /// sensitive, so HTTP/2 header compression never indexes them.
-    #[cfg_attr(not(test), expect(dead_code, reason = "called by the gRPC drain"))]
     pub(crate) fn to_metadata(&self) -> MetadataMap {
         let mut metadata = MetadataMap::with_capacity(self.entries.len());
         for (name, value) in &self.entries {

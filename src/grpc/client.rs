@@ -115,11 +115,6 @@ impl ExportClient {
         Ok(Self { grpc, metadata: config.headers().to_metadata(), timeout: config.timeout() })
     }
 
-    /// The per-attempt timeout.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// One attempt: sends `body`, an encoded `S::Request`, and waits at most
     /// the per-attempt timeout for the answer (the deadline also travels to
     /// the server in `grpc-timeout`).

@@ -71,7 +71,9 @@ impl ExportError {
     fn kind(&self) -> DrainErrorKind {
         match self {
             Self::Refused { .. } => DrainErrorKind::Permanent,
-            Self::RetriesExhausted { status, .. } if status.code() == Code::DeadlineExceeded => DrainErrorKind::TimedOut,
+            Self::RetriesExhausted { status, .. } if status.code() == Code::DeadlineExceeded => {
+                DrainErrorKind::TimedOut
+            }
             Self::RetriesExhausted { .. } => DrainErrorKind::RetriesExhausted,
             Self::PartialSuccess { .. } => DrainErrorKind::Rejected,
             Self::Encode(EncodeError::TooLarge { .. }) => DrainErrorKind::TooLarge,
@@ -183,7 +185,9 @@ impl ExportStatsHandle {
     }
 }
 
-/// A [`SinkDrain`] that sends one signal's points to an OTLP/gRPC collector.
+/// The engine behind [`MetricsDrain`], [`TracesDrain`] and [`LogsDrain`],
+/// written once for every signal: sends one signal's points to an OTLP/gRPC
+/// collector.
 ///
 /// - Each batch is encoded into requests of at most
 ///   [`max_request_bytes`](crate::ExporterConfigBuilder::with_max_request_bytes),
@@ -201,7 +205,7 @@ impl ExportStatsHandle {
 ///
 /// `write_batch` itself never fails: every failure surfaces through
 /// `flush_durable`, with the exact counts in [`ExportStats`].
-pub struct GrpcDrain<S: Encoding> {
+pub(crate) struct GrpcDrain<S: Encoding> {
     client: ExportClient,
     max_request_bytes: usize,
     max_in_flight: usize,
@@ -234,13 +238,13 @@ impl<S: Encoding> GrpcDrain<S> {
     /// # Errors
     ///
     /// A [`ConnectError`] when a TLS file cannot be read or is refused.
-    pub async fn connect(config: &ExporterConfig) -> Result<Self, ConnectError> {
+    pub(crate) async fn connect(config: &ExporterConfig) -> Result<Self, ConnectError> {
         let client = ExportClient::connect(config).await?;
         Ok(Self {
             client,
             max_request_bytes: config.max_request_bytes(),
             max_in_flight: config.max_in_flight().max(1),
-            retry: config.retry_policy().clone(),
+            retry: *config.retry_policy(),
             in_flight: JoinSet::new(),
             counters: Arc::default(),
             unreported: None,
@@ -249,7 +253,7 @@ impl<S: Encoding> GrpcDrain<S> {
     }
 
     /// A handle that reads this drain's counters from anywhere.
-    pub fn stats(&self) -> ExportStatsHandle {
+    pub(crate) fn stats(&self) -> ExportStatsHandle {
         ExportStatsHandle(Arc::clone(&self.counters))
     }
 
@@ -306,7 +310,7 @@ impl<S: Encoding> SinkDrain<S::Point> for GrpcDrain<S> {
             c.in_flight.fetch_add(1, Ordering::Relaxed);
             let delivery = Delivery {
                 client: self.client.clone(),
-                retry: self.retry.clone(),
+                retry: self.retry,
                 counters: Arc::clone(&self.counters),
                 points,
                 settled: false,
@@ -432,3 +436,94 @@ fn certificate_failure(status: &Status) -> bool {
     }
     false
 }
+
+/// Declares the public drain of one signal: a thin wrapper around
+/// [`GrpcDrain`], which stays crate-private with its encoding trait.
+macro_rules! signal_drain {
+    ($(#[$doc:meta])* $name:ident, $signal:ty, $point:ty) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name(GrpcDrain<$signal>);
+
+        impl $name {
+            /// Prepares the drain for `config`. The connection is made lazily
+            /// by the first request, so a collector that is not up yet is not
+            /// an error here.
+            ///
+            /// Call it inside the tokio runtime the sink's actor will run on:
+            /// the channel's connection task is spawned there.
+            ///
+            /// # Errors
+            ///
+            /// A [`ConnectError`] when a TLS file cannot be read or is refused.
+            pub async fn connect(config: &ExporterConfig) -> Result<Self, ConnectError> {
+                GrpcDrain::connect(config).await.map(Self)
+            }
+
+            /// A handle that reads this drain's counters from anywhere, also
+            /// after the drain was moved into a sink.
+            pub fn stats(&self) -> ExportStatsHandle {
+                self.0.stats()
+            }
+        }
+
+        impl SinkDrain<$point> for $name {
+            fn write_batch(
+                &mut self,
+                batch: Vec<$point>,
+            ) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
+                self.0.write_batch(batch)
+            }
+
+            fn flush_durable(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
+                self.0.flush_durable()
+            }
+
+            fn close(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
+                self.0.close()
+            }
+        }
+    };
+}
+
+signal_drain!(
+    /// A [`SinkDrain`] that sends metric data points to an OTLP/gRPC collector's
+    /// `MetricsService/Export`. See [`BackgroundSink`](crate::BackgroundSink)
+    /// for the queue in front of it.
+    ///
+    /// - Each batch is encoded into requests of at most
+    ///   [`max_request_bytes`](crate::ExporterConfigBuilder::with_max_request_bytes),
+    ///   so a collection of any size is delivered; a point too large to fit any
+    ///   request is counted as rejected and reported, its neighbours are sent.
+    /// - Up to [`max_in_flight`](crate::ExporterConfigBuilder::with_max_in_flight)
+    ///   requests are outstanding at once. `write_batch` returns once its
+    ///   requests are on their way; it waits only when every slot is taken.
+    /// - Each request is retried per the OTLP spec (see [`RetryPolicy`]), each
+    ///   attempt bounded by the configured timeout.
+    /// - [`flush_durable`](SinkDrain::flush_durable) waits until every request
+    ///   made so far has finished (acknowledged, partially rejected, or failed
+    ///   for good) and reports the first failure since the previous call, with
+    ///   an [`ExportError`] as its source. So a sink flush that returns `Ok`
+    ///   means the collector acknowledged everything before it.
+    /// - `write_batch` itself never fails: every failure surfaces through
+    ///   `flush_durable`, with exact counts in [`ExportStats`].
+    MetricsDrain,
+    crate::otlp::Metrics,
+    crate::otlp::MetricPoint
+);
+
+signal_drain!(
+    /// A [`SinkDrain`] that sends spans to an OTLP/gRPC collector's
+    /// `TraceService/Export`. It works as [`MetricsDrain`] does.
+    TracesDrain,
+    crate::otlp::Traces,
+    crate::otlp::SpanRecord
+);
+
+signal_drain!(
+    /// A [`SinkDrain`] that sends log records to an OTLP/gRPC collector's
+    /// `LogsService/Export`. It works as [`MetricsDrain`] does.
+    LogsDrain,
+    crate::otlp::Logs,
+    crate::otlp::LogRecord
+);

@@ -8,7 +8,7 @@ mod drain;
 mod retry;
 
 pub use client::ConnectError;
-pub use drain::{ExportError, ExportStats, ExportStatsHandle, GrpcDrain};
-pub use retry::RetryPolicy;
+pub use drain::{ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, TracesDrain};
 #[cfg(feature = "receiver")]
 pub(crate) use retry::status_with_retry_delay;
+pub use retry::RetryPolicy;

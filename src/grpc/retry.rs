@@ -9,10 +9,6 @@
 //! - [`RetryPolicy`] turns a retry number and a random draw into a backoff
 //!   delay, and says whether another attempt still fits the time budget.
 
-// The gRPC drain, which calls the crate-private half of this module, is
-// written on another branch; until it lands only the tests use it.
-#![cfg_attr(not(test), expect(dead_code, reason = "the crate-private items are called by the gRPC drain"))]
-
 use std::time::Duration;
 
 use prost::Message as _;
@@ -120,12 +116,14 @@ fn is_retry_info(type_url: &[u8]) -> bool {
 }
 
 const RETRY_INFO_NAME: &str = "google.rpc.RetryInfo";
+#[cfg(any(test, feature = "receiver"))]
 const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
 
 /// Builds the status a throttling server returns: `code` and `message`, with a
 /// `google.rpc.RetryInfo` asking for `delay`, the way a real server puts it in
 /// `grpc-status-details-bin`. The in-process receiver uses it to script
 /// throttling.
+#[cfg(any(test, feature = "receiver"))]
 pub(crate) fn status_with_retry_delay(code: Code, message: &str, delay: Duration) -> Status {
     let retry_info = RetryInfo { retry_delay: Some(ProtoDuration::from_duration(delay)) };
     let details = RpcStatus {
@@ -187,6 +185,7 @@ impl ProtoDuration {
         }
     }
 
+    #[cfg(any(test, feature = "receiver"))]
     fn from_duration(duration: Duration) -> Self {
         Self {
             seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),

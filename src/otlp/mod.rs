@@ -1,0 +1,31 @@
+//! Telemetry points and their encoding into OTLP protobuf requests.
+//!
+//! Pure: no I/O and no transport. The point types ([`MetricPoint`],
+//! [`SpanRecord`], [`LogRecord`]) are owned and cheap to move; what many
+//! points share ([`Resource`], [`Scope`], [`MetricDescriptor`]) is held once
+//! behind an `Arc`. The encoder, written once for all three signals in
+//! `encode.rs`, rebuilds the OTLP tree from a flat batch and cuts it into
+//! requests that fit a byte limit.
+
+mod common;
+mod encode;
+mod logs;
+mod metrics;
+#[cfg(test)]
+mod test_support;
+mod traces;
+
+pub use common::{AnyValue, KeyValue, Resource, Scope};
+pub use encode::EncodeError;
+pub use logs::{LogRecord, Severity};
+pub use metrics::{
+    Exemplar, ExemplarValue, ExponentialBuckets, ExponentialHistogramValue, HistogramValue, MetricDescriptor,
+    MetricKind, MetricPoint, MetricValue, Quantile, SummaryValue, Temporality,
+};
+pub use traces::{SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus};
+
+// The encoder's crate-side API, for the gRPC drain.
+#[allow(unused_imports)]
+pub(crate) use encode::{encode, Encoded, EncodedRequest, Signal};
+#[allow(unused_imports)]
+pub(crate) use {logs::Logs, metrics::Metrics, traces::Traces};
