@@ -94,6 +94,10 @@ pub struct SignalCounts {
     pub failed: u64,
     /// Encoded request bytes received (after decompression).
     pub bytes: u64,
+    /// Requests being answered right now.
+    pub concurrent: u64,
+    /// The most requests that were ever being answered at once.
+    pub max_concurrent: u64,
 }
 
 /// What the receiver counted, per signal.
@@ -353,6 +357,13 @@ impl Receiver {
         *script.default_mut(signal) = reply;
     }
 
+    /// The value of metadata entry `name` (lowercase) in the latest request
+    /// of any signal. For tests of header handling.
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        let metadata = self.state.last_metadata.lock().expect("receiver lock");
+        metadata.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
     /// What was counted so far.
     pub fn counts(&self) -> ReceiverCounts {
         *self.state.counts.borrow()
@@ -427,6 +438,8 @@ impl Script {
 struct State {
     script: Mutex<Script>,
     counts: watch::Sender<ReceiverCounts>,
+    /// The metadata of the latest request, name and value.
+    last_metadata: Mutex<Vec<(String, String)>>,
 }
 
 impl State {
@@ -434,7 +447,21 @@ impl State {
         Self {
             script: Mutex::new(Script { queues: Default::default(), defaults: [Reply::Ok, Reply::Ok, Reply::Ok] }),
             counts: watch::Sender::new(ReceiverCounts::default()),
+            last_metadata: Mutex::new(Vec::new()),
         }
+    }
+
+    fn remember_metadata(&self, metadata: &tonic::metadata::MetadataMap) {
+        let pairs = metadata
+            .iter()
+            .filter_map(|entry| match entry {
+                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                    Some((k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                }
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .collect();
+        *self.last_metadata.lock().expect("receiver lock") = pairs;
     }
 
     fn count(&self, signal: Signal, update: impl FnOnce(&mut SignalCounts)) {
@@ -447,7 +474,18 @@ impl State {
             c.requests += 1;
             c.received += items;
             c.bytes += bytes as u64;
+            c.concurrent += 1;
+            c.max_concurrent = c.max_concurrent.max(c.concurrent);
         });
+        // Lowers `concurrent` however the answer ends, even if the client
+        // gives up and the server drops this future.
+        struct Answering<'a>(&'a State, Signal);
+        impl Drop for Answering<'_> {
+            fn drop(&mut self) {
+                self.0.count(self.1, |c| c.concurrent -= 1);
+            }
+        }
+        let _answering = Answering(self, signal);
         let mut reply = self.script.lock().expect("receiver lock").next(signal);
         loop {
             match reply {
@@ -512,6 +550,7 @@ impl metrics_svc::metrics_service_server::MetricsService for Service {
         request: Request<metrics_svc::ExportMetricsServiceRequest>,
     ) -> Result<Response<metrics_svc::ExportMetricsServiceResponse>, Status> {
         {
+            self.0.remember_metadata(request.metadata());
             let request = request.into_inner();
             let bytes = prost::Message::encoded_len(&request);
             let partial = self.0.answer(Signal::Metrics, metric_points(&request), bytes).await?;
@@ -531,6 +570,7 @@ impl trace_svc::trace_service_server::TraceService for Service {
         request: Request<trace_svc::ExportTraceServiceRequest>,
     ) -> Result<Response<trace_svc::ExportTraceServiceResponse>, Status> {
         {
+            self.0.remember_metadata(request.metadata());
             let request = request.into_inner();
             let bytes = prost::Message::encoded_len(&request);
             let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
@@ -552,6 +592,7 @@ impl logs_svc::logs_service_server::LogsService for Service {
         request: Request<logs_svc::ExportLogsServiceRequest>,
     ) -> Result<Response<logs_svc::ExportLogsServiceResponse>, Status> {
         {
+            self.0.remember_metadata(request.metadata());
             let request = request.into_inner();
             let bytes = prost::Message::encoded_len(&request);
             let records =
