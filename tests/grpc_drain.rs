@@ -6,11 +6,14 @@
 
 #![cfg(feature = "receiver")]
 
+#[path = "support/drains.rs"]
+mod drains;
 #[path = "support/points.rs"]
 mod points;
 
 use std::time::{Duration, Instant};
 
+use drains::chain;
 use otlp_sink::receiver::{Receiver, ReceiverCounts, Reply};
 use otlp_sink::{
     BackgroundSink, DrainErrorKind, ExportError, ExportStatsHandle, ExporterConfig, ExporterConfigBuilder, FlushError,
@@ -62,7 +65,7 @@ fn drain_error(err: FlushError) -> (DrainErrorKind, Option<u64>, String, Option<
             let export = std::error::Error::source(&source)
                 .and_then(|s| s.downcast_ref::<ExportError>())
                 .expect("the drain error's source is an ExportError");
-            (source.kind(), source.items(), source.to_string(), export.code())
+            (source.kind(), source.items(), chain(&source), export.code())
         }
         other => panic!("expected a drain failure, got {other:?}"),
     }

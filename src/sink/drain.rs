@@ -110,6 +110,7 @@ impl fmt::Display for DrainErrorKind {
 ///
 /// It carries a [`kind`](Self::kind), the number of items it cost when the
 /// drain knows it, and the underlying cause as its [`source`](Error::source).
+/// `Display` shows the kind and the count; walk `source()` for the cause.
 #[derive(Debug)]
 pub struct DrainError {
     kind: DrainErrorKind,
@@ -141,13 +142,15 @@ impl DrainError {
     }
 }
 
+// The cause is not repeated here: it is the `source()`, which error
+// reporters print after this line.
 impl fmt::Display for DrainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.kind)?;
         if let Some(items) = self.items {
             write!(f, " ({items} items)")?;
         }
-        write!(f, ": {}", self.source)
+        Ok(())
     }
 }
 
@@ -164,7 +167,7 @@ mod tests {
     #[test]
     fn display_names_kind_items_and_cause() {
         let err = DrainError::new(DrainErrorKind::Rejected, "bad data point").with_items(3);
-        assert_eq!(err.to_string(), "rejected by the destination (3 items): bad data point");
+        assert_eq!(err.to_string(), "rejected by the destination (3 items)");
         assert_eq!(err.kind(), DrainErrorKind::Rejected);
         assert_eq!(err.items(), Some(3));
         assert_eq!(err.source().unwrap().to_string(), "bad data point");
