@@ -21,9 +21,10 @@ use crate::config::ExporterConfig;
 use crate::otlp::{encode, EncodeError, Signal as Encoding};
 use crate::sink::{DrainError, DrainErrorKind, SinkDrain};
 
-/// Why points sent by a [`GrpcDrain`] are not durable. It is the
-/// [`source`](Error::source) of the [`DrainError`] the drain reports, and so of
-/// the [`FlushError`](crate::FlushError) a flush returns.
+/// Why points sent by a [`MetricsDrain`], [`TracesDrain`] or [`LogsDrain`]
+/// are not durable. It is the [`source`](Error::source) of the [`DrainError`]
+/// the drain reports, and so of the [`FlushError`](crate::FlushError) a flush
+/// returns.
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum ExportError {
@@ -133,7 +134,8 @@ struct Counters {
     in_flight: AtomicU64,
 }
 
-/// A snapshot of a [`GrpcDrain`]'s counters. Points are metric data points,
+/// A snapshot of a drain's counters ([`MetricsDrain::stats`],
+/// [`TracesDrain::stats`], [`LogsDrain::stats`]). Points are metric data points,
 /// spans or log records, according to the signal.
 ///
 /// Once every request has finished (after a flush or shutdown),
@@ -163,7 +165,7 @@ pub struct ExportStats {
     pub in_flight: u64,
 }
 
-/// Reads a [`GrpcDrain`]'s counters while the drain itself is owned by a sink.
+/// Reads a drain's counters while the drain itself is owned by a sink.
 #[derive(Debug, Clone)]
 pub struct ExportStatsHandle(Arc<Counters>);
 
