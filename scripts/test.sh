@@ -26,6 +26,9 @@ cargo clippy --all-targets --no-default-features -- -D warnings
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
+step "examples (tests/loadgen_cli.rs runs the compiled loadgen)"
+cargo build --examples
+
 step "tests (cargo nextest)"
 cargo nextest run --profile "${NEXTEST_PROFILE:-default}"
 

@@ -21,9 +21,10 @@ use crate::config::ExporterConfig;
 use crate::otlp::{encode, EncodeError, Signal as Encoding};
 use crate::sink::{DrainError, DrainErrorKind, SinkDrain};
 
-/// Why points sent by a [`GrpcDrain`] are not durable. It is the
-/// [`source`](Error::source) of the [`DrainError`] the drain reports, and so of
-/// the [`FlushError`](crate::FlushError) a flush returns.
+/// Why points sent by a [`MetricsDrain`], [`TracesDrain`] or [`LogsDrain`]
+/// are not durable. It is the [`source`](Error::source) of the [`DrainError`]
+/// the drain reports, and so of the [`FlushError`](crate::FlushError) a flush
+/// returns.
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum ExportError {
@@ -133,7 +134,8 @@ struct Counters {
     in_flight: AtomicU64,
 }
 
-/// A snapshot of a [`GrpcDrain`]'s counters. Points are metric data points,
+/// A snapshot of a drain's counters ([`MetricsDrain::stats`],
+/// [`TracesDrain::stats`], [`LogsDrain::stats`]). Points are metric data points,
 /// spans or log records, according to the signal.
 ///
 /// Once every request has finished (after a flush or shutdown),
@@ -163,7 +165,7 @@ pub struct ExportStats {
     pub in_flight: u64,
 }
 
-/// Reads a [`GrpcDrain`]'s counters while the drain itself is owned by a sink.
+/// Reads a drain's counters while the drain itself is owned by a sink.
 #[derive(Debug, Clone)]
 pub struct ExportStatsHandle(Arc<Counters>);
 
@@ -417,24 +419,49 @@ fn classify_attempt(status: &Status) -> RetryDecision {
     classify_status(status)
 }
 
-/// Whether a rustls certificate error is anywhere in the status's source chain.
+/// Whether a rustls certificate error is anywhere in the status's source
+/// chain: the collector's certificate refused here, or ours refused (or
+/// missing) there, which the collector says with a fatal TLS alert.
+///
+/// Two forms reach here. A failure during the handshake keeps its type: an
+/// `io::Error` wrapping a `rustls::Error`. A failure after it does not: with
+/// TLS 1.3 the client finishes its handshake before the server checks the
+/// client certificate, so a missing or untrusted client certificate arrives
+/// as an alert on the first read of the HTTP/2 connection, and h2 keeps only
+/// the kind and the text of the I/O errors it reports. For those the text of
+/// an `InvalidData` I/O error is compared with what rustls prints for the
+/// same errors (a unit test pins those texts to rustls's `Display`).
 fn certificate_failure(status: &Status) -> bool {
+    use tokio_rustls::rustls::Error as TlsError;
     let mut cause: Option<&(dyn Error + 'static)> = status.source();
     while let Some(err) = cause {
-        let inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|e| e as &dyn Error);
+        let io = err.downcast_ref::<std::io::Error>();
+        let inner = io.and_then(|io| io.get_ref()).map(|e| e as &dyn Error);
         for candidate in [Some(err), inner].into_iter().flatten() {
-            if let Some(tls) = candidate.downcast_ref::<tokio_rustls::rustls::Error>() {
+            if let Some(tls) = candidate.downcast_ref::<TlsError>() {
                 return matches!(
                     tls,
-                    tokio_rustls::rustls::Error::InvalidCertificate(_)
-                        | tokio_rustls::rustls::Error::AlertReceived(_)
-                        | tokio_rustls::rustls::Error::NoCertificatesPresented
+                    TlsError::InvalidCertificate(_) | TlsError::AlertReceived(_) | TlsError::NoCertificatesPresented
                 );
+            }
+        }
+        if let (Some(io), Some(inner)) = (io, inner) {
+            if io.kind() == std::io::ErrorKind::InvalidData && is_certificate_error_text(&inner.to_string()) {
+                return true;
             }
         }
         cause = err.source();
     }
     false
+}
+
+/// What rustls prints for the errors [`certificate_failure`] looks for:
+/// `InvalidCertificate(_)`, `AlertReceived(_)`, `NoCertificatesPresented`.
+const CERTIFICATE_ERROR_TEXTS: [&str; 3] =
+    ["invalid peer certificate: ", "received fatal alert: ", "peer sent no certificates"];
+
+fn is_certificate_error_text(text: &str) -> bool {
+    CERTIFICATE_ERROR_TEXTS.iter().any(|prefix| text.starts_with(prefix))
 }
 
 /// Declares the public drain of one signal: a thin wrapper around
@@ -527,3 +554,65 @@ signal_drain!(
     crate::otlp::Logs,
     crate::otlp::LogRecord
 );
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio_rustls::rustls::{AlertDescription, CertificateError, Error as TlsError};
+
+    use super::*;
+
+    /// A status as tonic reports a transport failure: `code`, with `source`
+    /// below it.
+    fn transport_status(code: Code, source: impl Error + Send + Sync + 'static) -> Status {
+        let mut status = Status::new(code, "transport error");
+        status.set_source(Arc::new(source));
+        status
+    }
+
+    fn io(error: impl Into<Box<dyn Error + Send + Sync>>) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, error)
+    }
+
+    #[test]
+    fn the_error_texts_are_what_rustls_prints() {
+        let errors = [
+            TlsError::InvalidCertificate(CertificateError::UnknownIssuer),
+            TlsError::AlertReceived(AlertDescription::CertificateRequired),
+            TlsError::NoCertificatesPresented,
+        ];
+        for (error, prefix) in errors.iter().zip(CERTIFICATE_ERROR_TEXTS) {
+            assert!(error.to_string().starts_with(prefix), "rustls prints {error} for {error:?}, not {prefix}..");
+        }
+    }
+
+    #[test]
+    fn a_certificate_error_is_permanent_whether_typed_or_flattened_to_text() {
+        let refused = TlsError::InvalidCertificate(CertificateError::UnknownIssuer);
+        let required = TlsError::AlertReceived(AlertDescription::CertificateRequired);
+        for status in [
+            // During the handshake: the rustls error keeps its type.
+            transport_status(Code::Unavailable, io(refused.clone())),
+            transport_status(Code::Unknown, io(required.clone())),
+            // After it, through h2: only the text is left.
+            transport_status(Code::Unknown, io(required.to_string())),
+            transport_status(Code::Unknown, io(refused.to_string())),
+        ] {
+            assert_eq!(classify_attempt(&status), RetryDecision::Permanent, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn other_transport_failures_stay_retryable() {
+        for status in [
+            transport_status(Code::Unknown, io("connection reset")),
+            transport_status(Code::Unknown, std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+            // The text alone, without an InvalidData I/O error around it, is not enough.
+            transport_status(Code::Unknown, std::io::Error::other("received fatal alert: CertificateRequired")),
+            transport_status(Code::Unavailable, io(TlsError::General("internal".into()))),
+        ] {
+            assert_ne!(classify_attempt(&status), RetryDecision::Permanent, "{status:?}");
+        }
+    }
+}
