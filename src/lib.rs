@@ -49,6 +49,8 @@ mod otlp;
 pub(crate) mod pb;
 #[cfg(feature = "receiver")]
 pub mod receiver;
+#[cfg(feature = "sdk")]
+mod sdk;
 mod sink;
 
 pub use config::{
@@ -61,6 +63,12 @@ pub use grpc::{
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
     SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,
+};
+
+#[cfg(feature = "sdk")]
+pub use sdk::{
+    BuildError, ExporterStats, OtlpExporter, OtlpExporterBuilder, OtlpLogExporter, OtlpLogProcessor,
+    OtlpMetricExporter, OtlpMetricReader, OtlpSpanExporter, OtlpSpanProcessor, SdkError, SignalStats,
 };
 
 pub use otlp::{

@@ -213,6 +213,39 @@ impl<T> BackgroundSink<T> {
         }
     }
 
+    /// Queues `msg`, waiting for queue space until `deadline`, under either
+    /// overflow policy. Once the deadline has passed it refuses a message the
+    /// way [`try_push`](Self::try_push) refuses one under [`Overflow::Drop`]:
+    /// counted as dropped and handed back in [`TryPushError::Full`]. So a
+    /// producer that may wait a while (the metric reader, on the export
+    /// runtime) gets back-pressure first and a counted drop last, never an
+    /// uncounted loss.
+    ///
+    /// Cancel-safe like [`push_blocking`](Self::push_blocking).
+    #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+    pub(crate) async fn push_until(&self, msg: T, deadline: tokio::time::Instant) -> Result<(), TryPushError<T>> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Err(TryPushError::Closed(msg));
+        }
+        let counters = &self.shared.counters;
+        // `timeout_at` polls the reservation first: space that is free is
+        // taken even after the deadline.
+        match tokio::time::timeout_at(deadline, self.tx.reserve()).await {
+            Ok(Ok(permit)) => {
+                counters.pushed.add(1);
+                counters.pending.add(1);
+                permit.send(Message::Item(msg));
+                Ok(())
+            }
+            Ok(Err(_closed)) => Err(TryPushError::Closed(msg)),
+            Err(_elapsed) => {
+                counters.pushed.add(1);
+                counters.dropped.add(1);
+                Err(TryPushError::Full(msg))
+            }
+        }
+    }
+
     /// A barrier: returns once every message accepted before this call has
     /// been written and the drain's [`flush_durable`](SinkDrain::flush_durable)
     /// has confirmed it.
@@ -327,5 +360,79 @@ impl SinkHandle {
     /// Whether the actor has finished.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+    use tokio::time::Instant;
+
+    use super::*;
+
+    /// Writes one message per permit released on its gate.
+    struct Gated(Arc<Semaphore>);
+
+    impl SinkDrain<u32> for Gated {
+        async fn write_batch(&mut self, _batch: Vec<u32>) -> Result<(), DrainError> {
+            self.0.acquire().await.expect("gate open").forget();
+            Ok(())
+        }
+    }
+
+    fn one_slot(gate: &Arc<Semaphore>) -> BackgroundSink<u32> {
+        let config = SinkConfig::default().with_queue_capacity(1).with_batch_size(1);
+        let (sink, handle) = BackgroundSink::spawn(Gated(Arc::clone(gate)), config, CancellationToken::new()).unwrap();
+        drop(handle);
+        sink
+    }
+
+    /// Lets the actor take what is queued (paused clock: no time passes).
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn push_until_waits_for_space_and_counts_a_drop_at_the_deadline() {
+        let gate = Arc::new(Semaphore::new(0));
+        let sink = one_slot(&gate);
+        sink.push_until(1, Instant::now()).await.unwrap();
+        settle().await; // the actor holds 1, stuck in the drain
+        sink.push_until(2, Instant::now()).await.unwrap(); // fills the queue
+        let started = Instant::now();
+        let refused = sink.push_until(3, started + Duration::from_secs(1)).await;
+        assert!(matches!(refused, Err(TryPushError::Full(3))), "{refused:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(1), "waited for space until the deadline");
+        let stats = sink.stats();
+        assert_eq!((stats.pushed, stats.dropped, stats.pending), (3, 1, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn push_until_takes_space_freed_before_the_deadline_and_free_space_after_it() {
+        let gate = Arc::new(Semaphore::new(0));
+        let sink = one_slot(&gate);
+        sink.push_until(1, Instant::now()).await.unwrap();
+        settle().await;
+        sink.push_until(2, Instant::now()).await.unwrap();
+        let releaser = {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                gate.add_permits(1);
+            })
+        };
+        let started = Instant::now();
+        sink.push_until(3, started + Duration::from_secs(1)).await.expect("space freed in time");
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        releaser.await.unwrap();
+        gate.add_permits(10);
+        settle().await;
+        // The deadline is long past, but the queue has room: no drop.
+        sink.push_until(4, started).await.expect("free space is taken after the deadline");
+        assert_eq!(sink.stats().dropped, 0);
     }
 }
