@@ -621,6 +621,12 @@ pub(crate) fn inner_deadline(timeout: Duration) -> Duration {
     timeout.saturating_sub((timeout / 10).min(Duration::from_millis(100)))
 }
 
+/// Shuts a sink down: its queue is closed, everything in it written, and the
+/// client waits for every answer, all within `deadline`.
+pub(crate) async fn shutdown_sink(handle: SinkHandle, signal: Signal, deadline: Duration) -> Result<(), SdkError> {
+    handle.shutdown_timeout(deadline).await.map_err(|source: ShutdownError| SdkError::Shutdown { signal, source })
+}
+
 /// One signal's sink and the counters around it.
 pub(crate) struct SignalPipe<T> {
     signal: Signal,
@@ -700,21 +706,19 @@ impl<T: Send + 'static> SignalPipe<T> {
         runtime.run(self.barrier(), timeout).map_err(|e| SdkError::from_run(e, self.signal, false, timeout))?
     }
 
-    /// Takes the sink's handle and returns the future that shuts it down:
-    /// the queue is closed, everything in it written, and the client waits
-    /// for every answer, all within `deadline`. `None` when already taken.
+    /// Takes the sink's handle, for the one caller that shuts the sink
+    /// down. `None` when already taken.
+    pub(crate) fn take_handle(&self) -> Option<SinkHandle> {
+        self.handle.lock().ok()?.take()
+    }
+
+    /// Takes the sink's handle and returns the future that shuts it down
+    /// within `deadline` (see [`shutdown_sink`]). `None` when already taken.
     pub(crate) fn take_shutdown(
         &self,
         deadline: Duration,
     ) -> Option<impl Future<Output = Result<(), SdkError>> + Send + 'static> {
-        let handle = self.handle.lock().ok()?.take()?;
-        let signal = self.signal;
-        Some(async move {
-            handle
-                .shutdown_timeout(deadline)
-                .await
-                .map_err(|source: ShutdownError| SdkError::Shutdown { signal, source })
-        })
+        self.take_handle().map(|handle| shutdown_sink(handle, self.signal, deadline))
     }
 
     /// Shuts the sink down within `timeout`.

@@ -17,7 +17,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::convert;
 use super::error::SdkError;
-use super::exporter::{inner_deadline, Shared};
+use super::exporter::{inner_deadline, shutdown_sink, Shared};
 use crate::{BackgroundSink, MetricPoint, Signal, TemporalityPreference, TryPushError};
 
 /// The SDK's temporality for a preference.
@@ -230,35 +230,40 @@ impl MetricReader for OtlpMetricReader {
     }
 
     /// Stops collecting, makes a final collection, then shuts the metrics
-    /// sink down, delivering everything, within `timeout`.
+    /// sink down, delivering everything, within `timeout`: the collection
+    /// (and queueing its points) gets half of it, delivery the rest. A
+    /// collection still running at its deadline (an observable callback that
+    /// hangs) is left behind and reported; its points are refused.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.stop_interval();
-        let started = std::time::Instant::now();
-        let shared = &self.shared;
-        let final_collection = match shared.metrics.is_shut_down() {
-            true => Err(SdkError::AlreadyShutdown { signal: Signal::Metrics }),
-            false => {
-                let collector = Arc::clone(&self.collector);
-                let deadline = inner_deadline(timeout);
-                shared
-                    .runtime
-                    .run(async move { collector.collect_and_push(Instant::now() + deadline).await }, timeout)
-                    .map_err(|e| SdkError::from_run(e, Signal::Metrics, true, timeout))
-                    .and_then(|r| r)
-            }
+        let Some(handle) = self.shared.metrics.take_handle() else {
+            return Err(SdkError::AlreadyShutdown { signal: Signal::Metrics }.into());
         };
-        let remaining = timeout.saturating_sub(started.elapsed());
-        let closed = shared.metrics.shutdown(&shared.runtime, remaining);
-        let _ = self.collector.manual.shutdown_with_timeout(remaining);
-        let result = match (final_collection, closed) {
-            (Err(SdkError::AlreadyShutdown { .. }), closed) => closed,
-            (Ok(collected), closed) if collected.refused > 0 => {
-                shared.metrics.count_refused(collected.refused);
-                closed
+        let collector = Arc::clone(&self.collector);
+        let shared = Arc::downgrade(&self.shared);
+        let budget = inner_deadline(timeout);
+        let shutdown = async move {
+            let started = Instant::now();
+            let collecting = Arc::clone(&collector).collect_and_push(started + budget / 2);
+            let collected = match tokio::time::timeout(budget / 2, collecting).await {
+                Ok(collected) => collected,
+                Err(_) => Err(SdkError::Collect(OTelSdkError::Timeout(budget / 2))),
+            };
+            if let (Ok(Collected { refused, .. }), Some(shared)) = (&collected, shared.upgrade()) {
+                shared.metrics.count_refused(*refused);
             }
-            (Ok(_), closed) => closed,
-            (Err(err), _) => Err(err),
+            // The SDK's reader takes a lock that a running collection holds:
+            // released on a blocking thread, never waited for here.
+            tokio::task::spawn_blocking(move || collector.manual.shutdown());
+            let closed = shutdown_sink(handle, Signal::Metrics, budget.saturating_sub(started.elapsed())).await;
+            collected.and(closed)
         };
+        let result = self
+            .shared
+            .runtime
+            .run(shutdown, timeout)
+            .map_err(|e| SdkError::from_run(e, Signal::Metrics, true, timeout))
+            .and_then(|r| r);
         result.map_err(Into::into)
     }
 
