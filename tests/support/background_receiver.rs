@@ -58,6 +58,11 @@ impl BackgroundReceiver {
         self.receiver().set_default(signal, reply);
     }
 
+    /// See [`Receiver::last_header`].
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        self.receiver().last_header(name)
+    }
+
     /// See [`Receiver::resources`].
     pub fn resources(&self, signal: Signal) -> Vec<Resource> {
         self.receiver().resources(signal)
