@@ -21,7 +21,8 @@ use crate::config::ExporterConfig;
 use crate::otlp::{encode, EncodeError, Signal as Encoding};
 use crate::sink::{DrainError, DrainErrorKind, SinkDrain};
 
-/// Why points sent by a [`GrpcDrain`] are not durable. It is the
+/// Why points sent by an OTLP/gRPC drain ([`MetricsDrain`], [`TracesDrain`],
+/// [`LogsDrain`]) are not durable. It is the
 /// [`source`](Error::source) of the [`DrainError`] the drain reports, and so of
 /// the [`FlushError`](crate::FlushError) a flush returns.
 #[non_exhaustive]
@@ -133,7 +134,7 @@ struct Counters {
     in_flight: AtomicU64,
 }
 
-/// A snapshot of a [`GrpcDrain`]'s counters. Points are metric data points,
+/// A snapshot of an OTLP/gRPC drain's counters. Points are metric data points,
 /// spans or log records, according to the signal.
 ///
 /// Once every request has finished (after a flush or shutdown),
@@ -163,7 +164,7 @@ pub struct ExportStats {
     pub in_flight: u64,
 }
 
-/// Reads a [`GrpcDrain`]'s counters while the drain itself is owned by a sink.
+/// Reads an OTLP/gRPC drain's counters while the drain itself is owned by a sink.
 #[derive(Debug, Clone)]
 pub struct ExportStatsHandle(Arc<Counters>);
 
