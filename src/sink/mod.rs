@@ -74,6 +74,22 @@ struct Shared {
     /// Set as soon as the shutdown token is cancelled, even while the actor
     /// is busy inside the drain, so producers are refused from that moment on.
     closing: AtomicBool,
+    /// Wakes an actor that holds a partial batch: when a full batch is
+    /// waiting, or a barrier. Producers do not wake it for every message
+    /// (that wake-up would cost each push far more than the push itself).
+    wake: tokio::sync::Notify,
+    /// `SinkConfig::batch_size`, for producers to see when a batch is full.
+    batch_size: u64,
+}
+
+impl Shared {
+    /// Called by a producer after queueing a message, with the `pending`
+    /// count before it: wakes the actor when this message completes a batch.
+    fn queued(&self, pending_before: u64) {
+        if (pending_before + 1).is_multiple_of(self.batch_size) {
+            self.wake.notify_one();
+        }
+    }
 }
 
 impl<T> Clone for BackgroundSink<T> {
@@ -131,6 +147,8 @@ impl<T: Send + 'static> BackgroundSink<T> {
             overflow: config.overflow,
             counters: Counters::default(),
             closing: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            batch_size: config.batch_size as u64,
         });
         let actor = Actor::new(rx, drain, config, Arc::clone(&shared), shutdown.clone());
         let watch = (shutdown.clone(), Arc::clone(&shared));
@@ -175,8 +193,9 @@ impl<T> BackgroundSink<T> {
                 // Counted before the message can reach the actor, which
                 // lowers `pending` only after writing it.
                 counters.pushed.add(1);
-                counters.pending.add(1);
+                let before = counters.pending.add(1);
                 permit.send(Message::Item(msg));
+                self.shared.queued(before);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(())) => {
@@ -205,8 +224,9 @@ impl<T> BackgroundSink<T> {
             Ok(permit) => {
                 let counters = &self.shared.counters;
                 counters.pushed.add(1);
-                counters.pending.add(1);
+                let before = counters.pending.add(1);
                 permit.send(Message::Item(msg));
+                self.shared.queued(before);
                 Ok(())
             }
             Err(_closed) => Err(PushError::Closed(msg)),
@@ -233,8 +253,9 @@ impl<T> BackgroundSink<T> {
         match tokio::time::timeout_at(deadline, self.tx.reserve()).await {
             Ok(Ok(permit)) => {
                 counters.pushed.add(1);
-                counters.pending.add(1);
+                let before = counters.pending.add(1);
                 permit.send(Message::Item(msg));
+                self.shared.queued(before);
                 Ok(())
             }
             Ok(Err(_closed)) => Err(TryPushError::Closed(msg)),
@@ -269,6 +290,8 @@ impl<T> BackgroundSink<T> {
         let permit = self.tx.reserve().await.map_err(|_| FlushError::Closed)?;
         let (ack, done) = oneshot::channel();
         permit.send(Message::Barrier(ack));
+        // An actor waiting on a partial batch must answer now, not at its deadline.
+        self.shared.wake.notify_one();
         done.await.map_err(|_| FlushError::Closed)?
     }
 
