@@ -1,6 +1,7 @@
 //! An in-process OTLP/gRPC receiver on loopback, for the quickstart, the load
 //! generator and the tests. It decodes what it receives, counts it per
-//! signal, and answers each request as scripted: OK by default, or a gRPC
+//! signal, remembers the resources and scope names it saw, and answers each
+//! request as scripted: OK by default, or a gRPC
 //! error, a throttle with `RetryInfo`, a partial success, a slow answer, or
 //! no answer at all.
 //!

@@ -404,15 +404,16 @@ impl OtlpExporter {
     /// down are skipped.
     pub fn force_flush(&self) -> Result<(), SdkError> {
         let shared = &self.shared;
-        let barriers: Vec<Outcome> = SIGNALS.iter().filter_map(|&s| shared.pipe_barrier(s)).collect();
-        if barriers.is_empty() {
-            return Ok(());
-        }
+        let open: Vec<(Signal, Outcome)> =
+            SIGNALS.iter().filter_map(|&s| shared.pipe_barrier(s).map(|barrier| (s, barrier))).collect();
+        let Some(&(first, _)) = open.first() else { return Ok(()) };
+        let barriers = open.into_iter().map(|(_, barrier)| barrier);
         let timeout = shared.settings.flush_timeout;
+        // A timeout is reported under the first signal that was still open.
         let results = shared
             .runtime
             .run(futures_util::future::join_all(barriers), timeout)
-            .map_err(|e| SdkError::from_run(e, Signal::Metrics, false, timeout))?;
+            .map_err(|e| SdkError::from_run(e, first, false, timeout))?;
         first_error(results)
     }
 
@@ -570,21 +571,21 @@ impl Shared {
     /// Shuts down every pipe still open, concurrently, within `timeout`.
     fn shutdown_pipes(&self, timeout: Duration) -> Result<(), SdkError> {
         let inner = inner_deadline(timeout);
-        let pending: Vec<Outcome> = [
-            self.metrics.take_shutdown(inner).map(|f| Box::pin(f) as Outcome),
-            self.traces.take_shutdown(inner).map(|f| Box::pin(f) as Outcome),
-            self.logs.take_shutdown(inner).map(|f| Box::pin(f) as Outcome),
+        let pending: Vec<(Signal, Outcome)> = [
+            self.metrics.take_shutdown(inner).map(|f| (Signal::Metrics, Box::pin(f) as Outcome)),
+            self.traces.take_shutdown(inner).map(|f| (Signal::Traces, Box::pin(f) as Outcome)),
+            self.logs.take_shutdown(inner).map(|f| (Signal::Logs, Box::pin(f) as Outcome)),
         ]
         .into_iter()
         .flatten()
         .collect();
-        if pending.is_empty() {
-            return Ok(());
-        }
+        let Some(&(first, _)) = pending.first() else { return Ok(()) };
+        let shutdowns = pending.into_iter().map(|(_, shutdown)| shutdown);
+        // A timeout is reported under the first signal that was still open.
         let results = self
             .runtime
-            .run(futures_util::future::join_all(pending), timeout)
-            .map_err(|e| SdkError::from_run(e, Signal::Metrics, true, timeout))?;
+            .run(futures_util::future::join_all(shutdowns), timeout)
+            .map_err(|e| SdkError::from_run(e, first, true, timeout))?;
         first_error(results)
     }
 
@@ -636,7 +637,7 @@ pub(crate) struct SignalPipe<T> {
     export: ExportStatsHandle,
     /// The sink's `dropped` count the last barrier reported up to.
     reported_drops: Arc<AtomicU64>,
-    refused_after_shutdown: AtomicU64,
+    refused_after_shutdown: Arc<AtomicU64>,
 }
 
 impl<T: Send + 'static> SignalPipe<T> {
@@ -655,7 +656,7 @@ impl<T: Send + 'static> SignalPipe<T> {
             handle: Mutex::new(Some(handle)),
             export,
             reported_drops: Arc::default(),
-            refused_after_shutdown: AtomicU64::new(0),
+            refused_after_shutdown: Arc::default(),
         })
     }
 
@@ -673,9 +674,14 @@ impl<T: Send + 'static> SignalPipe<T> {
         }
     }
 
-    /// Counts refusals that happened elsewhere (the metric reader's pushes).
+    /// Counts a refusal that happened outside [`push`](Self::push).
     pub(crate) fn count_refused(&self, items: u64) {
         self.refused_after_shutdown.fetch_add(items, Ordering::Relaxed);
+    }
+
+    /// The refusal counter, for the metric reader's pushes on the export runtime.
+    pub(crate) fn refused_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.refused_after_shutdown)
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -71,11 +72,14 @@ impl fmt::Debug for OtlpMetricReader {
     }
 }
 
-/// What a collection needs; shared with the interval task, which must not
-/// keep the rest of the exporter alive.
+/// What a collection needs; shared with the interval task. It holds no
+/// `Arc<Shared>`: nothing running on the export runtime may hold the last
+/// handle on the exporter, whose drop waits on that runtime.
 struct Collector {
     manual: ManualReader,
     sink: BackgroundSink<MetricPoint>,
+    /// The metrics pipe's count of items refused after shutdown.
+    refused: Arc<AtomicU64>,
     /// Held from the start of a collection until its last point is queued:
     /// one collection at a time. Also keeps the SDK's buffer between
     /// collections.
@@ -120,6 +124,7 @@ impl Collector {
             }
         }
         outcome.refused += points.len() as u64;
+        self.refused.fetch_add(outcome.refused, Ordering::Relaxed);
         drop(turn_back);
         Ok(outcome)
     }
@@ -127,12 +132,7 @@ impl Collector {
 
 /// The interval loop: collect every `interval` until cancelled. A collection
 /// may wait for queue space until the next one is due.
-async fn collect_periodically(
-    collector: Arc<Collector>,
-    interval: Duration,
-    stop: CancellationToken,
-    shared: Weak<Shared>,
-) {
+async fn collect_periodically(collector: Arc<Collector>, interval: Duration, stop: CancellationToken) {
     let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -143,12 +143,8 @@ async fn collect_periodically(
             _ = ticks.tick() => {}
         }
         match Arc::clone(&collector).collect_and_push(Instant::now() + interval).await {
-            Ok(Collected { refused, .. }) if refused > 0 => {
-                if let Some(shared) = shared.upgrade() {
-                    shared.metrics.count_refused(refused);
-                }
-                return;
-            }
+            // The sink is shut down: nothing more to collect for.
+            Ok(Collected { refused, .. }) if refused > 0 => return,
             Ok(Collected { dropped, .. }) if dropped > 0 => {
                 tracing::warn!(dropped, "metric points dropped: the queue stayed full for a whole interval");
             }
@@ -164,6 +160,7 @@ impl OtlpMetricReader {
         let collector = Arc::new(Collector {
             manual,
             sink: shared.metrics.sink.clone(),
+            refused: shared.metrics.refused_counter(),
             turn: Arc::new(tokio::sync::Mutex::new(ResourceMetrics::default())),
         });
         Self { shared, collector, interval: Mutex::new(None) }
@@ -174,13 +171,9 @@ impl OtlpMetricReader {
         let collector = Arc::clone(&self.collector);
         let barrier = self.shared.metrics.barrier();
         let timeout = inner_deadline(self.shared.settings.flush_timeout);
-        let shared = Arc::downgrade(&self.shared);
         async move {
             let collected = collector.collect_and_push(Instant::now() + timeout).await?;
             if collected.refused > 0 {
-                if let Some(shared) = shared.upgrade() {
-                    shared.metrics.count_refused(collected.refused);
-                }
                 return Err(SdkError::AlreadyShutdown { signal: Signal::Metrics });
             }
             barrier.await
@@ -206,7 +199,6 @@ impl MetricReader for OtlpMetricReader {
                 Arc::clone(&self.collector),
                 self.shared.settings.export_interval,
                 stop.clone(),
-                Arc::downgrade(&self.shared),
             ));
             *interval = Some(stop.drop_guard());
         }
@@ -240,7 +232,6 @@ impl MetricReader for OtlpMetricReader {
             return Err(SdkError::AlreadyShutdown { signal: Signal::Metrics }.into());
         };
         let collector = Arc::clone(&self.collector);
-        let shared = Arc::downgrade(&self.shared);
         let budget = inner_deadline(timeout);
         let shutdown = async move {
             let started = Instant::now();
@@ -249,9 +240,6 @@ impl MetricReader for OtlpMetricReader {
                 Ok(collected) => collected,
                 Err(_) => Err(SdkError::Collect(OTelSdkError::Timeout(budget / 2))),
             };
-            if let (Ok(Collected { refused, .. }), Some(shared)) = (&collected, shared.upgrade()) {
-                shared.metrics.count_refused(*refused);
-            }
             // The SDK's reader takes a lock that a running collection holds:
             // released on a blocking thread, never waited for here.
             tokio::task::spawn_blocking(move || collector.manual.shutdown());
