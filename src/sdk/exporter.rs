@@ -52,6 +52,23 @@ fn index(signal: Signal) -> usize {
 /// batching; there the SDK never asks the exporter for a barrier, so call
 /// [`OtlpExporter::force_flush`] after the provider's.
 ///
+/// # Threads and runtimes
+///
+/// The exporter brings its own tokio runtime (the *export runtime*, one
+/// worker by default, threads named `otlp-sink`): the sinks' actors, the
+/// gRPC channels, the requests and the metric reader's collections all run
+/// there. The application needs no runtime, and whatever runtime it has is
+/// never asked to make progress for the exporter. `force_flush` and shutdown
+/// hand their work to the export runtime and wait for the answer on a plain
+/// `std` channel with a timeout, so they return, and cannot deadlock, when
+/// called from a tokio worker (of a multi-thread runtime, also with one
+/// worker), from a `current_thread` runtime, from a plain thread, or from a
+/// `Drop` at the end of `main`. A call made on the export runtime itself (a
+/// metric callback that flushes) would wait on itself: it is refused at once
+/// with [`SdkError::OnExportRuntime`]. The export runtime's threads run
+/// inside OpenTelemetry's suppression scope, so the exporter's own `tracing`
+/// events are never exported back into it.
+///
 /// Cloning is cheap and shares everything. Every adapter keeps the shared
 /// state alive; when the last clone and the last adapter are dropped, the
 /// sinks still open are shut down (delivering what they hold, within the
