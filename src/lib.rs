@@ -1,14 +1,25 @@
 //! # otlp-sink
 //!
 //! An OpenTelemetry exporter whose hot path never waits on the network, and
-//! whose flush returns only when everything before it is durable.
+//! whose flush returns only when everything before it is durable: for the
+//! OpenTelemetry SDK, `force_flush` means the collector has it.
 //!
 //! ```text
-//! producers --try_push--> BackgroundSink (bounded queue) --> actor --> SinkDrain::write_batch
-//!                                                              |
-//! flush() ------------barrier, FIFO with the data-------------+--> SinkDrain::flush_durable
+//! SDK (metric reader / span processor / log processor / exporters)
+//!    --try_push--> BackgroundSink (bounded queue) --> actor --> SinkDrain::write_batch
+//!                                                       |          (OTLP encode + gRPC, pipelined)
+//!    force_flush -------barrier, FIFO with the data-----+--> SinkDrain::flush_durable (all acks in)
 //! ```
 //!
+//! - [`OtlpExporter`] plugs the crate into `opentelemetry_sdk` 0.33 (feature
+//!   `sdk`, on by default): it hands out a [metric reader](OtlpMetricReader),
+//!   [span](OtlpSpanProcessor) and [log](OtlpLogProcessor) processors whose
+//!   `force_flush` returns `Ok` only once the collector acknowledged
+//!   everything recorded before it, and exporters for the SDK's own batch
+//!   processors. Everything it runs lives on an export runtime of its own,
+//!   so `force_flush` and shutdown return from any thread: inside a tokio
+//!   runtime of any flavor, on a plain thread, or in a `Drop` at the end of
+//!   `main`.
 //! - [`BackgroundSink`] is the generic core. Producers push into a bounded
 //!   queue without awaiting ([`BackgroundSink::try_push`]); a full queue is a
 //!   counted drop, never a stall. One actor task batches messages by size or
@@ -23,8 +34,11 @@
 //!   [`shutdown`](SinkHandle::shutdown) drains everything and closes the
 //!   drain; [`shutdown_timeout`](SinkHandle::shutdown_timeout) returns by its
 //!   deadline even if the drain hangs, and says so.
-//! - [`SinkStats`] counts what was pushed, dropped, written and failed, so
-//!   nothing is lost without being counted.
+//! - [`MetricsDrain`], [`TracesDrain`] and [`LogsDrain`] are the OTLP/gRPC
+//!   drains: size-capped requests, a window of them in flight, retries per
+//!   the OTLP specification, and a `flush_durable` that waits for every answer.
+//! - [`SinkStats`] and [`ExportStats`] count what was pushed, dropped,
+//!   written, acknowledged and failed, so nothing is lost without being counted.
 //!
 //! ## Layout
 //!
@@ -35,11 +49,17 @@
 //!   byte limit, written once for all signals. Pure: no I/O.
 //! - `proto/`: the OTLP schema (version in `proto/README.md`), compiled by
 //!   `build.rs` into `src/pb.rs`.
+//! - `src/grpc/`: the gRPC transport: one client for every signal, the
+//!   pipelined drain, the classification of failed exports and the backoff
+//!   between attempts ([`RetryPolicy`]).
+//! - `src/sdk/`: thin adapters to `opentelemetry_sdk` (metrics, traces,
+//!   logs), the export runtime they run on, and the pure conversions from the
+//!   SDK's data to the points above.
 //! - `src/config/`: the exporter's settings ([`ExporterConfig`]): a builder,
 //!   the `OTEL_EXPORTER_OTLP_*` environment read through a lookup function,
 //!   and their merge, code over environment over defaults. Pure.
-//! - `src/grpc/`: the gRPC transport; so far the classification of failed
-//!   exports and the backoff between attempts ([`RetryPolicy`]).
+//! - `src/receiver.rs`: an in-process OTLP receiver (feature `receiver`, on
+//!   by default) for the quickstart and the tests.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
@@ -49,6 +69,8 @@ mod otlp;
 pub(crate) mod pb;
 #[cfg(feature = "receiver")]
 pub mod receiver;
+#[cfg(feature = "sdk")]
+mod sdk;
 mod sink;
 
 pub use config::{
@@ -61,6 +83,12 @@ pub use grpc::{
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
     SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,
+};
+
+#[cfg(feature = "sdk")]
+pub use sdk::{
+    BuildError, ExporterStats, OtlpExporter, OtlpExporterBuilder, OtlpLogExporter, OtlpLogProcessor,
+    OtlpMetricExporter, OtlpMetricReader, OtlpSpanExporter, OtlpSpanProcessor, SdkError, SignalStats,
 };
 
 pub use otlp::{

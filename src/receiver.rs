@@ -1,6 +1,7 @@
 //! An in-process OTLP/gRPC receiver on loopback, for the quickstart, the load
 //! generator and the tests. It decodes what it receives, counts it per
-//! signal, and answers each request as scripted: OK by default, or a gRPC
+//! signal, remembers the resources and scope names it saw, and answers each
+//! request as scripted: OK by default, or a gRPC
 //! error, a throttle with `RetryInfo`, a partial success, a slow answer, or
 //! no answer at all.
 //!
@@ -24,7 +25,7 @@ use crate::pb::collector::logs::v1 as logs_svc;
 use crate::pb::collector::metrics::v1 as metrics_svc;
 use crate::pb::collector::trace::v1 as trace_svc;
 use crate::pb::metrics::v1::metric::Data;
-use crate::Signal;
+use crate::{AnyValue, KeyValue, Resource, Signal};
 
 /// How the receiver answers one request.
 #[non_exhaustive]
@@ -313,6 +314,10 @@ impl fmt::Debug for Receiver {
 }
 
 impl Receiver {
+    /// How many distinct resources and scope names the receiver remembers
+    /// per signal; later ones are not recorded.
+    pub const MAX_REMEMBERED: usize = 64;
+
     /// Starts a plain-text receiver on a free loopback port with a 4 MiB
     /// receive limit.
     ///
@@ -362,6 +367,18 @@ impl Receiver {
     pub fn last_header(&self, name: &str) -> Option<String> {
         let metadata = self.state.last_metadata.lock().expect("receiver lock");
         metadata.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    /// The distinct resources that requests of `signal` carried, in the
+    /// order first seen (at most [`Receiver::MAX_REMEMBERED`]).
+    pub fn resources(&self, signal: Signal) -> Vec<Resource> {
+        self.state.seen.lock().expect("receiver lock")[index(signal)].resources.clone()
+    }
+
+    /// The distinct instrumentation scope names that requests of `signal`
+    /// carried, in the order first seen (at most [`Receiver::MAX_REMEMBERED`]).
+    pub fn scope_names(&self, signal: Signal) -> Vec<String> {
+        self.state.seen.lock().expect("receiver lock")[index(signal)].scopes.clone()
     }
 
     /// What was counted so far.
@@ -440,6 +457,56 @@ struct State {
     counts: watch::Sender<ReceiverCounts>,
     /// The metadata of the latest request, name and value.
     last_metadata: Mutex<Vec<(String, String)>>,
+    /// Resources and scopes seen, per signal.
+    seen: Mutex<[Seen; 3]>,
+}
+
+/// The distinct resources and scope names one signal's requests carried.
+#[derive(Debug, Default)]
+struct Seen {
+    resources: Vec<Resource>,
+    scopes: Vec<String>,
+}
+
+impl Seen {
+    fn add(&mut self, resource: Option<&crate::pb::resource::v1::Resource>, scopes: impl Iterator<Item = String>) {
+        let resource = resource_from_pb(resource);
+        if self.resources.len() < Receiver::MAX_REMEMBERED && !self.resources.contains(&resource) {
+            self.resources.push(resource);
+        }
+        for scope in scopes {
+            if self.scopes.len() < Receiver::MAX_REMEMBERED && !self.scopes.contains(&scope) {
+                self.scopes.push(scope);
+            }
+        }
+    }
+}
+
+fn resource_from_pb(resource: Option<&crate::pb::resource::v1::Resource>) -> Resource {
+    let Some(resource) = resource else { return Resource::default() };
+    Resource::new(resource.attributes.iter().map(key_value_from_pb))
+        .with_dropped_attributes_count(resource.dropped_attributes_count)
+}
+
+fn key_value_from_pb(kv: &crate::pb::common::v1::KeyValue) -> KeyValue {
+    KeyValue {
+        key: kv.key.clone(),
+        value: kv.value.as_ref().map_or(AnyValue::String(String::new()), any_value_from_pb),
+    }
+}
+
+fn any_value_from_pb(value: &crate::pb::common::v1::AnyValue) -> AnyValue {
+    use crate::pb::common::v1::any_value::Value;
+    match &value.value {
+        Some(Value::StringValue(s)) => AnyValue::String(s.clone()),
+        Some(Value::BoolValue(b)) => AnyValue::Bool(*b),
+        Some(Value::IntValue(i)) => AnyValue::Int(*i),
+        Some(Value::DoubleValue(d)) => AnyValue::Double(*d),
+        Some(Value::BytesValue(b)) => AnyValue::Bytes(b.clone()),
+        Some(Value::ArrayValue(a)) => AnyValue::Array(a.values.iter().map(any_value_from_pb).collect()),
+        Some(Value::KvlistValue(kv)) => AnyValue::Map(kv.values.iter().map(key_value_from_pb).collect()),
+        None => AnyValue::String(String::new()),
+    }
 }
 
 impl State {
@@ -448,6 +515,7 @@ impl State {
             script: Mutex::new(Script { queues: Default::default(), defaults: [Reply::Ok, Reply::Ok, Reply::Ok] }),
             counts: watch::Sender::new(ReceiverCounts::default()),
             last_metadata: Mutex::new(Vec::new()),
+            seen: Mutex::new(Default::default()),
         }
     }
 
@@ -462,6 +530,16 @@ impl State {
             })
             .collect();
         *self.last_metadata.lock().expect("receiver lock") = pairs;
+    }
+
+    fn remember_resource<'a>(
+        &self,
+        signal: Signal,
+        resource: Option<&crate::pb::resource::v1::Resource>,
+        scopes: impl Iterator<Item = Option<&'a crate::pb::common::v1::InstrumentationScope>>,
+    ) {
+        let names = scopes.map(|s| s.map(|s| s.name.clone()).unwrap_or_default());
+        self.seen.lock().expect("receiver lock")[index(signal)].add(resource, names);
     }
 
     fn count(&self, signal: Signal, update: impl FnOnce(&mut SignalCounts)) {
@@ -553,6 +631,13 @@ impl metrics_svc::metrics_service_server::MetricsService for Service {
             self.0.remember_metadata(request.metadata());
             let request = request.into_inner();
             let bytes = prost::Message::encoded_len(&request);
+            for rm in &request.resource_metrics {
+                self.0.remember_resource(
+                    Signal::Metrics,
+                    rm.resource.as_ref(),
+                    rm.scope_metrics.iter().map(|s| s.scope.as_ref()),
+                );
+            }
             let partial = self.0.answer(Signal::Metrics, metric_points(&request), bytes).await?;
             Ok(Response::new(metrics_svc::ExportMetricsServiceResponse {
                 partial_success: partial.map(|(rejected_data_points, error_message)| {
@@ -573,6 +658,13 @@ impl trace_svc::trace_service_server::TraceService for Service {
             self.0.remember_metadata(request.metadata());
             let request = request.into_inner();
             let bytes = prost::Message::encoded_len(&request);
+            for rs in &request.resource_spans {
+                self.0.remember_resource(
+                    Signal::Traces,
+                    rs.resource.as_ref(),
+                    rs.scope_spans.iter().map(|s| s.scope.as_ref()),
+                );
+            }
             let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
             let partial = self.0.answer(Signal::Traces, spans, bytes).await?;
             Ok(Response::new(trace_svc::ExportTraceServiceResponse {
@@ -595,6 +687,13 @@ impl logs_svc::logs_service_server::LogsService for Service {
             self.0.remember_metadata(request.metadata());
             let request = request.into_inner();
             let bytes = prost::Message::encoded_len(&request);
+            for rl in &request.resource_logs {
+                self.0.remember_resource(
+                    Signal::Logs,
+                    rl.resource.as_ref(),
+                    rl.scope_logs.iter().map(|s| s.scope.as_ref()),
+                );
+            }
             let records =
                 request.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum();
             let partial = self.0.answer(Signal::Logs, records, bytes).await?;

@@ -53,31 +53,63 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     pub(crate) async fn run(mut self) -> Result<(), ShutdownError> {
         let mut inbox = Vec::with_capacity(self.config.batch_size);
         loop {
-            let room = self.config.batch_size - self.batch.len();
-            // `sleep_until` is built even when its branch is disabled; the
-            // fallback instant is never awaited.
-            let deadline = self.deadline.unwrap_or_else(Instant::now);
-            tokio::select! {
-                // Order matters. Cancellation comes first so that a steady
-                // stream of messages cannot keep the actor from noticing it;
-                // nothing is lost by leaving, because the shutdown path below
-                // drains the queue. The queue comes before the timer: the
-                // timer is re-checked after every message anyway, and taking
-                // messages first fills batches by size under load.
-                () = self.shutdown.cancelled() => break,
-                received = self.rx.recv_many(&mut inbox, room) => {
-                    if received == 0 {
-                        // Every `BackgroundSink` handle was dropped.
-                        break;
-                    }
-                    for message in inbox.drain(..) {
-                        self.handle(message).await;
-                    }
-                    if self.deadline.is_some_and(|d| d <= Instant::now()) {
-                        self.write_pending().await;
+            let Some(deadline) = self.deadline else {
+                // Nothing batched: wait for the first message. Waiting on the
+                // queue itself is right here, since that message starts a batch.
+                tokio::select! {
+                    // Cancellation first, so that a steady stream of messages
+                    // cannot keep the actor from noticing it; nothing is lost
+                    // by leaving, because the shutdown path below drains the queue.
+                    biased;
+                    () = self.shutdown.cancelled() => break,
+                    received = self.rx.recv_many(&mut inbox, self.config.batch_size) => {
+                        if received == 0 {
+                            // Every `BackgroundSink` handle was dropped.
+                            break;
+                        }
+                        for message in inbox.drain(..) {
+                            self.handle(message).await;
+                        }
+                        if self.deadline.is_some_and(|d| d <= Instant::now()) {
+                            self.write_pending().await;
+                        }
                     }
                 }
-                () = sleep_until(deadline), if self.deadline.is_some() => self.write_pending().await,
+                continue;
+            };
+            // A partial batch: wait for its deadline, a full batch or a barrier
+            // (producers wake the actor for those), not for every message. Not
+            // polling the queue here is what keeps a push from paying for a
+            // task wake-up: the queue only wakes a receiver that waits on it.
+            if deadline > Instant::now() {
+                tokio::select! {
+                    // Cancellation first, as above.
+                    biased;
+                    () = self.shutdown.cancelled() => break,
+                    () = self.shared.wake.notified() => {}
+                    () = sleep_until(deadline) => {}
+                }
+            }
+            // Take what is queued, a batch's worth at most before looking at
+            // cancellation again.
+            let mut disconnected = false;
+            for _ in 0..self.config.batch_size {
+                match self.rx.try_recv() {
+                    Ok(message) => self.handle(message).await,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
+            if self.deadline.is_some_and(|d| d <= Instant::now()) {
+                self.write_pending().await;
+            }
+            if disconnected {
+                // Every `BackgroundSink` handle was dropped; the shutdown
+                // path below writes the partial batch.
+                break;
             }
         }
 

@@ -74,6 +74,22 @@ struct Shared {
     /// Set as soon as the shutdown token is cancelled, even while the actor
     /// is busy inside the drain, so producers are refused from that moment on.
     closing: AtomicBool,
+    /// Wakes an actor that holds a partial batch: when a full batch is
+    /// waiting, or a barrier. Producers do not wake it for every message
+    /// (that wake-up would cost each push far more than the push itself).
+    wake: tokio::sync::Notify,
+    /// `SinkConfig::batch_size`, for producers to see when a batch is full.
+    batch_size: u64,
+}
+
+impl Shared {
+    /// Called by a producer after queueing a message, with the `pending`
+    /// count before it: wakes the actor when this message completes a batch.
+    fn queued(&self, pending_before: u64) {
+        if (pending_before + 1).is_multiple_of(self.batch_size) {
+            self.wake.notify_one();
+        }
+    }
 }
 
 impl<T> Clone for BackgroundSink<T> {
@@ -131,6 +147,8 @@ impl<T: Send + 'static> BackgroundSink<T> {
             overflow: config.overflow,
             counters: Counters::default(),
             closing: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            batch_size: config.batch_size as u64,
         });
         let actor = Actor::new(rx, drain, config, Arc::clone(&shared), shutdown.clone());
         let watch = (shutdown.clone(), Arc::clone(&shared));
@@ -175,8 +193,9 @@ impl<T> BackgroundSink<T> {
                 // Counted before the message can reach the actor, which
                 // lowers `pending` only after writing it.
                 counters.pushed.add(1);
-                counters.pending.add(1);
+                let before = counters.pending.add(1);
                 permit.send(Message::Item(msg));
+                self.shared.queued(before);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(())) => {
@@ -205,11 +224,46 @@ impl<T> BackgroundSink<T> {
             Ok(permit) => {
                 let counters = &self.shared.counters;
                 counters.pushed.add(1);
-                counters.pending.add(1);
+                let before = counters.pending.add(1);
                 permit.send(Message::Item(msg));
+                self.shared.queued(before);
                 Ok(())
             }
             Err(_closed) => Err(PushError::Closed(msg)),
+        }
+    }
+
+    /// Queues `msg`, waiting for queue space until `deadline`, under either
+    /// overflow policy. Once the deadline has passed it refuses a message the
+    /// way [`try_push`](Self::try_push) refuses one under [`Overflow::Drop`]:
+    /// counted as dropped and handed back in [`TryPushError::Full`]. So a
+    /// producer that may wait a while (the metric reader, on the export
+    /// runtime) gets back-pressure first and a counted drop last, never an
+    /// uncounted loss.
+    ///
+    /// Cancel-safe like [`push_blocking`](Self::push_blocking).
+    #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+    pub(crate) async fn push_until(&self, msg: T, deadline: tokio::time::Instant) -> Result<(), TryPushError<T>> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Err(TryPushError::Closed(msg));
+        }
+        let counters = &self.shared.counters;
+        // `timeout_at` polls the reservation first: space that is free is
+        // taken even after the deadline.
+        match tokio::time::timeout_at(deadline, self.tx.reserve()).await {
+            Ok(Ok(permit)) => {
+                counters.pushed.add(1);
+                let before = counters.pending.add(1);
+                permit.send(Message::Item(msg));
+                self.shared.queued(before);
+                Ok(())
+            }
+            Ok(Err(_closed)) => Err(TryPushError::Closed(msg)),
+            Err(_elapsed) => {
+                counters.pushed.add(1);
+                counters.dropped.add(1);
+                Err(TryPushError::Full(msg))
+            }
         }
     }
 
@@ -236,6 +290,8 @@ impl<T> BackgroundSink<T> {
         let permit = self.tx.reserve().await.map_err(|_| FlushError::Closed)?;
         let (ack, done) = oneshot::channel();
         permit.send(Message::Barrier(ack));
+        // An actor waiting on a partial batch must answer now, not at its deadline.
+        self.shared.wake.notify_one();
         done.await.map_err(|_| FlushError::Closed)?
     }
 
@@ -327,5 +383,79 @@ impl SinkHandle {
     /// Whether the actor has finished.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+    use tokio::time::Instant;
+
+    use super::*;
+
+    /// Writes one message per permit released on its gate.
+    struct Gated(Arc<Semaphore>);
+
+    impl SinkDrain<u32> for Gated {
+        async fn write_batch(&mut self, _batch: Vec<u32>) -> Result<(), DrainError> {
+            self.0.acquire().await.expect("gate open").forget();
+            Ok(())
+        }
+    }
+
+    fn one_slot(gate: &Arc<Semaphore>) -> BackgroundSink<u32> {
+        let config = SinkConfig::default().with_queue_capacity(1).with_batch_size(1);
+        let (sink, handle) = BackgroundSink::spawn(Gated(Arc::clone(gate)), config, CancellationToken::new()).unwrap();
+        drop(handle);
+        sink
+    }
+
+    /// Lets the actor take what is queued (paused clock: no time passes).
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn push_until_waits_for_space_and_counts_a_drop_at_the_deadline() {
+        let gate = Arc::new(Semaphore::new(0));
+        let sink = one_slot(&gate);
+        sink.push_until(1, Instant::now()).await.unwrap();
+        settle().await; // the actor holds 1, stuck in the drain
+        sink.push_until(2, Instant::now()).await.unwrap(); // fills the queue
+        let started = Instant::now();
+        let refused = sink.push_until(3, started + Duration::from_secs(1)).await;
+        assert!(matches!(refused, Err(TryPushError::Full(3))), "{refused:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(1), "waited for space until the deadline");
+        let stats = sink.stats();
+        assert_eq!((stats.pushed, stats.dropped, stats.pending), (3, 1, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn push_until_takes_space_freed_before_the_deadline_and_free_space_after_it() {
+        let gate = Arc::new(Semaphore::new(0));
+        let sink = one_slot(&gate);
+        sink.push_until(1, Instant::now()).await.unwrap();
+        settle().await;
+        sink.push_until(2, Instant::now()).await.unwrap();
+        let releaser = {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                gate.add_permits(1);
+            })
+        };
+        let started = Instant::now();
+        sink.push_until(3, started + Duration::from_secs(1)).await.expect("space freed in time");
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        releaser.await.unwrap();
+        gate.add_permits(10);
+        settle().await;
+        // The deadline is long past, but the queue has room: no drop.
+        sink.push_until(4, started).await.expect("free space is taken after the deadline");
+        assert_eq!(sink.stats().dropped, 0);
     }
 }

@@ -1,0 +1,117 @@
+//! What ending a span costs the thread that ends it: this crate's
+//! `OtlpSpanProcessor::on_end` (one `try_push` of the SDK's span; the OTLP
+//! conversion happens later, on the export runtime) against the SDK's
+//! `BatchSpanProcessor::on_end` (a send into its own channel), on the same
+//! spans.
+//!
+//! Each sample ends its spans in a tight loop (timed), then flushes (not
+//! timed), so that neither processor carries a backlog from one sample into
+//! the next: the OTLP side really encodes and sends to a receiver on
+//! loopback, far slower than the batch processor's discarding exporter.
+//! Both queues are sized so that no timed span is dropped, which would make
+//! it look cheaper; the run fails if one was.
+//!
+//! Run: `cargo bench --bench span_processor`
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanExporter, SpanLinks, SpanProcessor,
+};
+use otlp_sink::receiver::Receiver;
+use otlp_sink::{ExporterConfig, OtlpExporter, Signal, SinkConfig};
+
+/// A span as an instrumented HTTP handler ends it: four attributes.
+fn span() -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_bytes([1; 16]),
+            SpanId::from_bytes([2; 8]),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: SpanId::from_bytes([3; 8]),
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Server,
+        name: Cow::Borrowed("GET /cart"),
+        start_time: SystemTime::now(),
+        end_time: SystemTime::now(),
+        attributes: vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", "/cart"),
+            KeyValue::new("http.response.status_code", 200),
+            KeyValue::new("server.address", "shop.example"),
+        ],
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: InstrumentationScope::builder("bench").build(),
+    }
+}
+
+/// Takes the batch processor's spans and does nothing with them.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        drop(batch);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Ends `iters` spans made beforehand; only the `on_end` calls are timed.
+fn timed_on_end(processor: &impl SpanProcessor, iters: u64) -> Duration {
+    let spans: Vec<SpanData> = (0..iters).map(|_| span()).collect();
+    let started = Instant::now();
+    for s in spans {
+        processor.on_end(s);
+    }
+    let took = started.elapsed();
+    processor.force_flush().expect("flushed between samples");
+    took
+}
+
+fn on_end(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = runtime.block_on(Receiver::start()).unwrap();
+    let exporter = OtlpExporter::builder()
+        .with_config(ExporterConfig::builder().with_endpoint(receiver.endpoint()).build().unwrap())
+        .with_signal_sink_config(
+            Signal::Traces,
+            SinkConfig::default().with_queue_capacity(1 << 22).with_batch_size(2048),
+        )
+        .build_with_lookup(|_| None)
+        .unwrap();
+    let ours = exporter.span_processor();
+    let batch = BatchSpanProcessor::builder(Discard)
+        .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 22).build())
+        .build();
+
+    let mut group = c.benchmark_group("span_on_end");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("otlp_sink_span_processor", |b| {
+        b.iter_custom(|iters| timed_on_end(&ours, iters));
+    });
+    group.bench_function("sdk_batch_span_processor", |b| {
+        b.iter_custom(|iters| timed_on_end(&batch, iters));
+    });
+    group.finish();
+
+    ours.force_flush().expect("every span delivered");
+    let dropped = exporter.stats().traces.sink.dropped;
+    assert_eq!(dropped, 0, "spans were dropped: the measurement is void");
+    batch.shutdown().expect("the batch processor drained");
+    exporter.shutdown().expect("clean shutdown");
+}
+
+criterion_group!(benches, on_end);
+criterion_main!(benches);

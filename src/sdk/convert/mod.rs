@@ -1,0 +1,240 @@
+//! Pure conversions from the SDK's data to this crate's points: no I/O, no
+//! shared state. What many points share is converted once and shared through
+//! an `Arc`: one [`Resource`] per collection (metrics) or per `set_resource`
+//! (spans, logs), one [`Scope`] per instrumentation scope, one
+//! [`MetricDescriptor`](crate::MetricDescriptor) per metric.
+
+mod logs;
+mod metrics;
+mod traces;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::{Array, InstrumentationScope, Value};
+
+use crate::otlp::{AnyValue, KeyValue, Resource, Scope};
+
+pub(crate) use logs::log_record;
+pub(crate) use metrics::resource_metrics;
+pub(crate) use traces::span;
+
+/// Nanoseconds since the Unix epoch; 0 for a time before it, `u64::MAX` for
+/// one past the year 2554.
+pub(crate) fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// An attribute, taking its key and value (owned strings are moved, not copied).
+pub(crate) fn key_value(kv: opentelemetry::KeyValue) -> KeyValue {
+    KeyValue { key: kv.key.into(), value: value(kv.value) }
+}
+
+/// An attribute, copied from a borrowed one.
+pub(crate) fn key_value_ref(kv: &opentelemetry::KeyValue) -> KeyValue {
+    KeyValue { key: kv.key.as_str().to_owned(), value: value(kv.value.clone()) }
+}
+
+/// Converts attributes, moving them.
+pub(crate) fn attributes(kvs: Vec<opentelemetry::KeyValue>) -> Vec<KeyValue> {
+    kvs.into_iter().map(key_value).collect()
+}
+
+/// An attribute value. Arrays become OTLP arrays of their element type.
+/// A kind this crate does not know yet (the SDK's enums are non-exhaustive)
+/// is sent as its text.
+pub(crate) fn value(value: Value) -> AnyValue {
+    match value {
+        Value::Bool(b) => AnyValue::Bool(b),
+        Value::I64(i) => AnyValue::Int(i),
+        Value::F64(f) => AnyValue::Double(f),
+        Value::String(s) => AnyValue::String(s.into()),
+        Value::Array(Array::Bool(items)) => AnyValue::Array(items.into_iter().map(AnyValue::Bool).collect()),
+        Value::Array(Array::I64(items)) => AnyValue::Array(items.into_iter().map(AnyValue::Int).collect()),
+        Value::Array(Array::F64(items)) => AnyValue::Array(items.into_iter().map(AnyValue::Double).collect()),
+        Value::Array(Array::String(items)) => {
+            AnyValue::Array(items.into_iter().map(|s| AnyValue::String(s.into())).collect())
+        }
+        other => AnyValue::String(other.as_str().into_owned()),
+    }
+}
+
+/// The SDK's resource, with its schema URL. Its attributes are those the SDK
+/// was given, including what it read from `OTEL_SERVICE_NAME` and
+/// `OTEL_RESOURCE_ATTRIBUTES`.
+pub(crate) fn resource(resource: &opentelemetry_sdk::Resource) -> Resource {
+    let attributes = resource
+        .iter()
+        .map(|(key, value)| KeyValue { key: key.as_str().to_owned(), value: self::value(value.clone()) });
+    Resource::new(attributes).with_schema_url(resource.schema_url().unwrap_or_default())
+}
+
+/// An instrumentation scope. `name`, when given, replaces the scope's name:
+/// log records use their target there, as the OpenTelemetry OTLP exporter does.
+pub(crate) fn scope(scope: &InstrumentationScope, name: Option<&str>) -> Scope {
+    Scope::new(name.unwrap_or(scope.name()))
+        .with_version(scope.version().unwrap_or_default())
+        .with_attributes(scope.attributes().map(key_value_ref))
+        .with_schema_url(scope.schema_url().unwrap_or_default())
+}
+
+/// Converted scopes, so that the spans or records of one scope share one
+/// `Arc<Scope>` (and the encoder one `ScopeSpans`). Owned by one drain: no
+/// locks. Bounded: cleared when it grows past [`ScopeCache::LIMIT`] entries.
+#[derive(Debug, Default)]
+pub(crate) struct ScopeCache {
+    scopes: HashMap<InstrumentationScope, Targets>,
+    entries: usize,
+}
+
+/// The converted forms of one scope: as it is, and renamed by target.
+#[derive(Debug, Default)]
+struct Targets {
+    plain: Option<Arc<Scope>>,
+    by_target: HashMap<Box<str>, Arc<Scope>>,
+}
+
+impl ScopeCache {
+    /// More distinct scopes (and targets) than this, and the cache starts over.
+    pub(crate) const LIMIT: usize = 4096;
+
+    /// The converted `scope`, renamed to `target` when one is given.
+    pub(crate) fn get(&mut self, scope: &InstrumentationScope, target: Option<&str>) -> Arc<Scope> {
+        if let Some(found) = self.scopes.get(scope).and_then(|t| match target {
+            None => t.plain.clone(),
+            Some(target) => t.by_target.get(target).cloned(),
+        }) {
+            return found;
+        }
+        if self.entries >= Self::LIMIT {
+            self.scopes.clear();
+            self.entries = 0;
+        }
+        let converted = Arc::new(self::scope(scope, target));
+        let targets = self.scopes.entry(scope.clone()).or_default();
+        match target {
+            None => targets.plain = Some(Arc::clone(&converted)),
+            Some(target) => {
+                targets.by_target.insert(target.into(), Arc::clone(&converted));
+            }
+        }
+        self.entries += 1;
+        converted
+    }
+
+    /// How many converted scopes it holds.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+    }
+}
+
+/// Trace ids as bytes, `None` for the invalid (all-zero) id.
+fn trace_id(id: opentelemetry::trace::TraceId) -> Option<[u8; 16]> {
+    (id != opentelemetry::trace::TraceId::INVALID).then(|| id.to_bytes())
+}
+
+/// Span ids as bytes, `None` for the invalid (all-zero) id.
+fn span_id(id: opentelemetry::trace::SpanId) -> Option<[u8; 8]> {
+    (id != opentelemetry::trace::SpanId::INVALID).then(|| id.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::{Key, StringValue};
+
+    #[test]
+    fn times_are_nanoseconds_since_the_epoch_and_never_wrap() {
+        assert_eq!(
+            nanos(UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123_456_789)),
+            1_700_000_000_123_456_789
+        );
+        assert_eq!(nanos(UNIX_EPOCH - std::time::Duration::from_secs(1)), 0);
+        assert_eq!(nanos(UNIX_EPOCH), 0);
+    }
+
+    #[test]
+    fn every_value_kind_keeps_its_type() {
+        let cases = [
+            (Value::Bool(true), AnyValue::Bool(true)),
+            (Value::I64(-3), AnyValue::Int(-3)),
+            (Value::F64(0.25), AnyValue::Double(0.25)),
+            (Value::String("GET".into()), AnyValue::String("GET".into())),
+            (Value::Array(Array::Bool(vec![true, false])), AnyValue::Array(vec![true.into(), false.into()])),
+            (Value::Array(Array::I64(vec![1, 2])), AnyValue::Array(vec![1_i64.into(), 2_i64.into()])),
+            (Value::Array(Array::F64(vec![1.5])), AnyValue::Array(vec![1.5.into()])),
+            (
+                Value::Array(Array::String(vec![StringValue::from("a"), StringValue::from(String::from("b"))])),
+                AnyValue::Array(vec!["a".into(), "b".into()]),
+            ),
+        ];
+        for (sdk, ours) in cases {
+            assert_eq!(value(sdk.clone()), ours, "{sdk:?}");
+        }
+    }
+
+    #[test]
+    fn attributes_keep_static_owned_and_shared_keys() {
+        let kvs = vec![
+            opentelemetry::KeyValue::new("static", 1),
+            opentelemetry::KeyValue::new(Key::new(String::from("owned")), "v"),
+            opentelemetry::KeyValue::new(Key::from(Arc::<str>::from("shared")), false),
+        ];
+        let converted = attributes(kvs.clone());
+        assert_eq!(
+            converted,
+            vec![KeyValue::new("static", 1_i64), KeyValue::new("owned", "v"), KeyValue::new("shared", false)]
+        );
+        assert_eq!(kvs.iter().map(key_value_ref).collect::<Vec<_>>(), converted);
+    }
+
+    #[test]
+    fn resources_keep_attributes_and_schema_url() {
+        let sdk = opentelemetry_sdk::Resource::builder_empty()
+            .with_schema_url([opentelemetry::KeyValue::new("service.name", "checkout")], "https://example/schema")
+            .with_attribute(opentelemetry::KeyValue::new("host.cores", 2))
+            .build();
+        let ours = resource(&sdk);
+        let mut attributes = ours.attributes.clone();
+        attributes.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(attributes, vec![KeyValue::new("host.cores", 2_i64), KeyValue::new("service.name", "checkout")]);
+        assert_eq!(ours.schema_url, "https://example/schema");
+    }
+
+    #[test]
+    fn scopes_keep_name_version_attributes_and_schema_or_take_a_target_as_name() {
+        let sdk = InstrumentationScope::builder("my-lib")
+            .with_version("1.2.3")
+            .with_schema_url("https://example/scope")
+            .with_attributes([opentelemetry::KeyValue::new("k", "v")])
+            .build();
+        let ours = scope(&sdk, None);
+        assert_eq!((ours.name.as_str(), ours.version.as_str()), ("my-lib", "1.2.3"));
+        assert_eq!(ours.attributes, vec![KeyValue::new("k", "v")]);
+        assert_eq!(ours.schema_url, "https://example/scope");
+        let renamed = scope(&sdk, Some("my_app::db"));
+        assert_eq!((renamed.name.as_str(), renamed.version.as_str()), ("my_app::db", "1.2.3"));
+        let bare = scope(&InstrumentationScope::builder("x").build(), None);
+        assert_eq!((bare.version.as_str(), bare.schema_url.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn the_scope_cache_shares_one_arc_per_scope_and_target_and_stays_bounded() {
+        let mut cache = ScopeCache::default();
+        let a = InstrumentationScope::builder("a").build();
+        let b = InstrumentationScope::builder("b").with_version("2").build();
+        let first = cache.get(&a, None);
+        assert!(Arc::ptr_eq(&first, &cache.get(&a.clone(), None)));
+        assert!(!Arc::ptr_eq(&first, &cache.get(&b, None)));
+        let targeted = cache.get(&a, Some("t"));
+        assert_eq!(targeted.name, "t");
+        assert!(Arc::ptr_eq(&targeted, &cache.get(&a, Some("t"))));
+        assert_eq!(cache.len(), 3);
+        for i in 0..ScopeCache::LIMIT + 10 {
+            cache.get(&a, Some(&format!("target{i}")));
+        }
+        assert!(cache.len() <= ScopeCache::LIMIT, "{}", cache.len());
+    }
+}

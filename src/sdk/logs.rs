@@ -1,0 +1,185 @@
+//! The log adapters: [`OtlpLogProcessor`] (straight into the sink) and
+//! [`OtlpLogExporter`] (under the SDK's `BatchLogProcessor`), and the drain
+//! that converts records on the export runtime.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
+use opentelemetry_sdk::Resource as SdkResource;
+
+use super::convert::{self, ScopeCache};
+use super::error::SdkError;
+use super::exporter::{ResourceSlot, Shared};
+use crate::{DrainError, LogsDrain, Signal, SinkDrain};
+
+/// A record as the SDK emitted it, with its logger's scope: what the logs
+/// sink queues. Converted to OTLP on the export runtime.
+#[derive(Debug)]
+pub(crate) struct LogItem {
+    record: SdkLogRecord,
+    scope: InstrumentationScope,
+}
+
+/// A [`LogProcessor`] that queues each record straight into the logs sink:
+/// no second queue, no thread of its own.
+///
+/// - `emit` (on the thread that logs) copies the record, since the SDK lends
+///   it, and `try_push`es it: it never waits and takes no lock; a full queue
+///   is a counted drop. The OTLP conversion happens later, on the export
+///   runtime.
+/// - `force_flush` is the sink's barrier: `Ok` means the collector
+///   acknowledged every record emitted before the call and none was dropped
+///   since the previous flush. Bounded by the
+///   [flush timeout](crate::OtlpExporterBuilder::with_flush_timeout).
+/// - `shutdown_with_timeout` shuts the logs sink down, delivering
+///   everything, within the timeout.
+/// - `set_resource` (called by the provider's builder) sets the resource
+///   sent with the records.
+///
+/// A record's target (the module path, for `tracing` events) becomes the
+/// name of its instrumentation scope in OTLP, as with the OpenTelemetry OTLP
+/// exporter.
+pub struct OtlpLogProcessor {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for OtlpLogProcessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpLogProcessor").finish_non_exhaustive()
+    }
+}
+
+impl OtlpLogProcessor {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl LogProcessor for OtlpLogProcessor {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        let pipe = &self.shared.logs;
+        if pipe.sink.is_closed() {
+            pipe.count_refused(1);
+            return;
+        }
+        pipe.push(LogItem { record: record.clone(), scope: scope.clone() });
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        let shared = &self.shared;
+        shared.logs.flush(&shared.runtime, shared.settings.flush_timeout).map_err(Into::into)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let shared = &self.shared;
+        shared.logs.shutdown(&shared.runtime, timeout).map_err(Into::into)
+    }
+
+    fn set_resource(&mut self, resource: &SdkResource) {
+        self.shared.log_resource.set(convert::resource(resource));
+    }
+}
+
+/// A [`LogExporter`] for the SDK's `BatchLogProcessor`: `export` queues the
+/// batch in the logs sink without waiting (drops are counted and reported as
+/// an error the SDK logs).
+///
+/// The SDK's `LogExporter` trait has no `force_flush`, so under the batch
+/// processor `provider.force_flush()` is not a barrier: call this exporter's
+/// [`force_flush`](Self::force_flush) (or
+/// [`OtlpExporter::force_flush`](crate::OtlpExporter::force_flush)) after it,
+/// or use [`OtlpLogProcessor`]. The provider's shutdown reaches this
+/// exporter's shutdown, which delivers everything.
+pub struct OtlpLogExporter {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for OtlpLogExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpLogExporter").finish_non_exhaustive()
+    }
+}
+
+impl OtlpLogExporter {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// The logs sink's barrier: `Ok` once the collector acknowledged every
+    /// record exported before the call.
+    ///
+    /// # Errors
+    ///
+    /// See [`SdkError`].
+    pub fn force_flush(&self) -> Result<(), SdkError> {
+        let shared = &self.shared;
+        shared.logs.flush(&shared.runtime, shared.settings.flush_timeout)
+    }
+
+    fn push(&self, batch: &LogBatch<'_>) -> Result<(), SdkError> {
+        let pipe = &self.shared.logs;
+        let mut refused = 0_u64;
+        for (record, scope) in batch.iter() {
+            refused += u64::from(!pipe.push(LogItem { record: record.clone(), scope: scope.clone() }));
+        }
+        match refused {
+            0 => Ok(()),
+            _ if pipe.sink.is_closed() => Err(SdkError::AlreadyShutdown { signal: Signal::Logs }),
+            items => Err(SdkError::Dropped { signal: Signal::Logs, items }),
+        }
+    }
+}
+
+impl LogExporter for OtlpLogExporter {
+    /// Queues the batch and returns at once: the future is already complete.
+    fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
+        std::future::ready(self.push(&batch).map_err(Into::into))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let shared = &self.shared;
+        shared.logs.shutdown(&shared.runtime, timeout).map_err(Into::into)
+    }
+
+    fn set_resource(&mut self, resource: &SdkResource) {
+        self.shared.log_resource.set(convert::resource(resource));
+    }
+}
+
+/// Converts the SDK's records into [`LogRecord`](crate::LogRecord)s on the
+/// export runtime, then hands them to the OTLP/gRPC logs drain.
+pub(crate) struct LogsAdapterDrain {
+    inner: LogsDrain,
+    resource: Arc<ResourceSlot>,
+    scopes: ScopeCache,
+}
+
+impl LogsAdapterDrain {
+    pub(crate) fn new(inner: LogsDrain, resource: Arc<ResourceSlot>) -> Self {
+        Self { inner, resource, scopes: ScopeCache::default() }
+    }
+}
+
+impl SinkDrain<LogItem> for LogsAdapterDrain {
+    async fn write_batch(&mut self, batch: Vec<LogItem>) -> Result<(), DrainError> {
+        let resource = self.resource.get();
+        let records = batch
+            .iter()
+            .map(|item| convert::log_record(&item.record, &item.scope, &resource, &mut self.scopes))
+            .collect();
+        self.inner.write_batch(records).await
+    }
+
+    async fn flush_durable(&mut self) -> Result<(), DrainError> {
+        self.inner.flush_durable().await
+    }
+
+    async fn close(&mut self) -> Result<(), DrainError> {
+        self.inner.close().await
+    }
+}

@@ -1,0 +1,345 @@
+//! The metric adapters: [`OtlpMetricReader`] (this crate's reader, whose
+//! `force_flush` is a barrier) and [`OtlpMetricExporter`] (a push exporter
+//! for the SDK's `PeriodicReader`).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::convert;
+use super::error::SdkError;
+use super::exporter::{inner_deadline, shutdown_sink, Shared};
+use crate::{BackgroundSink, MetricPoint, Signal, TemporalityPreference, TryPushError};
+
+/// The SDK's temporality for a preference.
+pub(crate) fn sdk_temporality(preference: TemporalityPreference) -> Temporality {
+    match preference {
+        TemporalityPreference::Delta => Temporality::Delta,
+        TemporalityPreference::LowMemory => Temporality::LowMemory,
+        _ => Temporality::Cumulative,
+    }
+}
+
+/// A [`MetricReader`] whose `force_flush` means the collector has it.
+///
+/// It wraps the SDK's [`ManualReader`] and does the periodic part itself,
+/// as a task on the export runtime (not on a thread of the SDK's): every
+/// [export interval](crate::OtlpExporterBuilder::with_export_interval) it
+/// collects (on a blocking thread of the export runtime, since collection
+/// runs the application's observable callbacks), converts the collection to
+/// [`MetricPoint`]s and queues them in the metrics sink.
+///
+/// - `force_flush` (what `SdkMeterProvider::force_flush` calls): collect,
+///   queue, then the sink's barrier. `Ok` means the collector acknowledged
+///   every point of this collection and of every earlier one, and none was
+///   dropped. Bounded by the [flush timeout](crate::OtlpExporterBuilder::with_flush_timeout).
+/// - `shutdown_with_timeout`: stops the interval, makes a final collection,
+///   then shuts the metrics sink down (everything delivered, client closed),
+///   all within the timeout.
+///
+/// Collections are serialized: the points of one collection are all queued
+/// before the next collection starts, so a barrier queued after a collection
+/// covers every earlier one. Queueing waits for space (back-pressure, on the
+/// export runtime, never on the caller's thread) until the collection's
+/// deadline (the interval, or the flush timeout), and past it drops and
+/// counts; a flush then reports [`SdkError::Dropped`].
+///
+/// Its `force_flush` and shutdown may be called from any thread, inside a
+/// tokio runtime or not: see [`OtlpExporter`](crate::OtlpExporter).
+pub struct OtlpMetricReader {
+    shared: Arc<Shared>,
+    collector: Arc<Collector>,
+    /// Cancels the interval task when the reader is shut down or dropped.
+    interval: Mutex<Option<DropGuard>>,
+}
+
+impl fmt::Debug for OtlpMetricReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpMetricReader")
+            .field("temporality", &self.shared.settings.temporality)
+            .field("interval", &self.shared.settings.export_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a collection needs; shared with the interval task. It holds no
+/// `Arc<Shared>`: nothing running on the export runtime may hold the last
+/// handle on the exporter, whose drop waits on that runtime.
+struct Collector {
+    manual: ManualReader,
+    sink: BackgroundSink<MetricPoint>,
+    /// The metrics pipe's count of items refused after shutdown.
+    refused: Arc<AtomicU64>,
+    /// Held from the start of a collection until its last point is queued:
+    /// one collection at a time. Also keeps the SDK's buffer between
+    /// collections.
+    turn: Arc<tokio::sync::Mutex<ResourceMetrics>>,
+}
+
+/// What one collection did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Collected {
+    queued: u64,
+    /// Refused because the queue stayed full past the deadline (counted by the sink).
+    dropped: u64,
+    /// Refused because the sink is shut down.
+    refused: u64,
+}
+
+impl Collector {
+    /// Collects, converts and queues, waiting for queue space until
+    /// `deadline`. Runs on the export runtime.
+    async fn collect_and_push(self: Arc<Self>, deadline: Instant) -> Result<Collected, SdkError> {
+        let mut turn = Arc::clone(&self.turn).lock_owned().await;
+        let manual = Arc::clone(&self);
+        // Collection calls the application's callbacks and can take a while:
+        // not on a worker, where it would hold up the actors.
+        let (turn_back, points) = tokio::task::spawn_blocking(move || {
+            let collected = manual.manual.collect(&mut turn).map(|()| convert::resource_metrics(&turn));
+            (turn, collected)
+        })
+        .await
+        .map_err(|e| SdkError::Collect(OTelSdkError::InternalFailure(format!("metric collection panicked: {e}"))))?;
+        let points = points.map_err(SdkError::Collect)?;
+        let mut outcome = Collected::default();
+        let mut points = points.into_iter();
+        for point in points.by_ref() {
+            match self.sink.push_until(point, deadline).await {
+                Ok(()) => outcome.queued += 1,
+                Err(TryPushError::Closed(_)) => {
+                    outcome.refused += 1;
+                    break;
+                }
+                Err(_) => outcome.dropped += 1,
+            }
+        }
+        outcome.refused += points.len() as u64;
+        self.refused.fetch_add(outcome.refused, Ordering::Relaxed);
+        drop(turn_back);
+        Ok(outcome)
+    }
+}
+
+/// The interval loop: collect every `interval` until cancelled. A collection
+/// may wait for queue space until the next one is due.
+async fn collect_periodically(collector: Arc<Collector>, interval: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            // Stop first: a reader being shut down makes its own final collection.
+            biased;
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match Arc::clone(&collector).collect_and_push(Instant::now() + interval).await {
+            // The sink is shut down: nothing more to collect for.
+            Ok(Collected { refused, .. }) if refused > 0 => return,
+            Ok(Collected { dropped, .. }) if dropped > 0 => {
+                tracing::warn!(dropped, "metric points dropped: the queue stayed full for a whole interval");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %super::error::chain(&err), "periodic metric collection failed"),
+        }
+    }
+}
+
+impl OtlpMetricReader {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let manual = ManualReader::builder().with_temporality(sdk_temporality(shared.settings.temporality)).build();
+        let collector = Arc::new(Collector {
+            manual,
+            sink: shared.metrics.sink.clone(),
+            refused: shared.metrics.refused_counter(),
+            turn: Arc::new(tokio::sync::Mutex::new(ResourceMetrics::default())),
+        });
+        Self { shared, collector, interval: Mutex::new(None) }
+    }
+
+    /// Collect, queue and barrier, as one future for the export runtime.
+    fn flush_future(&self) -> impl Future<Output = Result<(), SdkError>> + Send + 'static {
+        let collector = Arc::clone(&self.collector);
+        let barrier = self.shared.metrics.barrier();
+        let timeout = inner_deadline(self.shared.settings.flush_timeout);
+        async move {
+            let collected = collector.collect_and_push(Instant::now() + timeout).await?;
+            if collected.refused > 0 {
+                return Err(SdkError::AlreadyShutdown { signal: Signal::Metrics });
+            }
+            barrier.await
+        }
+    }
+
+    fn stop_interval(&self) {
+        if let Ok(mut interval) = self.interval.lock() {
+            interval.take();
+        }
+    }
+}
+
+impl MetricReader for OtlpMetricReader {
+    /// Registers with the provider's pipeline and starts collecting every
+    /// export interval.
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.collector.manual.register_pipeline(pipeline);
+        let Ok(mut interval) = self.interval.lock() else { return };
+        if interval.is_none() && !self.shared.metrics.is_shut_down() {
+            let stop = CancellationToken::new();
+            self.shared.runtime.handle().spawn(collect_periodically(
+                Arc::clone(&self.collector),
+                self.shared.settings.export_interval,
+                stop.clone(),
+            ));
+            *interval = Some(stop.drop_guard());
+        }
+    }
+
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.collector.manual.collect(rm)
+    }
+
+    /// Collects, queues the points, and returns once the collector has
+    /// acknowledged them and everything queued before.
+    fn force_flush(&self) -> OTelSdkResult {
+        let timeout = self.shared.settings.flush_timeout;
+        let result = self
+            .shared
+            .runtime
+            .run(self.flush_future(), timeout)
+            .map_err(|e| SdkError::from_run(e, Signal::Metrics, false, timeout))
+            .and_then(|r| r);
+        result.map_err(Into::into)
+    }
+
+    /// Stops collecting, makes a final collection, then shuts the metrics
+    /// sink down, delivering everything, within `timeout`: the collection
+    /// (and queueing its points) gets half of it, delivery the rest. A
+    /// collection still running at its deadline (an observable callback that
+    /// hangs) is left behind and reported; its points are refused.
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.stop_interval();
+        let Some(handle) = self.shared.metrics.take_handle() else {
+            return Err(SdkError::AlreadyShutdown { signal: Signal::Metrics }.into());
+        };
+        let collector = Arc::clone(&self.collector);
+        let budget = inner_deadline(timeout);
+        let shutdown = async move {
+            let started = Instant::now();
+            let collecting = Arc::clone(&collector).collect_and_push(started + budget / 2);
+            let collected = match tokio::time::timeout(budget / 2, collecting).await {
+                Ok(collected) => collected,
+                Err(_) => Err(SdkError::Collect(OTelSdkError::Timeout(budget / 2))),
+            };
+            // The SDK's reader takes a lock that a running collection holds:
+            // released on a blocking thread, never waited for here.
+            tokio::task::spawn_blocking(move || collector.manual.shutdown());
+            let closed = shutdown_sink(handle, Signal::Metrics, budget.saturating_sub(started.elapsed())).await;
+            collected.and(closed)
+        };
+        let result = self
+            .shared
+            .runtime
+            .run(shutdown, timeout)
+            .map_err(|e| SdkError::from_run(e, Signal::Metrics, true, timeout))
+            .and_then(|r| r);
+        result.map_err(Into::into)
+    }
+
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.collector.manual.temporality(kind)
+    }
+}
+
+/// A [`PushMetricExporter`] for the SDK's own `PeriodicReader`.
+///
+/// `export` converts the collection and queues its points without waiting
+/// (a full queue is a counted drop, reported as an error the SDK logs), so
+/// the reader's thread never waits on the network. `force_flush` is the
+/// metrics sink's barrier and `shutdown_with_timeout` shuts the sink down,
+/// delivering everything, within the timeout.
+///
+/// The SDK's `SdkMeterProvider::force_flush` makes its `PeriodicReader`
+/// collect and `export`, but never calls the exporter's `force_flush`: under
+/// it, `provider.force_flush()` is *not* a barrier. Call this exporter's
+/// `force_flush` (or [`OtlpExporter::force_flush`](crate::OtlpExporter::force_flush))
+/// after it, or use [`OtlpMetricReader`] instead. The provider's shutdown
+/// does reach this exporter's shutdown.
+pub struct OtlpMetricExporter {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for OtlpMetricExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpMetricExporter").field("temporality", &self.shared.settings.temporality).finish()
+    }
+}
+
+impl OtlpMetricExporter {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Converts and queues one collection; never waits.
+    fn push(&self, metrics: &ResourceMetrics) -> Result<(), SdkError> {
+        let pipe = &self.shared.metrics;
+        let mut dropped = 0;
+        let mut closed = false;
+        for point in convert::resource_metrics(metrics) {
+            if !pipe.push(point) {
+                closed |= pipe.sink.is_closed();
+                dropped += 1;
+            }
+        }
+        match (closed, dropped) {
+            (true, _) => Err(SdkError::AlreadyShutdown { signal: Signal::Metrics }),
+            (false, 0) => Ok(()),
+            (false, items) => Err(SdkError::Dropped { signal: Signal::Metrics, items }),
+        }
+    }
+}
+
+impl PushMetricExporter for OtlpMetricExporter {
+    /// Queues the collection's points and returns at once: the returned
+    /// future is already complete.
+    fn export(&self, metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
+        std::future::ready(self.push(metrics).map_err(Into::into))
+    }
+
+    /// The metrics sink's barrier.
+    fn force_flush(&self) -> OTelSdkResult {
+        let shared = &self.shared;
+        shared.metrics.flush(&shared.runtime, shared.settings.flush_timeout).map_err(Into::into)
+    }
+
+    /// Shuts the metrics sink down, delivering everything, within `timeout`.
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let shared = &self.shared;
+        shared.metrics.shutdown(&shared.runtime, timeout).map_err(Into::into)
+    }
+
+    fn temporality(&self) -> Temporality {
+        sdk_temporality(self.shared.settings.temporality)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preference_maps_to_the_sdk_temporality() {
+        assert_eq!(sdk_temporality(TemporalityPreference::Cumulative), Temporality::Cumulative);
+        assert_eq!(sdk_temporality(TemporalityPreference::Delta), Temporality::Delta);
+        assert_eq!(sdk_temporality(TemporalityPreference::LowMemory), Temporality::LowMemory);
+    }
+}

@@ -1,0 +1,155 @@
+//! The providers are dropped at the end of `main`, inside the tokio runtime
+//! `#[tokio::main]` makes, without anyone calling `shutdown`: what they
+//! recorded is delivered before the process exits, and the process exits.
+//!
+//! That can only be seen from outside the process, so this is a test binary
+//! without the libtest harness (`harness = false`): run with no arguments,
+//! or by nextest with a test name, it starts a receiver, runs itself again
+//! as the child that records and exits, and checks what the receiver got.
+//! It answers `--list` as libtest does, so nextest can run it. The child runs
+//! with `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` set, and the test
+//! also checks that they reached the collector as the resource of every signal.
+
+#[path = "support/background_receiver.rs"]
+mod background_receiver;
+#[path = "support/sdk.rs"]
+mod sdk;
+
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use background_receiver::BackgroundReceiver;
+use otlp_sink::{AnyValue, KeyValue, Signal};
+
+/// Tells the child which runtime flavor to use and where to send.
+const CHILD: &str = "OTLP_SINK_DROP_AT_EXIT_CHILD";
+const ENDPOINT: &str = "OTLP_SINK_DROP_AT_EXIT_ENDPOINT";
+
+/// The child must have exited by then: a hang at exit is a failure.
+const CHILD_BOUND: Duration = Duration::from_secs(20);
+
+const TESTS: [(&str, &str); 2] =
+    [("drop_at_end_of_main_current_thread", "current_thread"), ("drop_at_end_of_main_multi_thread", "multi_thread")];
+
+fn main() -> ExitCode {
+    if let Ok(flavor) = std::env::var(CHILD) {
+        child(&flavor);
+        return ExitCode::SUCCESS;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            for (name, _) in TESTS {
+                println!("{name}: test");
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let selected = TESTS.iter().filter(|(name, _)| {
+        filters.is_empty() || filters.iter().any(|f| if exact { name == f } else { name.contains(f.as_str()) })
+    });
+    let (mut passed, mut failed) = (0, 0);
+    for (name, flavor) in selected {
+        match std::panic::catch_unwind(|| parent(flavor)) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    let outcome = if failed == 0 { "ok" } else { "FAILED" };
+    println!("\ntest result: {outcome}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs the child and checks what the receiver counted.
+fn parent(flavor: &str) {
+    let receiver = BackgroundReceiver::start();
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .env(CHILD, flavor)
+        .env(ENDPOINT, receiver.endpoint())
+        .env("OTEL_SERVICE_NAME", "drop-at-exit")
+        .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,team=observability")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("child starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            break status;
+        }
+        if started.elapsed() > CHILD_BOUND {
+            let _ = child.kill();
+            panic!("the child did not exit within {CHILD_BOUND:?}: dropping the providers at the end of main hangs");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "child exited with {status}");
+    // The child exited after its drops returned: nothing may still be in flight.
+    let counts = receiver.counts();
+    assert_eq!(
+        (counts.metrics.acked, counts.traces.acked, counts.logs.acked),
+        (sdk::METRIC_POINTS, sdk::SPANS, sdk::LOG_RECORDS),
+        "delivered before the process exited: {counts:?}"
+    );
+    for signal in [Signal::Metrics, Signal::Traces, Signal::Logs] {
+        let resources = receiver.resources(signal);
+        assert_eq!(resources.len(), 1, "{signal:?}: {resources:?}");
+        let attributes = &resources[0].attributes;
+        for (key, value) in
+            [("service.name", "drop-at-exit"), ("deployment.environment", "test"), ("team", "observability")]
+        {
+            assert!(
+                attributes.contains(&KeyValue::new(key, AnyValue::from(value))),
+                "{signal:?}: {key}={value} missing from {attributes:?}"
+            );
+        }
+    }
+}
+
+/// The child: records through providers that are dropped, unshut, at the end
+/// of an async `main` body, then exits.
+fn child(flavor: &str) {
+    let runtime = match flavor {
+        "current_thread" => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build(),
+    }
+    .expect("runtime");
+    let endpoint = std::env::var(ENDPOINT).expect("endpoint");
+    // What `#[tokio::main] async fn main` expands to.
+    runtime.block_on(async move {
+        // Only the exporter settings are kept away from the environment; the
+        // providers take their resource from it, as an application's do.
+        let exporter = sdk::build(sdk::builder(&endpoint));
+        let providers = Providers::new(&exporter);
+        sdk::record(&providers.0);
+        drop(exporter);
+        // `providers` is dropped here, at the end of the async body.
+    });
+}
+
+/// The SDK's default resource: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`.
+struct Providers(sdk::Providers);
+
+impl Providers {
+    fn new(exporter: &otlp_sink::OtlpExporter) -> Self {
+        use opentelemetry_sdk::logs::SdkLoggerProvider;
+        use opentelemetry_sdk::metrics::SdkMeterProvider;
+        use opentelemetry_sdk::trace::SdkTracerProvider;
+        Self(sdk::Providers {
+            meters: SdkMeterProvider::builder().with_reader(exporter.metric_reader()).build(),
+            tracers: SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build(),
+            loggers: SdkLoggerProvider::builder().with_log_processor(exporter.log_processor()).build(),
+        })
+    }
+}
