@@ -57,6 +57,10 @@ impl ConfigPath {
         &self.path
     }
 
+    pub(crate) fn origin(&self) -> ValueOrigin {
+        self.origin
+    }
+
     fn error(&self, kind: ExporterConfigErrorKind) -> ExporterConfigError {
         ExporterConfigError::new(self.origin, self.path.display().to_string(), kind)
     }
@@ -115,10 +119,10 @@ pub struct ExporterConfig {
     timeout: Duration,
     compression: Compression,
     insecure: bool,
-    ca_certificate: Option<ConfigPath>,
+    pub(crate) ca_certificate: Option<ConfigPath>,
     /// Set exactly when `client_key` is.
-    client_certificate: Option<ConfigPath>,
-    client_key: Option<ConfigPath>,
+    pub(crate) client_certificate: Option<ConfigPath>,
+    pub(crate) client_key: Option<ConfigPath>,
     /// Greater than zero.
     max_request_bytes: usize,
     /// Greater than zero.
@@ -239,9 +243,11 @@ impl ExporterConfig {
 
     /// Checks what building could not without touching the filesystem: that
     /// each configured certificate and key file exists and can be opened.
-    /// The drain calls it before connecting; call it earlier to fail at
-    /// startup. It blocks on the filesystem for a moment: call it outside
-    /// async code or accept that.
+    /// The drains read these files when they connect (and report a
+    /// [`ConnectError::ReadFile`](crate::ConnectError::ReadFile) naming the
+    /// file and its variable); call this earlier to fail at startup. It
+    /// blocks on the filesystem for a moment: call it outside async code or
+    /// accept that.
     ///
     /// Files are checked whether or not the endpoint uses TLS: a path that
     /// names nothing is a misconfiguration either way.
