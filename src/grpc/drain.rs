@@ -55,8 +55,9 @@ pub enum ExportError {
         /// The collector's explanation.
         message: String,
     },
-    /// A point could not be encoded (for example, too large to fit any
-    /// request); the rest of its batch was sent.
+    /// A point could not be encoded (too large to fit any request, or
+    /// malformed); the rest of its batch was sent. When a batch has several,
+    /// this is the first of its kind, and the drain error counts them all.
     Encode(EncodeError),
 }
 
@@ -78,7 +79,7 @@ impl ExportError {
             Self::RetriesExhausted { .. } => DrainErrorKind::RetriesExhausted,
             Self::PartialSuccess { .. } => DrainErrorKind::Rejected,
             Self::Encode(EncodeError::TooLarge { .. }) => DrainErrorKind::TooLarge,
-            Self::Encode(_) => DrainErrorKind::Rejected,
+            Self::Encode(_) => DrainErrorKind::Invalid,
         }
     }
 
@@ -335,13 +336,20 @@ impl<S: Encoding> SinkDrain<S::Point> for GrpcDrain<S> {
         let encoded = encode::<S>(batch, self.max_request_bytes);
         self.unsent = encoded.requests.iter().map(|request| request.points as u64).sum();
         if !encoded.rejected.is_empty() {
-            let refused = encoded.rejected.len() as u64;
-            self.counters.rejected.fetch_add(refused, Ordering::Relaxed);
+            self.counters.rejected.fetch_add(encoded.rejected.len() as u64, Ordering::Relaxed);
             for err in &encoded.rejected {
                 tracing::warn!(error = %err, "point not sent");
             }
-            let first = encoded.rejected.into_iter().next().expect("not empty");
-            self.record(Some(ExportError::Encode(first).into_drain_error(refused)));
+            // One failure per kind of refusal (invalid, too large), each with
+            // its own count, so that neither is reported under the other's name.
+            let (too_large, invalid): (Vec<_>, Vec<_>) =
+                encoded.rejected.into_iter().partition(|err| matches!(err, EncodeError::TooLarge { .. }));
+            for refused in [invalid, too_large] {
+                let items = refused.len() as u64;
+                if let Some(first) = refused.into_iter().next() {
+                    self.record(Some(ExportError::Encode(first).into_drain_error(items)));
+                }
+            }
         }
         for request in encoded.requests {
             // Free a slot first: never more than `max_in_flight` outstanding.
