@@ -106,7 +106,8 @@ impl fmt::Display for ExportError {
             Self::PartialSuccess { rejected, message } => {
                 write!(f, "collector rejected {rejected} point(s): {message}")
             }
-            Self::Encode(e) => write!(f, "point not sent: {e}"),
+            // The reason is the source, not repeated here.
+            Self::Encode(_) => f.write_str("a point was not sent"),
         }
     }
 }
