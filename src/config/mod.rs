@@ -712,6 +712,51 @@ mod tests {
         assert_eq!(io.kind(), io::ErrorKind::IsADirectory);
     }
 
+    proptest::proptest! {
+        /// Whatever code and the environment say, building gives a config or
+        /// an error naming where the bad value came from, never a panic; and
+        /// a header value set in code never shows in that error.
+        #[test]
+        fn arbitrary_settings_from_code_and_environment_build_or_fail_cleanly(
+            endpoint in proptest::option::of(proptest::prelude::any::<String>()),
+            name in "[ -~]{0,12}|\\PC{0,8}",
+            value in proptest::prelude::any::<String>(),
+            env_headers in proptest::option::of(proptest::prelude::any::<String>()),
+            env_timeout in proptest::option::of("[0-9]{0,25}|\\PC{0,6}"),
+            timeout_ms in 0u64..5,
+        ) {
+            let secret = format!("{value}-not-shown");
+            let mut builder = ExporterConfig::builder()
+                .with_header(name.clone(), secret.clone())
+                .with_timeout(Duration::from_millis(timeout_ms));
+            if let Some(endpoint) = &endpoint {
+                builder = builder.with_endpoint(endpoint.clone());
+            }
+            let vars: HashMap<&str, String> = [
+                ("OTEL_EXPORTER_OTLP_HEADERS", env_headers),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", env_timeout),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+            match EnvSettings::from_lookup(Signal::Metrics, |n| vars.get(n).cloned()) {
+                Err(err) => proptest::prop_assert!(err.variable().is_some_and(|v| vars.contains_key(v))),
+                Ok(env) => match builder.build_with(env) {
+                    Ok(config) => {
+                        proptest::prop_assert!(timeout_ms > 0 && !config.timeout().is_zero());
+                        let shown = format!("{config:?}");
+                        proptest::prop_assert!(!shown.contains(&secret));
+                    }
+                    Err(err) => {
+                        proptest::prop_assert!(matches!(err.origin(), ValueOrigin::Code(_)));
+                        let shown = format!("{err} {err:?}");
+                        proptest::prop_assert!(!shown.contains(&secret));
+                    }
+                },
+            }
+        }
+    }
+
     #[test]
     fn building_does_not_touch_the_filesystem() {
         let config = ExporterConfig::builder()
