@@ -135,6 +135,9 @@ async fn a_collector_restarted_every_three_seconds_for_a_minute_loses_nothing_un
     let first_peak = *samples[..third].iter().max().unwrap();
     let last_peak = *samples[samples.len() - third..].iter().max().unwrap();
     let (low, high) = (samples.iter().min().unwrap(), samples.iter().max().unwrap());
+    // The peak of each 10 s of the run (40 samples), for the record.
+    let peaks: Vec<u64> = samples.chunks(40).map(|c| *c.iter().max().unwrap()).collect();
+    println!("RSS peak per 10 s, KiB: {peaks:?}");
     println!(
         "{} restarts in {:?}: pushed {}, acked {}, dropped {}, retries {}, rotel counted {counted}; \
          RSS {low}..{high} KiB, peak {first_peak} KiB in the first third, {last_peak} KiB in the last",
