@@ -168,11 +168,17 @@ pub struct ReceiverBuilder {
     addr: SocketAddr,
     max_message_bytes: usize,
     tls: Option<ReceiverTls>,
+    record: bool,
 }
 
 impl Default for ReceiverBuilder {
     fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), max_message_bytes: 4 * 1024 * 1024, tls: None }
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_message_bytes: 4 * 1024 * 1024,
+            tls: None,
+            record: false,
+        }
     }
 }
 
@@ -199,6 +205,14 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Keep every request received, to read back with
+    /// [`Receiver::recorded`]. Off by default: it holds every byte received.
+    #[must_use]
+    pub fn with_recording(mut self) -> Self {
+        self.record = true;
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     ///
     /// # Errors
@@ -211,7 +225,7 @@ impl ReceiverBuilder {
     pub async fn start(self) -> Result<Receiver, ReceiverError> {
         let listener = TcpListener::bind(self.addr).await.map_err(ReceiverError::Bind)?;
         let addr = listener.local_addr().map_err(ReceiverError::Bind)?;
-        let state = Arc::new(State::new());
+        let state = Arc::new(State::new(self.record));
         let mut server = Server::builder();
         if let Some(tls) = &self.tls {
             let mut config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
@@ -381,6 +395,15 @@ impl Receiver {
         self.state.seen.lock().expect("receiver lock")[index(signal)].scopes.clone()
     }
 
+    /// The requests of `signal` received so far, oldest first, each as the
+    /// protobuf encoding of the export request the receiver decoded (so what
+    /// was sent, field for field). Empty unless the builder asked for
+    /// [`with_recording`](ReceiverBuilder::with_recording). For tests that
+    /// check what arrived, with a decoder of their own.
+    pub fn recorded(&self, signal: Signal) -> Vec<Vec<u8>> {
+        self.state.recorded.lock().expect("receiver lock")[index(signal)].clone()
+    }
+
     /// What was counted so far.
     pub fn counts(&self) -> ReceiverCounts {
         *self.state.counts.borrow()
@@ -459,6 +482,10 @@ struct State {
     last_metadata: Mutex<Vec<(String, String)>>,
     /// Resources and scopes seen, per signal.
     seen: Mutex<[Seen; 3]>,
+    /// Whether to keep the requests in `recorded`.
+    record: bool,
+    /// Every request received, re-encoded, per signal (by `index`).
+    recorded: Mutex<[Vec<Vec<u8>>; 3]>,
 }
 
 /// The distinct resources and scope names one signal's requests carried.
@@ -510,12 +537,20 @@ fn any_value_from_pb(value: &crate::pb::common::v1::AnyValue) -> AnyValue {
 }
 
 impl State {
-    fn new() -> Self {
+    fn new(record: bool) -> Self {
         Self {
             script: Mutex::new(Script { queues: Default::default(), defaults: [Reply::Ok, Reply::Ok, Reply::Ok] }),
             counts: watch::Sender::new(ReceiverCounts::default()),
             last_metadata: Mutex::new(Vec::new()),
             seen: Mutex::new(Default::default()),
+            record,
+            recorded: Mutex::default(),
+        }
+    }
+
+    fn remember(&self, signal: Signal, request: &impl prost::Message) {
+        if self.record {
+            self.recorded.lock().expect("receiver lock")[index(signal)].push(request.encode_to_vec());
         }
     }
 
@@ -638,6 +673,7 @@ impl metrics_svc::metrics_service_server::MetricsService for Service {
                     rm.scope_metrics.iter().map(|s| s.scope.as_ref()),
                 );
             }
+            self.0.remember(Signal::Metrics, &request);
             let partial = self.0.answer(Signal::Metrics, metric_points(&request), bytes).await?;
             Ok(Response::new(metrics_svc::ExportMetricsServiceResponse {
                 partial_success: partial.map(|(rejected_data_points, error_message)| {
@@ -665,6 +701,7 @@ impl trace_svc::trace_service_server::TraceService for Service {
                     rs.scope_spans.iter().map(|s| s.scope.as_ref()),
                 );
             }
+            self.0.remember(Signal::Traces, &request);
             let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
             let partial = self.0.answer(Signal::Traces, spans, bytes).await?;
             Ok(Response::new(trace_svc::ExportTraceServiceResponse {
@@ -694,6 +731,7 @@ impl logs_svc::logs_service_server::LogsService for Service {
                     rl.scope_logs.iter().map(|s| s.scope.as_ref()),
                 );
             }
+            self.0.remember(Signal::Logs, &request);
             let records =
                 request.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum();
             let partial = self.0.answer(Signal::Logs, records, bytes).await?;

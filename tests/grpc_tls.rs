@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use otlp_sink::receiver::{Receiver, ReceiverTls};
 use otlp_sink::{
     BackgroundSink, ConnectError, DrainErrorKind, ExportError, ExportStats, ExporterConfig, ExporterConfigBuilder,
-    FlushError, MetricsDrain, RetryPolicy, SinkConfig,
+    FlushError, MetricsDrain, RetryPolicy, SinkConfig, ValueOrigin,
 };
 use points::Shared;
 use rcgen::{
@@ -261,21 +261,30 @@ async fn a_tls_file_that_does_not_exist_is_a_read_file_error_naming_the_path() {
     // Nothing listens there, and nothing is dialled: the error comes first.
     let https = ExporterConfig::builder().with_endpoint("https://localhost:1");
 
-    for (config, role) in [
-        (https.clone().with_ca_certificate(&nowhere), "CA certificate"),
-        (https.clone().with_ca_certificate(&pki.ca_file).with_client_identity(&nowhere, &key), "client certificate"),
-        (https.clone().with_ca_certificate(&pki.ca_file).with_client_identity(&cert, &nowhere), "client key"),
+    for (config, role, setting) in [
+        (https.clone().with_ca_certificate(&nowhere), "CA certificate", "ca_certificate"),
+        (
+            https.clone().with_ca_certificate(&pki.ca_file).with_client_identity(&nowhere, &key),
+            "client certificate",
+            "client_certificate",
+        ),
+        (
+            https.clone().with_ca_certificate(&pki.ca_file).with_client_identity(&cert, &nowhere),
+            "client key",
+            "client_key",
+        ),
     ] {
         let err = MetricsDrain::connect(&config.build().unwrap()).await.expect_err("a missing file");
         let message = err.to_string();
         match err {
-            ConnectError::ReadFile { what, path, source } => {
-                assert_eq!((what, path.as_path()), (role, nowhere.as_path()));
+            ConnectError::ReadFile { what, path, origin, source, .. } => {
+                assert_eq!((what, path.as_path(), origin), (role, nowhere.as_path(), ValueOrigin::Code(setting)));
                 assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
             }
             other => panic!("expected ReadFile for the {role}, got {other:?}"),
         }
         assert!(message.contains(role) && message.contains(&*nowhere.to_string_lossy()), "{message}");
+        assert!(message.contains(&format!("setting `{setting}`")), "{message}");
     }
 }
 

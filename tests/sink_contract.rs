@@ -91,7 +91,8 @@ async fn drop_policy_refuses_at_once_hands_the_message_back_and_counts_it() {
         other => panic!("expected Full(99), got {other:?}"),
     }
     let stats = sink.stats();
-    assert_eq!((stats.pushed, stats.dropped, stats.pending, stats.written), (6, 1, 5, 0));
+    // Message 0 is in the drain's hands (written when handed over); 1..=4 wait in the queue.
+    assert_eq!((stats.pushed, stats.dropped, stats.pending, stats.written), (6, 1, 4, 1));
 
     script.release_writes(usize::MAX >> 4);
     sink.flush().await.unwrap();
@@ -309,11 +310,15 @@ async fn shutdown_timeout_returns_by_its_deadline_when_the_drain_hangs() {
     match handle.shutdown_timeout(Duration::from_secs(2)).await {
         Err(ShutdownError::TimedOut { deadline, pending }) => {
             assert_eq!(deadline, Duration::from_secs(2));
-            assert_eq!(pending, 5, "the hung batch and the queued messages are still pending");
+            assert_eq!(pending, 3, "the queued messages; the hung batch [0, 1] was handed to the drain");
         }
         other => panic!("expected TimedOut, got {other:?}"),
     }
     assert_eq!(started.elapsed(), Duration::from_secs(2));
+    // The books are closed when shutdown_timeout returns: what the queue held is abandoned.
+    let stats = sink.stats();
+    assert_eq!((stats.pushed, stats.written, stats.pending, stats.abandoned), (5, 2, 0, 3));
+    assert_eq!(stats.pushed, stats.dropped + stats.written + stats.pending + stats.abandoned);
     assert!(matches!(sink.flush().await, Err(FlushError::Closed)), "the aborted actor answers no barrier");
 }
 
@@ -355,12 +360,18 @@ async fn a_panicking_drain_is_reported_and_flush_says_closed() {
     let script = Script::new();
     script.panic_on_write();
     let (sink, handle, _token) = spawn(&script, config(1));
-    sink.try_push(1).unwrap();
+    for i in 1..=3 {
+        sink.try_push(i).unwrap();
+    }
     assert!(matches!(sink.flush().await, Err(FlushError::Closed)));
     match handle.shutdown().await {
         Err(ShutdownError::ActorFailed(err)) => assert!(err.is_panic()),
         other => panic!("expected ActorFailed, got {other:?}"),
     }
+    // Message 1 was handed to the drain, which panicked on it; 2 and 3 died
+    // with the queue: abandoned, not left pending.
+    let stats = sink.stats();
+    assert_eq!((stats.pushed, stats.written, stats.pending, stats.abandoned), (3, 1, 0, 2));
 }
 
 #[test]

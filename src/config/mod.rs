@@ -57,6 +57,10 @@ impl ConfigPath {
         &self.path
     }
 
+    pub(crate) fn origin(&self) -> ValueOrigin {
+        self.origin
+    }
+
     fn error(&self, kind: ExporterConfigErrorKind) -> ExporterConfigError {
         ExporterConfigError::new(self.origin, self.path.display().to_string(), kind)
     }
@@ -115,10 +119,10 @@ pub struct ExporterConfig {
     timeout: Duration,
     compression: Compression,
     insecure: bool,
-    ca_certificate: Option<ConfigPath>,
+    pub(crate) ca_certificate: Option<ConfigPath>,
     /// Set exactly when `client_key` is.
-    client_certificate: Option<ConfigPath>,
-    client_key: Option<ConfigPath>,
+    pub(crate) client_certificate: Option<ConfigPath>,
+    pub(crate) client_key: Option<ConfigPath>,
     /// Greater than zero.
     max_request_bytes: usize,
     /// Greater than zero.
@@ -239,9 +243,11 @@ impl ExporterConfig {
 
     /// Checks what building could not without touching the filesystem: that
     /// each configured certificate and key file exists and can be opened.
-    /// The drain calls it before connecting; call it earlier to fail at
-    /// startup. It blocks on the filesystem for a moment: call it outside
-    /// async code or accept that.
+    /// The drains read these files when they connect (and report a
+    /// [`ConnectError::ReadFile`](crate::ConnectError::ReadFile) naming the
+    /// file and its variable); call this earlier to fail at startup. It
+    /// blocks on the filesystem for a moment: call it outside async code or
+    /// accept that.
     ///
     /// Files are checked whether or not the endpoint uses TLS: a path that
     /// names nothing is a misconfiguration either way.
@@ -704,6 +710,51 @@ mod tests {
         assert_eq!(err.origin(), ValueOrigin::Code("ca_certificate"));
         let io = err.source().unwrap().downcast_ref::<io::Error>().unwrap();
         assert_eq!(io.kind(), io::ErrorKind::IsADirectory);
+    }
+
+    proptest::proptest! {
+        /// Whatever code and the environment say, building gives a config or
+        /// an error naming where the bad value came from, never a panic; and
+        /// a header value set in code never shows in that error.
+        #[test]
+        fn arbitrary_settings_from_code_and_environment_build_or_fail_cleanly(
+            endpoint in proptest::option::of(proptest::prelude::any::<String>()),
+            name in "[ -~]{0,12}|\\PC{0,8}",
+            value in proptest::prelude::any::<String>(),
+            env_headers in proptest::option::of(proptest::prelude::any::<String>()),
+            env_timeout in proptest::option::of("[0-9]{0,25}|\\PC{0,6}"),
+            timeout_ms in 0u64..5,
+        ) {
+            let secret = format!("{value}-not-shown");
+            let mut builder = ExporterConfig::builder()
+                .with_header(name.clone(), secret.clone())
+                .with_timeout(Duration::from_millis(timeout_ms));
+            if let Some(endpoint) = &endpoint {
+                builder = builder.with_endpoint(endpoint.clone());
+            }
+            let vars: HashMap<&str, String> = [
+                ("OTEL_EXPORTER_OTLP_HEADERS", env_headers),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", env_timeout),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+            match EnvSettings::from_lookup(Signal::Metrics, |n| vars.get(n).cloned()) {
+                Err(err) => proptest::prop_assert!(err.variable().is_some_and(|v| vars.contains_key(v))),
+                Ok(env) => match builder.build_with(env) {
+                    Ok(config) => {
+                        proptest::prop_assert!(timeout_ms > 0 && !config.timeout().is_zero());
+                        let shown = format!("{config:?}");
+                        proptest::prop_assert!(!shown.contains(&secret));
+                    }
+                    Err(err) => {
+                        proptest::prop_assert!(matches!(err.origin(), ValueOrigin::Code(_)));
+                        let shown = format!("{err} {err:?}");
+                        proptest::prop_assert!(!shown.contains(&secret));
+                    }
+                },
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,6 @@
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
@@ -18,7 +17,7 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
-use crate::config::{Compression, ExporterConfig};
+use crate::config::{Compression, ConfigPath, ExporterConfig, ValueOrigin};
 use crate::otlp::Signal as Encoding;
 
 /// Why an exporter could not be set up: a TLS file that cannot be read or
@@ -32,6 +31,9 @@ pub enum ConnectError {
         what: &'static str,
         /// Its path.
         path: std::path::PathBuf,
+        /// Where the path was configured: the environment variable or the
+        /// builder setting that named it.
+        origin: ValueOrigin,
         /// The I/O error.
         source: io::Error,
     },
@@ -42,7 +44,9 @@ pub enum ConnectError {
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ReadFile { what, path, .. } => write!(f, "cannot read the {what} file {}", path.display()),
+            Self::ReadFile { what, path, origin, .. } => {
+                write!(f, "cannot read the {what} file {:?} named by {origin}", path.display().to_string())
+            }
             Self::Tls(_) => f.write_str("the TLS settings were refused"),
         }
     }
@@ -57,8 +61,14 @@ impl std::error::Error for ConnectError {
     }
 }
 
-async fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ConnectError> {
-    tokio::fs::read(path).await.map_err(|source| ConnectError::ReadFile { what, path: path.to_owned(), source })
+async fn read(what: &'static str, file: &ConfigPath) -> Result<Vec<u8>, ConnectError> {
+    let path = file.path();
+    tokio::fs::read(path).await.map_err(|source| ConnectError::ReadFile {
+        what,
+        path: path.to_owned(),
+        origin: file.origin(),
+        source,
+    })
 }
 
 /// A cloneable handle on one HTTP/2 channel to the collector, with the
@@ -93,13 +103,13 @@ impl ExportClient {
             .keep_alive_timeout(config.timeout());
         if config.uses_tls() {
             let mut tls = ClientTlsConfig::new();
-            tls = match config.ca_certificate() {
+            tls = match &config.ca_certificate {
                 // A custom CA replaces the system roots: the collector is
                 // expected to present a certificate from it.
                 Some(ca) => tls.ca_certificate(Certificate::from_pem(read("CA certificate", ca).await?)),
                 None => tls.with_native_roots(),
             };
-            if let (Some(cert), Some(key)) = (config.client_certificate(), config.client_key()) {
+            if let (Some(cert), Some(key)) = (&config.client_certificate, &config.client_key) {
                 let cert = read("client certificate", cert).await?;
                 let key = read("client key", key).await?;
                 tls = tls.identity(Identity::from_pem(cert, key));

@@ -4,7 +4,7 @@
 
 use std::error::Error;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,8 +55,9 @@ pub enum ExportError {
         /// The collector's explanation.
         message: String,
     },
-    /// A point could not be encoded (for example, too large to fit any
-    /// request); the rest of its batch was sent.
+    /// A point could not be encoded (too large to fit any request, or
+    /// malformed); the rest of its batch was sent. When a batch has several,
+    /// this is the first of its kind, and the drain error counts them all.
     Encode(EncodeError),
 }
 
@@ -78,7 +79,7 @@ impl ExportError {
             Self::RetriesExhausted { .. } => DrainErrorKind::RetriesExhausted,
             Self::PartialSuccess { .. } => DrainErrorKind::Rejected,
             Self::Encode(EncodeError::TooLarge { .. }) => DrainErrorKind::TooLarge,
-            Self::Encode(_) => DrainErrorKind::Rejected,
+            Self::Encode(_) => DrainErrorKind::Invalid,
         }
     }
 
@@ -105,7 +106,8 @@ impl fmt::Display for ExportError {
             Self::PartialSuccess { rejected, message } => {
                 write!(f, "collector rejected {rejected} point(s): {message}")
             }
-            Self::Encode(e) => write!(f, "point not sent: {e}"),
+            // The reason is the source, not repeated here.
+            Self::Encode(_) => f.write_str("a point was not sent"),
         }
     }
 }
@@ -138,9 +140,18 @@ struct Counters {
 /// [`TracesDrain::stats`], [`LogsDrain::stats`]). Points are metric data points,
 /// spans or log records, according to the signal.
 ///
-/// Once every request has finished (after a flush or shutdown),
-/// `points_sent + rejected_by_encoder == acked + rejected + failed`, where the
-/// points the encoder refused count in `rejected` without ever being sent.
+/// Every point handed to the drain ends in exactly one of `acked`, `rejected`
+/// and `failed`. So once no request is in flight (after a flush, or once the
+/// drain is closed or dropped), `acked + rejected + failed` equals the points
+/// the drain was given: behind a [`BackgroundSink`](crate::BackgroundSink),
+/// its [`SinkStats::written`](crate::SinkStats::written). With the sink's
+/// counters this makes the whole account of a pipeline, exact after shutdown:
+///
+/// ```text
+/// sink.pushed == sink.dropped + sink.abandoned + export.acked + export.rejected + export.failed
+/// ```
+///
+/// (`sink.abandoned` is zero unless a shutdown deadline aborted the sink.)
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExportStats {
@@ -156,7 +167,10 @@ pub struct ExportStats {
     /// Attempts after the first, over all requests.
     pub retries: u64,
     /// Points in requests that failed for good (permanent status, or retries
-    /// exhausted).
+    /// exhausted), and points the drain still held, unsent or unanswered,
+    /// when it was dropped (a sink aborted at its shutdown deadline). A point
+    /// counted here may still have reached the collector: the answer, not the
+    /// request, was lost.
     pub failed: u64,
     /// Encoded bytes of the requests made (before compression; retries not
     /// counted again).
@@ -213,6 +227,12 @@ pub(crate) struct GrpcDrain<S: Encoding> {
     max_in_flight: usize,
     retry: RetryPolicy,
     in_flight: JoinSet<Option<DrainError>>,
+    /// The tickets of the requests in `in_flight` (and of some that already
+    /// settled; pruned as requests are made).
+    tickets: Vec<Arc<Ticket>>,
+    /// Points of the batch being written that are in no request yet. Not zero
+    /// only while `write_batch` runs, or after its future was dropped mid-way.
+    unsent: u64,
     counters: Arc<Counters>,
     /// The first failure not yet reported by `flush_durable`.
     unreported: Option<DrainError>,
@@ -248,6 +268,8 @@ impl<S: Encoding> GrpcDrain<S> {
             max_in_flight: config.max_in_flight().max(1),
             retry: *config.retry_policy(),
             in_flight: JoinSet::new(),
+            tickets: Vec::new(),
+            unsent: 0,
             counters: Arc::default(),
             unreported: None,
             signal: std::marker::PhantomData,
@@ -283,17 +305,52 @@ impl<S: Encoding> GrpcDrain<S> {
     }
 }
 
+impl<S: Encoding> GrpcDrain<S> {
+    /// Counts `points` the drain held but will never deliver as failed.
+    fn lose(&mut self, points: u64) {
+        if points > 0 {
+            self.counters.failed.fetch_add(points, Ordering::Relaxed);
+            tracing::warn!(points, "export drain dropped points it had not delivered");
+        }
+    }
+}
+
+impl<S: Encoding> Drop for GrpcDrain<S> {
+    /// A drain dropped with work unfinished (the sink aborted at its shutdown
+    /// deadline) counts those points as failed here, at once, so the counters
+    /// are final as soon as the drain is gone. The request tasks are aborted
+    /// when the `JoinSet` drops, right after; a task that settles first keeps
+    /// its own outcome, through its ticket.
+    fn drop(&mut self) {
+        let unanswered: u64 = self.tickets.iter().filter(|ticket| ticket.claim()).map(|ticket| ticket.points).sum();
+        let unsent = std::mem::take(&mut self.unsent);
+        self.lose(unanswered + unsent);
+    }
+}
+
 impl<S: Encoding> SinkDrain<S::Point> for GrpcDrain<S> {
     async fn write_batch(&mut self, batch: Vec<S::Point>) -> Result<(), DrainError> {
+        // A previous call dropped mid-way (its caller timed out) left points
+        // that no request carries: they are lost.
+        let stale = std::mem::take(&mut self.unsent);
+        self.lose(stale);
         let encoded = encode::<S>(batch, self.max_request_bytes);
+        self.unsent = encoded.requests.iter().map(|request| request.points as u64).sum();
         if !encoded.rejected.is_empty() {
-            let refused = encoded.rejected.len() as u64;
-            self.counters.rejected.fetch_add(refused, Ordering::Relaxed);
+            self.counters.rejected.fetch_add(encoded.rejected.len() as u64, Ordering::Relaxed);
             for err in &encoded.rejected {
                 tracing::warn!(error = %err, "point not sent");
             }
-            let first = encoded.rejected.into_iter().next().expect("not empty");
-            self.record(Some(ExportError::Encode(first).into_drain_error(refused)));
+            // One failure per kind of refusal (invalid, too large), each with
+            // its own count, so that neither is reported under the other's name.
+            let (too_large, invalid): (Vec<_>, Vec<_>) =
+                encoded.rejected.into_iter().partition(|err| matches!(err, EncodeError::TooLarge { .. }));
+            for refused in [invalid, too_large] {
+                let items = refused.len() as u64;
+                if let Some(first) = refused.into_iter().next() {
+                    self.record(Some(ExportError::Encode(first).into_drain_error(items)));
+                }
+            }
         }
         for request in encoded.requests {
             // Free a slot first: never more than `max_in_flight` outstanding.
@@ -310,14 +367,12 @@ impl<S: Encoding> SinkDrain<S::Point> for GrpcDrain<S> {
             c.points_sent.fetch_add(points, Ordering::Relaxed);
             c.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
             c.in_flight.fetch_add(1, Ordering::Relaxed);
-            let delivery = Delivery {
-                client: self.client.clone(),
-                retry: self.retry,
-                counters: Arc::clone(&self.counters),
-                points,
-                settled: false,
-            };
+            let ticket = Arc::new(Ticket { points, settled: AtomicBool::new(false), counters: Arc::clone(c) });
+            self.tickets.retain(|ticket| !ticket.is_settled());
+            self.tickets.push(Arc::clone(&ticket));
+            let delivery = Delivery { client: self.client.clone(), retry: self.retry, ticket };
             self.in_flight.spawn(delivery.run::<S>(Bytes::from(body)));
+            self.unsent -= points;
         }
         Ok(())
     }
@@ -332,24 +387,47 @@ impl<S: Encoding> SinkDrain<S::Point> for GrpcDrain<S> {
     }
 }
 
+/// The right to count one request's outcome. Two parties may try: the
+/// request's task, when the collector answers or the task gives up (or is
+/// dropped), and the drain, when it is dropped with the request unfinished.
+/// Whoever claims the ticket first counts the points and lowers `in_flight`;
+/// the other counts nothing, so each point is counted exactly once.
+struct Ticket {
+    points: u64,
+    settled: AtomicBool,
+    counters: Arc<Counters>,
+}
+
+impl Ticket {
+    /// Takes the right to count this request's points. `false` if it was
+    /// already taken.
+    fn claim(&self) -> bool {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
+    }
+}
+
 /// One request's delivery, run as its own task so that it progresses while
 /// the actor is busy elsewhere.
 struct Delivery {
     client: ExportClient,
     retry: RetryPolicy,
-    counters: Arc<Counters>,
-    points: u64,
-    /// Whether the points were counted as acked, rejected or failed. If the
-    /// task is dropped before (aborted at a shutdown deadline), `Drop` counts
-    /// them as failed so the books still balance.
-    settled: bool,
+    ticket: Arc<Ticket>,
 }
 
 impl Drop for Delivery {
+    /// A task dropped before it settled (aborted, or its runtime shut down)
+    /// counts its points as failed, unless the drain already did.
     fn drop(&mut self) {
-        self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if !self.settled {
-            self.counters.failed.fetch_add(self.points, Ordering::Relaxed);
+        if self.ticket.claim() {
+            self.ticket.counters.failed.fetch_add(self.ticket.points, Ordering::Relaxed);
         }
     }
 }
@@ -369,31 +447,40 @@ impl Delivery {
                 None => ExportError::Refused { status, attempts },
                 Some(delay) if self.retry.allows_retry(started.elapsed(), delay) => {
                     tracing::debug!(code = ?status.code(), ?delay, attempts, "export attempt failed; retrying");
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    self.ticket.counters.retries.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(delay).await;
                     continue;
                 }
                 Some(_) => ExportError::RetriesExhausted { status, attempts, elapsed: started.elapsed() },
             };
-            tracing::warn!(error = %failure, points = self.points, "export failed");
-            self.settled = true;
-            self.counters.failed.fetch_add(self.points, Ordering::Relaxed);
-            return Some(failure.into_drain_error(self.points));
+            let points = self.ticket.points;
+            tracing::warn!(error = %failure, points, "export failed");
+            if !self.ticket.claim() {
+                // The drain was dropped meanwhile and counted these already.
+                return None;
+            }
+            self.ticket.counters.failed.fetch_add(points, Ordering::Relaxed);
+            return Some(failure.into_drain_error(points));
         }
     }
 
     fn answered<S: Encoding>(&mut self, response: &S::Response) -> Option<DrainError> {
-        self.settled = true;
+        if !self.ticket.claim() {
+            // The drain was dropped meanwhile and counted these as failed: it
+            // gave up on them before the answer came.
+            return None;
+        }
+        let (points, counters) = (self.ticket.points, &self.ticket.counters);
         let (rejected, message) = S::partial_success(response);
-        let rejected = u64::try_from(rejected).unwrap_or(0).min(self.points);
-        self.counters.acked.fetch_add(self.points - rejected, Ordering::Relaxed);
+        let rejected = u64::try_from(rejected).unwrap_or(0).min(points);
+        counters.acked.fetch_add(points - rejected, Ordering::Relaxed);
         if rejected == 0 {
             if !message.is_empty() {
                 tracing::warn!(message, "collector accepted the request with a warning");
             }
             return None;
         }
-        self.counters.rejected.fetch_add(rejected, Ordering::Relaxed);
+        counters.rejected.fetch_add(rejected, Ordering::Relaxed);
         let failure = ExportError::PartialSuccess { rejected, message: message.to_owned() };
         tracing::warn!(error = %failure, "collector rejected points");
         Some(failure.into_drain_error(rejected))

@@ -75,6 +75,18 @@ pub enum EncodeError {
         /// `"exponential histogram"` or `"summary"`.
         value: &'static str,
     },
+    /// An explicit-bucket histogram point whose bucket counts do not fit its
+    /// bounds: OTLP requires one more count than bounds (the last bucket is
+    /// unbounded above), or no counts and no bounds. A collector could only
+    /// guess which buckets the counts belong to, so the point is not sent.
+    BucketMismatch {
+        /// The metric's name.
+        metric: String,
+        /// How many bucket counts the point has.
+        bucket_counts: usize,
+        /// How many explicit bounds it has.
+        explicit_bounds: usize,
+    },
 }
 
 impl fmt::Display for EncodeError {
@@ -87,6 +99,11 @@ impl fmt::Display for EncodeError {
             Self::KindMismatch { metric, kind, value } => {
                 write!(f, "metric `{metric}` is a {kind} but a point carries a {value} value")
             }
+            Self::BucketMismatch { metric, bucket_counts, explicit_bounds } => write!(
+                f,
+                "histogram `{metric}` has a point with {bucket_counts} bucket counts for {explicit_bounds} explicit \
+                 bounds; OTLP requires one more count than bounds, or neither"
+            ),
         }
     }
 }
@@ -99,8 +116,9 @@ pub(crate) struct Encoded<R> {
     /// The requests, in the order of the groups of the batch. Each one's
     /// `encoded_len()` is at most the limit given to [`encode`].
     pub(crate) requests: Vec<EncodedRequest<R>>,
-    /// One error per point left out: kind mismatches first, in batch order,
-    /// then points too large to send, in group order.
+    /// One error per point left out: points that cannot be encoded (kind
+    /// mismatches, malformed histograms) first, in batch order, then points
+    /// too large to send, in group order.
     pub(crate) rejected: Vec<EncodeError>,
 }
 

@@ -159,6 +159,8 @@ impl MetricValue {
 ///
 /// `bucket_counts` has one more entry than `explicit_bounds` (the last bucket
 /// is unbounded above), or both are empty when only count and sum are known.
+/// A point that breaks this is not sent: encoding rejects it with
+/// [`EncodeError::BucketMismatch`], and the drain counts it as rejected.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistogramValue {
     /// How many values were recorded.
@@ -174,6 +176,15 @@ pub struct HistogramValue {
     pub min: Option<f64>,
     /// The largest value recorded, when known.
     pub max: Option<f64>,
+}
+
+impl HistogramValue {
+    /// Whether the counts fit the bounds as OTLP requires: one more count
+    /// than bounds, or neither.
+    fn buckets_fit_bounds(&self) -> bool {
+        let (counts, bounds) = (self.bucket_counts.len(), self.explicit_bounds.len());
+        counts == bounds + 1 || (counts == 0 && bounds == 0)
+    }
 }
 
 /// A base-2 exponential histogram: bucket `i` holds values in
@@ -512,6 +523,13 @@ impl Signal for Metrics {
                 Data::Sum(pb::Sum { data_points, .. }) | Data::Gauge(pb::Gauge { data_points }),
                 MetricValue::Double(d),
             ) => push_len(data_points, number(attributes, exemplars, pb::number_data_point::Value::AsDouble(d))),
+            (Data::Histogram(_), MetricValue::Histogram(h)) if !h.buckets_fit_bounds() => {
+                return Err(EncodeError::BucketMismatch {
+                    metric: descriptor.name.clone(),
+                    bucket_counts: h.bucket_counts.len(),
+                    explicit_bounds: h.explicit_bounds.len(),
+                })
+            }
             (Data::Histogram(histogram), MetricValue::Histogram(h)) => push_len(
                 &mut histogram.data_points,
                 pb::HistogramDataPoint {
@@ -876,6 +894,44 @@ mod tests {
         let values: Vec<_> = sum.data_points.iter().map(|p| p.value).collect();
         use pb::number_data_point::Value::AsInt;
         assert_eq!(values, [Some(AsInt(1)), Some(AsInt(2))]);
+    }
+
+    #[test]
+    fn a_histogram_whose_counts_do_not_fit_its_bounds_is_rejected_and_its_neighbours_kept() {
+        let (res, sc) = (resource("svc"), scope("lib"));
+        let latency = descriptor("latency", MetricKind::Histogram { temporality: Temporality::Delta });
+        let histogram = |counts: Vec<u64>, bounds: Vec<f64>| {
+            let count = counts.iter().sum();
+            let value = HistogramValue { count, bucket_counts: counts, explicit_bounds: bounds, ..Default::default() };
+            MetricPoint::new(res.clone(), sc.clone(), latency.clone(), MetricValue::Histogram(value))
+        };
+        let points = vec![
+            histogram(vec![1, 2, 3], vec![10.0, 20.0]), // fits: 3 counts, 2 bounds
+            histogram(vec![1, 2], vec![10.0, 20.0]),    // one count short
+            histogram(vec![], vec![]),                  // count and sum only: fits
+            histogram(vec![1, 2, 3, 4], vec![10.0]),    // too many counts
+            histogram(vec![], vec![5.0]),               // bounds without counts
+            histogram(vec![7], vec![]),                 // one bucket, no bounds: fits
+        ];
+        let (requests, rejected, counts) = encode_and_decode::<Metrics>(points, usize::MAX);
+        let mismatch = |bucket_counts, explicit_bounds| EncodeError::BucketMismatch {
+            metric: "latency".into(),
+            bucket_counts,
+            explicit_bounds,
+        };
+        assert_eq!(rejected, vec![mismatch(2, 2), mismatch(4, 1), mismatch(0, 1)]);
+        assert_eq!(
+            rejected[0].to_string(),
+            "histogram `latency` has a point with 2 bucket counts for 2 explicit bounds; \
+             OTLP requires one more count than bounds, or neither"
+        );
+        assert_eq!(counts, [3]);
+        let Some(Data::Histogram(h)) = &requests[0].resource_metrics[0].scope_metrics[0].metrics[0].data else {
+            panic!("not a histogram")
+        };
+        let sent: Vec<(usize, usize)> =
+            h.data_points.iter().map(|p| (p.bucket_counts.len(), p.explicit_bounds.len())).collect();
+        assert_eq!(sent, [(3, 2), (0, 0), (1, 0)]);
     }
 
     #[test]

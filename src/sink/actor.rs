@@ -175,10 +175,14 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.config.batch_size));
         let len = batch.len() as u64;
-        let result = self.drain.write_batch(batch).await;
-        // `written` before `pending`: see `Counters::snapshot`.
+        // Counted as written when handed over, not when `write_batch`
+        // returns: from here on the drain owns the messages and accounts for
+        // them (a network drain may already have sent some when an aborted
+        // shutdown drops it mid-call). `written` before `pending`: see
+        // `Counters::snapshot`.
         self.shared.counters.written.add(len);
         self.shared.counters.pending.sub(len);
+        let result = self.drain.write_batch(batch).await;
         if let Err(err) = result {
             tracing::warn!(error = %err, items = len, "sink drain failed to write a batch");
             self.shared.counters.write_errors.add(1);

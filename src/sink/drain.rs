@@ -86,6 +86,9 @@ pub enum DrainErrorKind {
     TimedOut,
     /// An item is too large to be sent on its own.
     TooLarge,
+    /// An item is malformed (for example, a histogram whose bucket counts do
+    /// not fit its bounds) and was not sent.
+    Invalid,
     /// The drain is closed and accepts nothing more.
     Closed,
     /// Any other failure.
@@ -100,6 +103,7 @@ impl fmt::Display for DrainErrorKind {
             Self::RetriesExhausted => "retries exhausted",
             Self::TimedOut => "timed out",
             Self::TooLarge => "item too large",
+            Self::Invalid => "invalid item, not sent",
             Self::Closed => "drain closed",
             Self::Other => "drain failure",
         })

@@ -139,11 +139,14 @@ pub enum ShutdownError {
         later_failures: u64,
     },
     /// The actor did not finish within the deadline (a drain hung) and was
-    /// aborted. `pending` messages were accepted but never written.
+    /// aborted. `pending` messages were accepted but never handed to the
+    /// drain; they are counted in [`SinkStats::abandoned`](crate::SinkStats::abandoned).
+    /// What the drain held is for the drain to count (the gRPC drains count
+    /// their unfinished requests as failed).
     TimedOut {
         /// The deadline that passed.
         deadline: Duration,
-        /// Messages accepted but not written when the actor was aborted.
+        /// Messages accepted but never handed to the drain.
         pending: u64,
     },
     /// The actor task panicked (a drain panicked) or was cancelled by its runtime.
@@ -158,7 +161,7 @@ impl fmt::Display for ShutdownError {
             }
             Self::TimedOut { deadline, pending } => write!(
                 f,
-                "sink shutdown did not finish within {deadline:?}; the actor was aborted with {pending} messages not written"
+                "sink shutdown did not finish within {deadline:?}; the actor was aborted with {pending} messages never handed to the drain"
             ),
             Self::ActorFailed(_) => f.write_str("sink actor task failed"),
         }

@@ -92,6 +92,16 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Moves what `pending` still counts to `abandoned`, once the actor is
+    /// gone and nothing will ever write it. Returns how many that was.
+    fn abandon_pending(&self) -> u64 {
+        let lost = self.counters.pending.take();
+        self.counters.abandoned.add(lost);
+        lost
+    }
+}
+
 impl<T> Clone for BackgroundSink<T> {
     fn clone(&self) -> Self {
         Self { tx: self.tx.clone(), shared: Arc::clone(&self.shared) }
@@ -336,7 +346,14 @@ impl SinkHandle {
     /// [`ShutdownError::Drain`] for failures no flush reported;
     /// [`ShutdownError::ActorFailed`] if the actor panicked.
     pub async fn join(self) -> Result<(), ShutdownError> {
-        self.task.await.map_err(ShutdownError::ActorFailed)?
+        match self.task.await {
+            Ok(finished) => finished,
+            Err(failed) => {
+                // The actor is gone with its queue: what it held is lost.
+                self.shared.abandon_pending();
+                Err(ShutdownError::ActorFailed(failed))
+            }
+        }
     }
 
     /// Cancels the shutdown token and waits for the actor: the queue is closed,
@@ -355,8 +372,15 @@ impl SinkHandle {
     }
 
     /// Like [`shutdown`](Self::shutdown), but returns by `deadline` whatever
-    /// the drain does. If the actor has not finished by then, it is aborted
-    /// and the messages it had not written stay counted as `pending`.
+    /// the drain does. If the actor has not finished by then, it is aborted:
+    /// the drain is dropped where it stood, and the messages never handed to
+    /// it are lost and moved from `pending` to
+    /// [`abandoned`](SinkStats::abandoned). The counters are final when this
+    /// returns.
+    ///
+    /// The abort takes effect when the actor next yields, which a drain that
+    /// keeps to the [`SinkDrain`] contract (never blocking its thread) does at
+    /// once.
     ///
     /// # Errors
     ///
@@ -365,10 +389,29 @@ impl SinkHandle {
     pub async fn shutdown_timeout(mut self, deadline: Duration) -> Result<(), ShutdownError> {
         self.shutdown.cancel();
         match tokio::time::timeout(deadline, &mut self.task).await {
-            Ok(joined) => joined.map_err(ShutdownError::ActorFailed)?,
+            Ok(Ok(finished)) => finished,
+            Ok(Err(failed)) => {
+                self.shared.abandon_pending();
+                Err(ShutdownError::ActorFailed(failed))
+            }
             Err(_elapsed) => {
+                // Refuse producers before the queue goes away, so that no
+                // message is counted after the books are closed.
+                self.shared.closing.store(true, Ordering::Release);
                 self.task.abort();
-                let pending = self.shared.counters.pending.get();
+                // Wait for the abort itself: the actor, its queue and its
+                // drain are dropped then, and a drain that counts what it
+                // loses (the gRPC drains do) has counted it.
+                match (&mut self.task).await {
+                    // It finished in the instant between the deadline and the abort.
+                    Ok(finished) => return finished,
+                    Err(aborted) if aborted.is_cancelled() => {}
+                    Err(panicked) => {
+                        self.shared.abandon_pending();
+                        return Err(ShutdownError::ActorFailed(panicked));
+                    }
+                }
+                let pending = self.shared.abandon_pending();
                 tracing::warn!(?deadline, pending, "sink actor did not finish by the shutdown deadline; aborted");
                 Err(ShutdownError::TimedOut { deadline, pending })
             }

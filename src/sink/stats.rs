@@ -21,20 +21,27 @@ impl Counter {
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Reads the counter and sets it to zero, in one step.
+    pub(crate) fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
 }
 
 /// The live counters of one sink.
 ///
-/// Invariant, exact whenever no push or write is in progress (always after
-/// the actor has finished): `pushed == dropped + written + pending`.
-/// `pending` is raised before a message enters the queue and lowered only
-/// after its batch was handed to the drain, so it never underflows.
+/// Invariant, exact whenever no push is in progress (always after the actor
+/// has finished): `pushed == dropped + written + pending + abandoned`.
+/// `pending` is raised before a message enters the queue and lowered when
+/// its batch is handed to the drain, so it never underflows. `abandoned` is
+/// raised only once the actor is gone, by what `pending` still held.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) pushed: Counter,
     pub(crate) dropped: Counter,
     pub(crate) pending: Counter,
     pub(crate) written: Counter,
+    pub(crate) abandoned: Counter,
     pub(crate) write_errors: Counter,
     pub(crate) failed: Counter,
     pub(crate) flushes: Counter,
@@ -45,6 +52,7 @@ impl Counters {
         // Read the downstream counters first: a message moves from `pending`
         // to `written`, so reading `pending` before `written` could miss it
         // in both; this order can only count it twice, transiently.
+        let abandoned = self.abandoned.get();
         let written = self.written.get();
         let failed = self.failed.get();
         let write_errors = self.write_errors.get();
@@ -52,7 +60,7 @@ impl Counters {
         let pending = self.pending.get();
         let dropped = self.dropped.get();
         let pushed = self.pushed.get();
-        SinkStats { pushed, dropped, pending, written, write_errors, failed, flushes }
+        SinkStats { pushed, dropped, pending, written, abandoned, write_errors, failed, flushes }
     }
 }
 
@@ -60,9 +68,11 @@ impl Counters {
 ///
 /// The counters are read one by one while producers and the actor run, so a
 /// snapshot taken under load may be off by the messages in motion. Once the
-/// actor has finished, `pushed == dropped + written + pending` holds exactly
-/// (`pending` is then the count of messages that were never written, which is
-/// zero after a clean shutdown).
+/// actor has finished (or was aborted),
+/// `pushed == dropped + written + pending + abandoned` holds exactly, with
+/// `pending == 0`: every message offered was dropped for overflow, handed to
+/// the drain (which accounts for it from then on), or abandoned by an aborted
+/// shutdown. After a clean shutdown `abandoned` is zero too.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SinkStats {
@@ -74,8 +84,13 @@ pub struct SinkStats {
     /// Messages queued or batched but not yet handed to the drain.
     pub pending: u64,
     /// Messages handed to [`SinkDrain::write_batch`](crate::SinkDrain::write_batch),
-    /// whatever it returned.
+    /// counted when the call is made, whatever it then returns.
     pub written: u64,
+    /// Messages accepted but never handed to the drain because the actor was
+    /// gone first: aborted at the deadline of
+    /// [`shutdown_timeout`](crate::SinkHandle::shutdown_timeout), or failed
+    /// (a drain panicked). They are lost, and counted here instead of in `pending`.
+    pub abandoned: u64,
     /// Calls to `write_batch` that returned an error.
     pub write_errors: u64,
     /// Messages in the batches whose `write_batch` returned an error.
