@@ -8,18 +8,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[repr(align(128))]
 pub(crate) struct Counter(AtomicU64);
 
+// Release on writes and Acquire on reads (free on x86, where every atomic
+// read-modify-write is a full barrier and every load an acquire): a reader
+// that sees a message leave one counter also sees it arrive in the next one,
+// which `Counters::snapshot` relies on.
 impl Counter {
     /// Adds `n`; returns the value before.
     pub(crate) fn add(&self, n: u64) -> u64 {
-        self.0.fetch_add(n, Ordering::Relaxed)
+        self.0.fetch_add(n, Ordering::AcqRel)
     }
 
     pub(crate) fn sub(&self, n: u64) {
-        self.0.fetch_sub(n, Ordering::Relaxed);
+        self.0.fetch_sub(n, Ordering::AcqRel);
     }
 
     pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Acquire)
     }
 
     /// Reads the counter and sets it to zero, in one step.
@@ -49,15 +53,18 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn snapshot(&self) -> SinkStats {
-        // Read the downstream counters first: a message moves from `pending`
-        // to `written`, so reading `pending` before `written` could miss it
-        // in both; this order can only count it twice, transiently.
+        // A message moves from `pending` to `written`: the actor adds it to
+        // `written` first, then takes it from `pending`. Reading `pending`
+        // first and `written` after can therefore only count a message in
+        // motion twice, transiently, never miss it. (`abandoned` is filled
+        // once, after the actor is gone.) `pushed` is read last: it is raised
+        // before `pending`.
+        let pending = self.pending.get();
         let abandoned = self.abandoned.get();
         let written = self.written.get();
         let failed = self.failed.get();
         let write_errors = self.write_errors.get();
         let flushes = self.flushes.get();
-        let pending = self.pending.get();
         let dropped = self.dropped.get();
         let pushed = self.pushed.get();
         SinkStats { pushed, dropped, pending, written, abandoned, write_errors, failed, flushes }
