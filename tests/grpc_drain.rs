@@ -331,3 +331,28 @@ async fn shutdown_delivers_what_is_still_queued() {
     let stats = p.stats.snapshot();
     assert_eq!((stats.acked, stats.in_flight), (3000, 0));
 }
+
+#[tokio::test]
+async fn every_failed_request_is_counted_by_the_flush_that_reports_the_first() {
+    let receiver = Receiver::start().await.unwrap();
+    receiver.script(Signal::Metrics, [Reply::status(Code::InvalidArgument), Reply::status(Code::InvalidArgument)]);
+    let p = metrics_pipeline(
+        config(&receiver).with_max_request_bytes(8 * 1024).with_max_in_flight(1),
+        SinkConfig::default().with_queue_capacity(10_000).with_batch_size(10_000),
+    )
+    .await;
+    push_all(&p.sink, Shared::new().counters(1, 400));
+    match p.sink.flush().await {
+        Err(FlushError::Drain { source, later_failures }) => {
+            assert_eq!(source.kind(), DrainErrorKind::Permanent);
+            assert_eq!(later_failures, 1, "the second refused request is counted, not lost");
+        }
+        other => panic!("expected a drain failure, got {other:?}"),
+    }
+    let counts = receiver.counts().metrics;
+    assert!(counts.requests >= 3 && counts.acked > 0, "two refused requests and accepted ones: {counts:?}");
+    let stats = p.stats.snapshot();
+    assert_eq!((stats.acked, stats.acked + stats.failed), (counts.acked, 400));
+    p.sink.flush().await.expect("both failures were reported by the previous flush");
+    p.handle.shutdown().await.unwrap();
+}

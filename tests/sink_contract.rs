@@ -466,3 +466,28 @@ fn counters_balance_and_pending_never_underflows_under_racing_producers() {
     written.dedup();
     assert_eq!(written.len() as u64, accepted, "a message was written twice");
 }
+
+/// A drain that waits on many requests reports the first failure and folds
+/// the rest into it; the sink's flush counts them all.
+#[tokio::test(start_paused = true)]
+async fn failures_a_drain_folds_into_one_error_are_counted_by_the_flush() {
+    struct Folding;
+    impl otlp_sink::SinkDrain<u64> for Folding {
+        async fn write_batch(&mut self, _batch: Vec<u64>) -> Result<(), otlp_sink::DrainError> {
+            Ok(())
+        }
+        async fn flush_durable(&mut self) -> Result<(), otlp_sink::DrainError> {
+            Err(otlp_sink::DrainError::new(DrainErrorKind::Permanent, "3 requests refused").with_later_failures(2))
+        }
+    }
+    let (sink, handle) = BackgroundSink::spawn(Folding, config(10), CancellationToken::new()).unwrap();
+    sink.try_push(1).unwrap();
+    match sink.flush().await {
+        Err(FlushError::Drain { source, later_failures }) => {
+            assert_eq!((source.kind(), source.later_failures(), later_failures), (DrainErrorKind::Permanent, 2, 2));
+        }
+        other => panic!("expected a drain failure, got {other:?}"),
+    }
+    // Shutdown calls `close` (here the default `Ok`), not `flush_durable`.
+    handle.shutdown().await.unwrap();
+}

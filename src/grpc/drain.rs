@@ -282,8 +282,12 @@ impl<S: Encoding> GrpcDrain<S> {
     }
 
     fn record(&mut self, failure: Option<DrainError>) {
-        if let Some(failure) = failure {
-            self.unreported.get_or_insert(failure);
+        let Some(failure) = failure else { return };
+        match &mut self.unreported {
+            None => self.unreported = Some(failure),
+            // The first is reported; the rest are counted in it, so the sink's
+            // flush still accounts for every failure once.
+            Some(first) => first.add_later_failures(1 + failure.later_failures()),
         }
     }
 

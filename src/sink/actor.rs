@@ -192,9 +192,10 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     }
 
     fn record(&mut self, err: DrainError) {
+        let folded = err.later_failures();
         match &mut self.unreported {
-            None => self.unreported = Some(Unreported { first: err, later: 0 }),
-            Some(unreported) => unreported.later += 1,
+            None => self.unreported = Some(Unreported { first: err, later: folded }),
+            Some(unreported) => unreported.later += 1 + folded,
         }
     }
 }

@@ -119,13 +119,15 @@ impl fmt::Display for DrainErrorKind {
 pub struct DrainError {
     kind: DrainErrorKind,
     items: Option<u64>,
+    /// Further failures the drain folded into this one (it reports the first).
+    later_failures: u64,
     source: Box<dyn Error + Send + Sync + 'static>,
 }
 
 impl DrainError {
     /// Creates an error of `kind` caused by `source`.
     pub fn new(kind: DrainErrorKind, source: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
-        Self { kind, items: None, source: source.into() }
+        Self { kind, items: None, later_failures: 0, source: source.into() }
     }
 
     /// Records how many items this failure cost (not delivered, or rejected).
@@ -133,6 +135,26 @@ impl DrainError {
     pub fn with_items(mut self, items: u64) -> Self {
         self.items = Some(items);
         self
+    }
+
+    /// Records that `count` further failures happened after this one and
+    /// are reported through it (a drain that waits for many requests reports
+    /// the first failure and counts the rest). A sink adds them to its
+    /// flush's [`later_failures`](crate::FlushError::Drain).
+    #[must_use]
+    pub fn with_later_failures(mut self, count: u64) -> Self {
+        self.later_failures = count;
+        self
+    }
+
+    /// Counts `count` more failures into this one.
+    pub(crate) fn add_later_failures(&mut self, count: u64) {
+        self.later_failures += count;
+    }
+
+    /// How many further failures this error stands for, after itself.
+    pub fn later_failures(&self) -> u64 {
+        self.later_failures
     }
 
     /// What kind of failure this is.
