@@ -34,3 +34,9 @@ cargo nextest run --profile "${NEXTEST_PROFILE:-default}"
 
 step "doctests"
 cargo test --doc
+
+step "the README's quickstart and the tracing example, end to end against the in-process receiver"
+# Each exits non-zero if a force_flush fails. Unset the endpoint so they use
+# the in-process receiver whatever the environment says.
+env -u OTEL_EXPORTER_OTLP_ENDPOINT timeout 120 cargo run --quiet --example quickstart
+env -u OTEL_EXPORTER_OTLP_ENDPOINT timeout 120 cargo run --quiet --example tracing > /dev/null
