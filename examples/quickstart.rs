@@ -84,6 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("recorded: 3 counter series and 3 histogram series, 4 spans, 4 log records");
 
     // 4. The barrier: Ok means the collector acknowledged all of it.
+    let mut failed_flushes = 0;
     for (signal, flush) in [
         ("metrics", Box::new(|| meters.force_flush()) as Box<dyn Fn() -> _>),
         ("traces", Box::new(|| tracers.force_flush())),
@@ -92,7 +93,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         match flush() {
             Ok(()) => println!("{signal:>7}: force_flush Ok in {:.1?}", started.elapsed()),
-            Err(err) => println!("{signal:>7}: force_flush FAILED after {:.1?}: {err}", started.elapsed()),
+            Err(err) => {
+                failed_flushes += 1;
+                println!("{signal:>7}: force_flush FAILED after {:.1?}: {err}", started.elapsed());
+            }
         }
     }
 
@@ -136,6 +140,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     loggers.shutdown()?;
     if let Some((runtime, receiver)) = local {
         runtime.block_on(receiver.shutdown());
+    }
+    if failed_flushes > 0 {
+        return Err(format!("{failed_flushes} force_flush call(s) failed: not everything was acknowledged").into());
     }
     Ok(())
 }
