@@ -12,7 +12,7 @@
 //! 2. one collection of 100 000 points, above the collector's 4 MiB limit;
 //! 3. the span hot path, 1 and 8 threads, and spans/s end to end;
 //! 4. a slow collector (the in-process receiver answering after 20 ms);
-//! 5. the floor: the same points built and encoded with bare prost;
+//! 5. the floor: the same points built and encoded with bare prost (in 1's rounds);
 //! 6. peak RSS with the collector down and producers pushing (a child process).
 //!
 //! Run: `cargo bench --bench vs_official` (`-- --rounds N --quick` for a smoke run).
@@ -258,6 +258,7 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     let mut f_added = Figure::new("1", "otlp-sink cost beyond the SDK collection / collection cost", "x");
     let mut cpu_ours = Figure::new("5", "otlp-sink process CPU per point beyond the SDK collection", "ns/point");
     let mut cpu_official = Figure::new("5", "official process CPU per point beyond the SDK collection", "ns/point");
+    let mut floor = Figure::new("5", "bare prost: build + encode one request", "ns/point");
 
     let mut sent = 0;
     // Round 0 warms the connections up and is not counted.
@@ -270,6 +271,7 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
         sent += points;
         wait_rotel(rotel, rotel::Signal::Metrics, sent);
         let (t_noop, c_noop) = timed_flush(&noop, &rec_noop);
+        let prost_ns = prost_floor(counters, &rec_noop.attrs);
         if round == 0 {
             continue;
         }
@@ -280,6 +282,7 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
         f_added.values.push((t_ours - t_noop) / t_noop);
         cpu_ours.values.push((c_ours - c_noop) * 1e9 / points as f64);
         cpu_official.values.push((c_off - c_noop) * 1e9 / points as f64);
+        floor.values.push(prost_ns);
     }
     let stats = ours_exporter.stats().metrics;
     progress(format!(
@@ -291,7 +294,7 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     official.shutdown().ok();
     ours.shutdown().ok();
     noop.shutdown().ok();
-    figs.extend([f_official, f_ours, f_noop, f_added, cpu_official, cpu_ours]);
+    figs.extend([f_official, f_ours, f_noop, f_added, cpu_official, cpu_ours, floor]);
 }
 
 /// Workload 2: one collection of 100 000 points.
@@ -335,8 +338,11 @@ fn workload2(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     ours.shutdown().ok();
     figs.push(fig);
     format!(
-        "{official_line}\notlp-sink: {} points acked in {} requests, rotel counted all of them",
-        s.acked, s.requests
+        "{official_line}\notlp-sink: {} collections of {} points: {} points acked in {} requests, rotel counted all of them",
+        args.rounds,
+        rec.points(),
+        s.acked,
+        s.requests
     )
 }
 
@@ -530,8 +536,9 @@ fn workload4(args: &Args, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) 
     rt.block_on(receiver.shutdown());
 }
 
-/// Workload 5: the same points built and encoded with bare prost into one request.
-fn workload5(args: &Args, figs: &mut Vec<Figure>) {
+/// Workload 5's floor: the same points built and encoded with bare prost
+/// into one request, no sink, no network. Returns ns per point.
+fn prost_floor(counters: usize, attrs: &[[KeyValue; 3]]) -> f64 {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue as PKeyValue};
     use opentelemetry_proto::tonic::metrics::v1::{
@@ -539,9 +546,7 @@ fn workload5(args: &Args, figs: &mut Vec<Figure>) {
     };
     use prost::Message as _;
 
-    let counters = if args.quick { 5 } else { 50 };
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let attrs = attribute_sets();
     let kv = |k: &opentelemetry::KeyValue| PKeyValue {
         key: k.key.as_str().to_string(),
         value: Some(AnyValue {
@@ -552,48 +557,41 @@ fn workload5(args: &Args, figs: &mut Vec<Figure>) {
         }),
         ..Default::default()
     };
-    let mut fig = Figure::new("5", "bare prost: build + encode one request", "ns/point");
-    for round in 0..=args.rounds {
-        progress(format!("workload 5: bare prost, round {round}/{}", args.rounds));
-        let started = Instant::now();
-        let metrics = (0..counters)
-            .map(|c| Metric {
-                name: format!("requests_{c}"),
-                data: Some(metric::Data::Sum(Sum {
-                    data_points: attrs
-                        .iter()
-                        .map(|a| NumberDataPoint {
-                            attributes: a.iter().map(kv).collect(),
-                            start_time_unix_nano: now,
-                            time_unix_nano: now,
-                            value: Some(number_data_point::Value::AsInt(1)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    aggregation_temporality: 2,
-                    is_monotonic: true,
-                })),
-                ..Default::default()
-            })
-            .collect();
-        let request = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Some(InstrumentationScope { name: "vs_official".into(), ..Default::default() }),
-                    metrics,
-                    ..Default::default()
-                }],
+    let started = Instant::now();
+    let metrics = (0..counters)
+        .map(|c| Metric {
+            name: format!("requests_{c}"),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: attrs
+                    .iter()
+                    .map(|a| NumberDataPoint {
+                        attributes: a.iter().map(kv).collect(),
+                        start_time_unix_nano: now,
+                        time_unix_nano: now,
+                        value: Some(number_data_point::Value::AsInt(1)),
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        })
+        .collect();
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope { name: "vs_official".into(), ..Default::default() }),
+                metrics,
                 ..Default::default()
             }],
-        };
-        let bytes = request.encode_to_vec();
-        let took = started.elapsed();
-        std::hint::black_box(bytes);
-        if round > 0 {
-            fig.values.push(took.as_nanos() as f64 / (counters * SERIES) as f64);
-        }
-    }
-    figs.push(fig);
+            ..Default::default()
+        }],
+    };
+    let bytes = request.encode_to_vec();
+    let took = started.elapsed();
+    std::hint::black_box(bytes);
+    took.as_nanos() as f64 / (counters * attrs.len()) as f64
 }
 
 fn status_kb(field: &str) -> u64 {
@@ -777,6 +775,7 @@ fn main() {
     let mut figs = Vec::new();
     let mut w2 = String::new();
     let mut w6 = serde_json::Value::Null;
+    // Workload 5's floor is measured in workload 1's rounds, side by side.
     if run(1) || run(5) {
         workload1(&args, &rotel, &rt, &mut figs);
     }
@@ -788,9 +787,6 @@ fn main() {
     }
     if run(4) {
         workload4(&args, &rt, &mut figs);
-    }
-    if run(5) {
-        workload5(&args, &mut figs);
     }
     if run(6) {
         w6 = workload6(&args);
