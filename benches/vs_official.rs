@@ -17,7 +17,8 @@
 //!
 //! Run: `cargo bench --bench vs_official` (`-- --rounds N --quick` for a smoke run).
 //! Progress goes to stderr, the table to stdout; the figures are written to
-//! `bench-results/vs_official.json` and `bench-results/vs_official.svg`.
+//! `bench-results/vs_official.json` and `bench-results/vs_official.svg`
+//! (`vs_official-partial.*` for `--quick` or `--only` runs).
 
 #[path = "../tests/support/rotel.rs"]
 mod rotel;
@@ -831,9 +832,11 @@ fn main() {
         "workload2": w2,
         "workload6": w6,
     });
-    std::fs::write(dir.join("vs_official.json"), serde_json::to_string_pretty(&json).unwrap()).expect("json");
-    if let Err(e) = chart(&figs, &dir.join("vs_official.svg")) {
+    // A smoke run (`--quick`) or a partial one (`--only`) keeps the full run's files.
+    let stem = if args.quick || !args.only.is_empty() { "vs_official-partial" } else { "vs_official" };
+    std::fs::write(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&json).unwrap()).expect("json");
+    if let Err(e) = chart(&figs, &dir.join(format!("{stem}.svg"))) {
         progress(format!("chart not written: {e}"));
     }
-    progress(format!("done in {:.0} s; wrote bench-results/vs_official.{{json,svg}}", started.elapsed().as_secs_f64()));
+    progress(format!("done in {:.0} s; wrote bench-results/{stem}.{{json,svg}}", started.elapsed().as_secs_f64()));
 }
