@@ -60,6 +60,30 @@ async fn a_full_batch_is_written_without_waiting_for_the_timer() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_backlog_is_written_without_waiting_for_the_timer() {
+    let script = Script::new();
+    let (sink, handle, _token) = spawn(&script, config(4));
+    // The actor takes message 0 alone: a partial batch, waiting for more.
+    sink.try_push(0).unwrap();
+    settle().await;
+    // Then a burst the actor takes out of step with the batches: the pushes
+    // that complete a batch wake it fewer times than there are batches queued.
+    for i in 1..=12 {
+        sink.try_push(i).unwrap();
+    }
+    let started = tokio::time::Instant::now();
+    script.wait_until(|e| e.len() == 3).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "three full batches were queued, yet one waited {:?} for the timer",
+        started.elapsed()
+    );
+    assert_eq!(script.batch_sizes(), vec![4, 4, 4]);
+    handle.shutdown().await.unwrap();
+    assert_eq!(script.written(), (0..13).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_partial_batch_is_written_when_the_interval_expires() {
     let script = Script::new();
     let (sink, handle, _token) = spawn(&script, config(100));

@@ -81,7 +81,11 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
             // (producers wake the actor for those), not for every message. Not
             // polling the queue here is what keeps a push from paying for a
             // task wake-up: the queue only wakes a receiver that waits on it.
-            if deadline > Instant::now() {
+            // A backlog already queued is taken at once: producers wake the
+            // actor only when a push completes a batch, so waiting here with
+            // messages queued would cost a whole `flush_interval` per batch
+            // whenever the producers have stopped (checking is no wake-up).
+            if deadline > Instant::now() && self.rx.is_empty() {
                 tokio::select! {
                     // Cancellation first, as above.
                     biased;

@@ -1,0 +1,842 @@
+//! This crate against the official `opentelemetry-otlp` 0.33 (grpc-tonic),
+//! on the same workloads, against the same collector, in the same run.
+//!
+//! Absolute times on a shared 2-core machine drift; ratios measured side by
+//! side hold. So every figure is taken in rounds that alternate the two
+//! sides (A B A B ...), and the table reports min, median and max per figure
+//! and the ratio of the medians.
+//!
+//! Workloads (see the README's "Benchmarks" section for the results):
+//! 1. metrics collection throughput against rotel (`--exporter blackhole`),
+//!    with the SDK's own collection (a no-op exporter) as the baseline;
+//! 2. one collection of 100 000 points, above the collector's 4 MiB limit;
+//! 3. the span hot path, 1 and 8 threads, and spans/s end to end;
+//! 4. a slow collector (the in-process receiver answering after 20 ms);
+//! 5. the floor: the same points built and encoded with bare prost (in 1's rounds);
+//! 6. peak RSS with the collector down and producers pushing (a child process).
+//!
+//! Run: `cargo bench --bench vs_official` (`-- --rounds N --quick` for a smoke run).
+//! Progress goes to stderr, the table to stdout; the figures are written to
+//! `bench-results/vs_official.json` and `bench-results/vs_official.svg`
+//! (`vs_official-partial.*` for `--quick` or `--only` runs).
+
+#[path = "../tests/support/rotel.rs"]
+mod rotel;
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime};
+
+use opentelemetry::metrics::{Counter, MeterProvider as _};
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor,
+};
+use otlp_sink::receiver::{Receiver, Reply};
+use otlp_sink::{ExporterConfig, OtlpExporter, Signal, SinkConfig};
+use plotters::prelude::*;
+use serde_json::json;
+
+/// The official exporter's reader never exports on its own: only `force_flush` does.
+const NEVER: Duration = Duration::from_secs(3600);
+
+/// Series per counter, with three attributes each.
+const SERIES: usize = 1000;
+
+struct Args {
+    rounds: usize,
+    quick: bool,
+    /// Run as the RSS child for this many seconds (workload 6).
+    rss_child: Option<u64>,
+    /// Run only these workloads (`--only 1,3`); all when empty.
+    only: Vec<u32>,
+}
+
+fn args() -> Args {
+    let mut out = Args { rounds: 5, quick: false, rss_child: None, only: Vec::new() };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rounds" => out.rounds = it.next().and_then(|n| n.parse().ok()).expect("--rounds N"),
+            "--quick" => out.quick = true,
+            "--only" => {
+                out.only = it.next().unwrap_or_default().split(',').filter_map(|n| n.parse().ok()).collect();
+            }
+            "--rss-child" => out.rss_child = it.next().and_then(|n| n.parse().ok()),
+            // cargo bench passes --bench; anything else is ignored too.
+            _ => {}
+        }
+    }
+    out
+}
+
+fn progress(msg: impl AsRef<str>) {
+    eprintln!("[vs_official] {}", msg.as_ref());
+}
+
+/// One figure measured over rounds.
+#[derive(Clone)]
+struct Figure {
+    workload: &'static str,
+    name: String,
+    unit: &'static str,
+    values: Vec<f64>,
+}
+
+impl Figure {
+    fn new(workload: &'static str, name: impl Into<String>, unit: &'static str) -> Self {
+        Figure { workload, name: name.into(), unit, values: Vec::new() }
+    }
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.values.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+    fn min(&self) -> f64 {
+        self.sorted().first().copied().unwrap_or(f64::NAN)
+    }
+    fn max(&self) -> f64 {
+        self.sorted().last().copied().unwrap_or(f64::NAN)
+    }
+    fn median(&self) -> f64 {
+        let v = self.sorted();
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+}
+
+/// The points every metrics workload records: `counters` counters, each
+/// incremented by 1 on `SERIES` attribute sets of three attributes. The
+/// attributes are short, so that 50 000 points fit the official exporter's
+/// one request under the collector's 4 MiB limit (about 4 MB, as measured
+/// in `/work/shared/OTLP-FACTS.md`).
+struct Recorder {
+    counters: Vec<Counter<u64>>,
+    attrs: Arc<Vec<[KeyValue; 3]>>,
+}
+
+fn attribute_sets() -> Arc<Vec<[KeyValue; 3]>> {
+    Arc::new(
+        (0..SERIES)
+            .map(|i| {
+                [
+                    KeyValue::new("route", format!("/r/{i}")),
+                    KeyValue::new("code", (200 + i % 5) as i64),
+                    KeyValue::new("host", "h1"),
+                ]
+            })
+            .collect(),
+    )
+}
+
+impl Recorder {
+    fn new(provider: &SdkMeterProvider, counters: usize, attrs: Arc<Vec<[KeyValue; 3]>>) -> Self {
+        let meter = provider.meter("vs_official");
+        let counters = (0..counters).map(|c| meter.u64_counter(format!("requests_{c}")).build()).collect();
+        Recorder { counters, attrs }
+    }
+    fn record(&self) {
+        for c in &self.counters {
+            for a in self.attrs.iter() {
+                c.add(1, a);
+            }
+        }
+    }
+    fn points(&self) -> u64 {
+        (self.counters.len() * self.attrs.len()) as u64
+    }
+}
+
+/// The SDK's collection alone: an exporter that takes the collection and does nothing.
+#[derive(Debug)]
+struct Noop;
+
+impl PushMetricExporter for Noop {
+    fn export(&self, _metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
+        std::future::ready(Ok(()))
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}
+
+/// The official exporter (tonic) on a `PeriodicReader` that exports only on `force_flush`.
+/// Built inside `rt`, which must outlive it: tonic's channel runs there.
+fn official_provider(rt: &tokio::runtime::Runtime, endpoint: &str) -> SdkMeterProvider {
+    let _guard = rt.enter();
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .expect("official exporter");
+    SdkMeterProvider::builder().with_reader(PeriodicReader::builder(exporter).with_interval(NEVER).build()).build()
+}
+
+fn noop_provider() -> SdkMeterProvider {
+    SdkMeterProvider::builder().with_reader(PeriodicReader::builder(Noop).with_interval(NEVER).build()).build()
+}
+
+fn our_exporter(config: ExporterConfig, sink: Option<(Signal, SinkConfig)>) -> OtlpExporter {
+    let mut b = OtlpExporter::builder().with_config(config).with_export_interval(NEVER);
+    if let Some((signal, sink)) = sink {
+        b = b.with_signal_sink_config(signal, sink);
+    }
+    b.build_with_lookup(|_| None).expect("our exporter")
+}
+
+fn our_provider(exporter: &OtlpExporter) -> SdkMeterProvider {
+    SdkMeterProvider::builder().with_reader(exporter.metric_reader()).build()
+}
+
+fn config(endpoint: &str) -> ExporterConfig {
+    ExporterConfig::builder().with_endpoint(endpoint).build().expect("config")
+}
+
+/// CPU time (user + system) of this whole process so far.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Records once more and times `force_flush`: (wall seconds, process CPU seconds).
+fn timed_flush(provider: &SdkMeterProvider, recorder: &Recorder) -> (f64, f64) {
+    recorder.record();
+    let cpu = process_cpu();
+    let started = Instant::now();
+    provider.force_flush().expect("flush");
+    (started.elapsed().as_secs_f64(), (process_cpu() - cpu).as_secs_f64())
+}
+
+fn wait_rotel(rotel: &rotel::Rotel, signal: rotel::Signal, expected: u64) {
+    if let Err(e) = rotel.wait_for(signal, expected, Duration::from_secs(60)) {
+        panic!("rotel never counted {expected} {signal:?}: {e:?}");
+    }
+}
+
+/// Workload 1: collect + export + ack, per point, alternating official / ours / SDK alone.
+fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) {
+    let counters = if args.quick { 5 } else { 50 };
+    let attrs = attribute_sets();
+    let official = official_provider(rt, &rotel.endpoint());
+    let ours_exporter = our_exporter(config(&rotel.endpoint()), None);
+    let ours = our_provider(&ours_exporter);
+    let noop = noop_provider();
+    let rec_official = Recorder::new(&official, counters, attrs.clone());
+    let rec_ours = Recorder::new(&ours, counters, attrs.clone());
+    let rec_noop = Recorder::new(&noop, counters, attrs);
+    let points = rec_ours.points();
+    let label = format!("{counters} counters x {SERIES} series");
+
+    let mut f_official = Figure::new("1", format!("official, {label}"), "M points/s");
+    let mut f_ours = Figure::new("1", format!("otlp-sink, {label}"), "M points/s");
+    let mut f_noop = Figure::new("1", format!("SDK collection alone (no-op exporter), {label}"), "M points/s");
+    let mut f_added = Figure::new("1", "otlp-sink cost beyond the SDK collection / collection cost", "x");
+    let mut cpu_ours = Figure::new("5", "otlp-sink process CPU per point beyond the SDK collection", "ns/point");
+    let mut cpu_official = Figure::new("5", "official process CPU per point beyond the SDK collection", "ns/point");
+    let mut floor = Figure::new("5", "bare prost: build + encode one request", "ns/point");
+
+    let mut sent = 0;
+    // Round 0 warms the connections up and is not counted.
+    for round in 0..=args.rounds {
+        progress(format!("workload 1: round {round}/{} ({points} points per flush)", args.rounds));
+        let (t_off, c_off) = timed_flush(&official, &rec_official);
+        sent += points;
+        wait_rotel(rotel, rotel::Signal::Metrics, sent);
+        let (t_ours, c_ours) = timed_flush(&ours, &rec_ours);
+        sent += points;
+        wait_rotel(rotel, rotel::Signal::Metrics, sent);
+        let (t_noop, c_noop) = timed_flush(&noop, &rec_noop);
+        let prost_ns = prost_floor(counters, &rec_noop.attrs);
+        if round == 0 {
+            continue;
+        }
+        let mps = |t: f64| points as f64 / t / 1e6;
+        f_official.values.push(mps(t_off));
+        f_ours.values.push(mps(t_ours));
+        f_noop.values.push(mps(t_noop));
+        f_added.values.push((t_ours - t_noop) / t_noop);
+        cpu_ours.values.push((c_ours - c_noop) * 1e9 / points as f64);
+        cpu_official.values.push((c_off - c_noop) * 1e9 / points as f64);
+        floor.values.push(prost_ns);
+    }
+    let stats = ours_exporter.stats().metrics;
+    progress(format!(
+        "workload 1: otlp-sink sent {} requests for {} points",
+        stats.export.requests, stats.export.acked
+    ));
+    let dropped = stats.sink.dropped;
+    assert_eq!(dropped, 0, "our reader dropped points: the measurement is void");
+    official.shutdown().ok();
+    ours.shutdown().ok();
+    noop.shutdown().ok();
+    figs.extend([f_official, f_ours, f_noop, f_added, cpu_official, cpu_ours, floor]);
+}
+
+/// Workload 2: one collection of 100 000 points.
+fn workload2(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) -> String {
+    let counters = 100;
+    let attrs = attribute_sets();
+    progress("workload 2: official exporter, one collection of 100 000 points");
+    let official = official_provider(rt, &rotel.endpoint());
+    let rec = Recorder::new(&official, counters, attrs.clone());
+    rec.record();
+    let before = rotel.metric_points();
+    let started = Instant::now();
+    let outcome = official.force_flush();
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let official_line = format!(
+        "official: force_flush after {:.0} ms -> {}; rotel counted {} of {} points",
+        took.as_secs_f64() * 1e3,
+        match &outcome {
+            Ok(()) => "Ok".to_string(),
+            Err(e) => format!("Err({e})"),
+        },
+        rotel.metric_points() - before,
+        rec.points()
+    );
+    progress(&official_line);
+    official.shutdown().ok();
+
+    let exporter = our_exporter(config(&rotel.endpoint()), None);
+    let ours = our_provider(&exporter);
+    let rec = Recorder::new(&ours, counters, attrs);
+    let mut fig = Figure::new("2", "otlp-sink, 100 counters x 1000 series, all delivered", "ms");
+    for round in 1..=args.rounds {
+        progress(format!("workload 2: otlp-sink round {round}/{}", args.rounds));
+        let before = rotel.metric_points();
+        let (t, _) = timed_flush(&ours, &rec);
+        wait_rotel(rotel, rotel::Signal::Metrics, before + rec.points());
+        fig.values.push(t * 1e3);
+    }
+    let s = exporter.stats().metrics.export;
+    ours.shutdown().ok();
+    figs.push(fig);
+    format!(
+        "{official_line}\notlp-sink: {} collections of {} points: {} points acked in {} requests, rotel counted all of them",
+        args.rounds,
+        rec.points(),
+        s.acked,
+        s.requests
+    )
+}
+
+/// A span as an instrumented HTTP handler ends it: four attributes.
+fn span() -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_bytes([1; 16]),
+            SpanId::from_bytes([2; 8]),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: SpanId::from_bytes([3; 8]),
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Server,
+        name: Cow::Borrowed("GET /cart"),
+        start_time: SystemTime::now(),
+        end_time: SystemTime::now(),
+        attributes: vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", "/cart"),
+            KeyValue::new("http.response.status_code", 200),
+            KeyValue::new("server.address", "shop.example"),
+        ],
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: InstrumentationScope::builder("vs_official").build(),
+    }
+}
+
+/// Ends `total` spans from `threads` threads; returns (mean ns per `on_end`
+/// on the callers' threads, spans/s from the first `on_end` to the flush's return).
+fn end_spans(processor: &(impl SpanProcessor + ?Sized), threads: usize, total: usize) -> (f64, f64) {
+    let per_thread = total / threads;
+    let barrier = Barrier::new(threads + 1);
+    let (caller_ns, started) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let spans: Vec<SpanData> = (0..per_thread).map(|_| span()).collect();
+                    barrier.wait();
+                    let t = Instant::now();
+                    for sp in spans {
+                        processor.on_end(sp);
+                    }
+                    t.elapsed().as_nanos() as f64 / per_thread as f64
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let ns: f64 = handles.into_iter().map(|h| h.join().unwrap()).sum::<f64>() / threads as f64;
+        (ns, started)
+    });
+    processor.force_flush().expect("span flush");
+    (caller_ns, (per_thread * threads) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Workload 3: the span hot path, ours against `BatchSpanProcessor` + the official exporter.
+fn workload3(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) {
+    let total = if args.quick { 20_000 } else { 200_000 };
+    let official = {
+        let _guard = rt.enter();
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(rotel.endpoint())
+            .build()
+            .expect("official span exporter");
+        BatchSpanProcessor::builder(exporter)
+            .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 21).build())
+            .build()
+    };
+    let exporter = our_exporter(
+        config(&rotel.endpoint()),
+        Some((Signal::Traces, SinkConfig::default().with_queue_capacity(1 << 21).with_batch_size(2048))),
+    );
+    let ours = exporter.span_processor();
+    let mut sent = rotel.spans();
+    for threads in [1usize, 8] {
+        let mut f_off = Figure::new("3", format!("official BatchSpanProcessor on_end, {threads} thread(s)"), "ns/span");
+        let mut f_ours = Figure::new("3", format!("otlp-sink span processor on_end, {threads} thread(s)"), "ns/span");
+        let mut e_off = Figure::new("3", format!("official end to end, {threads} thread(s)"), "k spans/s");
+        let mut e_ours = Figure::new("3", format!("otlp-sink end to end, {threads} thread(s)"), "k spans/s");
+        for round in 0..=args.rounds {
+            progress(format!("workload 3: {threads} thread(s), round {round}/{} ({total} spans)", args.rounds));
+            let (ns_off, sps_off) = end_spans(&official, threads, total);
+            sent += (total / threads * threads) as u64;
+            wait_rotel(rotel, rotel::Signal::Traces, sent);
+            let (ns_ours, sps_ours) = end_spans(&ours, threads, total);
+            sent += (total / threads * threads) as u64;
+            wait_rotel(rotel, rotel::Signal::Traces, sent);
+            if round == 0 {
+                continue;
+            }
+            f_off.values.push(ns_off);
+            f_ours.values.push(ns_ours);
+            e_off.values.push(sps_off / 1e3);
+            e_ours.values.push(sps_ours / 1e3);
+        }
+        figs.extend([f_off, f_ours, e_off, e_ours]);
+    }
+    assert_eq!(exporter.stats().traces.sink.dropped, 0, "spans were dropped: the measurement is void");
+    official.shutdown().ok();
+    exporter.shutdown().ok();
+}
+
+/// Workload 4: the in-process receiver answers every metrics request after 20 ms.
+fn workload4(args: &Args, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) {
+    let receiver =
+        rt.block_on(Receiver::builder().with_max_message_bytes(64 << 20).start()).expect("in-process receiver");
+    receiver.set_default(Signal::Metrics, Reply::delayed(Duration::from_millis(20), Reply::Ok));
+    let endpoint = receiver.endpoint();
+    let attrs = attribute_sets();
+
+    // The latency of one export call, through the SDK's PeriodicReader: 1 000 points.
+    let official = official_provider(rt, &endpoint);
+    let exporter = our_exporter(config(&endpoint), None);
+    let ours = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.metric_exporter()).with_interval(NEVER).build())
+        .build();
+    let rec_off = Recorder::new(&official, 1, attrs.clone());
+    let rec_ours = Recorder::new(&ours, 1, attrs.clone());
+    let mut l_off = Figure::new("4", "official export call (1 000 points, 20 ms collector)", "ms");
+    let mut l_ours = Figure::new("4", "otlp-sink export call (1 000 points, 20 ms collector)", "ms");
+    for round in 0..=args.rounds {
+        progress(format!("workload 4: export-call latency, round {round}/{}", args.rounds));
+        let (t_off, _) = timed_flush(&official, &rec_off);
+        let (t_ours, _) = timed_flush(&ours, &rec_ours);
+        // Not timed: the barrier, so no round carries a backlog.
+        exporter.force_flush().expect("delivered");
+        if round > 0 {
+            l_off.values.push(t_off * 1e3);
+            l_ours.values.push(t_ours * 1e3);
+        }
+    }
+    official.shutdown().ok();
+    ours.shutdown().ok();
+    exporter.shutdown().ok();
+    figs.extend([l_off, l_ours]);
+
+    // Throughput with 1, 4 and 16 requests in flight: one collection split into 64 KiB requests.
+    let counters = if args.quick { 5 } else { 50 };
+    let official = official_provider(rt, &endpoint);
+    let rec_off = Recorder::new(&official, counters, attrs.clone());
+    let windows = [1usize, 4, 16];
+    let ours: Vec<(OtlpExporter, SdkMeterProvider, Recorder)> = windows
+        .iter()
+        .map(|&n| {
+            let cfg = ExporterConfig::builder()
+                .with_endpoint(&endpoint)
+                .with_max_in_flight(n)
+                .with_max_request_bytes(64 << 10)
+                .build()
+                .expect("config");
+            let e = our_exporter(cfg, None);
+            let p = our_provider(&e);
+            let r = Recorder::new(&p, counters, attrs.clone());
+            (e, p, r)
+        })
+        .collect();
+    let mut t_off =
+        Figure::new("4", format!("official, {counters}k points in one request, 20 ms collector"), "M points/s");
+    let mut t_ours: Vec<Figure> = windows
+        .iter()
+        .map(|n| Figure::new("4", format!("otlp-sink, 64 KiB requests, {n} in flight, 20 ms collector"), "M points/s"))
+        .collect();
+    for round in 0..=args.rounds {
+        progress(format!("workload 4: throughput, round {round}/{}", args.rounds));
+        let (t, _) = timed_flush(&official, &rec_off);
+        if round > 0 {
+            t_off.values.push(rec_off.points() as f64 / t / 1e6);
+        }
+        for ((_, p, r), fig) in ours.iter().zip(&mut t_ours) {
+            let (t, _) = timed_flush(p, r);
+            if round > 0 {
+                fig.values.push(r.points() as f64 / t / 1e6);
+            }
+        }
+    }
+    official.shutdown().ok();
+    for (e, p, _) in ours {
+        p.shutdown().ok();
+        drop(e);
+    }
+    figs.push(t_off);
+    figs.extend(t_ours);
+    rt.block_on(receiver.shutdown());
+}
+
+/// Workload 5's floor: the same points built and encoded with bare prost
+/// into one request, no sink, no network. Returns ns per point.
+fn prost_floor(counters: usize, attrs: &[[KeyValue; 3]]) -> f64 {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue as PKeyValue};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric, number_data_point, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    };
+    use prost::Message as _;
+
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let kv = |k: &opentelemetry::KeyValue| PKeyValue {
+        key: k.key.as_str().to_string(),
+        value: Some(AnyValue {
+            value: Some(match &k.value {
+                opentelemetry::Value::I64(i) => any_value::Value::IntValue(*i),
+                v => any_value::Value::StringValue(v.as_str().into_owned()),
+            }),
+        }),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let metrics = (0..counters)
+        .map(|c| Metric {
+            name: format!("requests_{c}"),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: attrs
+                    .iter()
+                    .map(|a| NumberDataPoint {
+                        attributes: a.iter().map(kv).collect(),
+                        start_time_unix_nano: now,
+                        time_unix_nano: now,
+                        value: Some(number_data_point::Value::AsInt(1)),
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        })
+        .collect();
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope { name: "vs_official".into(), ..Default::default() }),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let bytes = request.encode_to_vec();
+    let took = started.elapsed();
+    std::hint::black_box(bytes);
+    took.as_nanos() as f64 / (counters * attrs.len()) as f64
+}
+
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Workload 6, in the child: push spans for `secs` to an endpoint where nothing listens.
+fn rss_child(secs: u64) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let exporter = our_exporter(config(&format!("http://127.0.0.1:{port}")), None);
+    let processor = exporter.span_processor();
+    let capacity = SinkConfig::default().queue_capacity();
+    let baseline = status_kb("VmRSS:");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut peak_rss = 0;
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while Instant::now() < deadline {
+                    for _ in 0..1000 {
+                        processor.on_end(span());
+                    }
+                }
+            });
+        }
+        while Instant::now() < deadline {
+            peak_rss = peak_rss.max(status_kb("VmRSS:"));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let stats = exporter.stats().traces;
+    let hwm = status_kb("VmHWM:");
+    let _ = exporter.shutdown_with_timeout(Duration::from_millis(500));
+    println!(
+        "{}",
+        json!({
+            "baseline_rss_kb": baseline, "peak_rss_kb": peak_rss, "vm_hwm_kb": hwm,
+            "queue_capacity": capacity, "pushed": stats.sink.pushed, "dropped": stats.sink.dropped,
+            "seconds": secs,
+        })
+    );
+}
+
+fn workload6(args: &Args) -> serde_json::Value {
+    let secs = if args.quick { 5 } else { 30 };
+    progress(format!("workload 6: collector down for {secs} s, producers pushing (child process)"));
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--rss-child", &secs.to_string()])
+        .output()
+        .expect("child ran");
+    assert!(out.status.success(), "RSS child failed: {}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.lines().last().unwrap_or("{}")).expect("child's JSON line")
+}
+
+fn find<'a>(figs: &'a [Figure], prefix: &str) -> Option<&'a Figure> {
+    figs.iter().find(|f| f.name.starts_with(prefix))
+}
+
+/// The ratios the issue asks for, as (label, median ratio), for the workloads that ran.
+fn ratios(figs: &[Figure]) -> Vec<(String, f64)> {
+    let r = |a: &str, b: &str| Some(find(figs, a)?.median() / find(figs, b)?.median());
+    let mut wanted = vec![
+        ("W1 points/s: otlp-sink / official (target >= 3)".to_string(), r("otlp-sink, ", "official, ")),
+        (
+            "W1 otlp-sink cost beyond the SDK collection / collection (target <= 0.5)".to_string(),
+            find(figs, "otlp-sink cost beyond").map(Figure::median),
+        ),
+    ];
+    for t in [1, 8] {
+        wanted.push((
+            format!("W3 on_end ns, {t} thread(s): otlp-sink / official (target <= 0.5)"),
+            r(&format!("otlp-sink span processor on_end, {t} "), &format!("official BatchSpanProcessor on_end, {t} ")),
+        ));
+        wanted.push((
+            format!("W3 end-to-end spans/s, {t} thread(s): otlp-sink / official"),
+            r(&format!("otlp-sink end to end, {t} "), &format!("official end to end, {t} ")),
+        ));
+    }
+    wanted.push((
+        "W4 export-call latency: otlp-sink / official".into(),
+        r("otlp-sink export call", "official export call"),
+    ));
+    wanted.push((
+        "W5 otlp-sink CPU per point beyond the SDK / bare prost (target <= 2)".into(),
+        r("otlp-sink process CPU", "bare prost"),
+    ));
+    wanted.push((
+        "W5 official CPU per point beyond the SDK / bare prost".into(),
+        r("official process CPU", "bare prost"),
+    ));
+    wanted.into_iter().filter_map(|(l, v)| Some((l, v?))).collect()
+}
+
+fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (1000, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(560);
+    let get = |prefix: &str| find(figs, prefix).ok_or_else(|| format!("no figure {prefix}"));
+    let panel = |area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+                 title: &str,
+                 bars: Vec<(String, &Figure)>|
+     -> Result<(), Box<dyn std::error::Error>> {
+        let top = bars.iter().map(|(_, f)| f.max()).fold(0.0, f64::max) * 1.15;
+        let n = bars.len();
+        let mut c = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(90)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..n as f64, 0.0..top)?;
+        let labels: Vec<String> = bars.iter().map(|(l, _)| l.clone()).collect();
+        c.configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - x.floor() - 0.5).abs() < 1e-6 && i < labels.len() {
+                    labels[i].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .x_label_style(("sans-serif", 11))
+            .draw()?;
+        for (i, (_, f)) in bars.iter().enumerate() {
+            let x = i as f64;
+            let colour = if i % 2 == 0 { RGBColor(200, 80, 60) } else { RGBColor(50, 110, 180) };
+            c.draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, f.median())], colour.filled())))?;
+            // min-max whisker
+            c.draw_series(std::iter::once(PathElement::new(
+                vec![(x + 0.5, f.min()), (x + 0.5, f.max())],
+                BLACK.stroke_width(2),
+            )))?;
+        }
+        Ok(())
+    };
+    panel(
+        &left,
+        "Metrics: M points/s acked (median, min-max)",
+        vec![
+            ("official".into(), get("official, ")?),
+            ("otlp-sink".into(), get("otlp-sink, ")?),
+            ("SDK alone".into(), get("SDK collection alone")?),
+            ("20ms: 1 in flight".into(), get("otlp-sink, 64 KiB requests, 1 ")?),
+            ("20ms: 16 in flight".into(), get("otlp-sink, 64 KiB requests, 16 ")?),
+        ],
+    )?;
+    panel(
+        &right,
+        "Span on_end on the caller: ns/span",
+        vec![
+            ("official 1t".into(), get("official BatchSpanProcessor on_end, 1 ")?),
+            ("otlp-sink 1t".into(), get("otlp-sink span processor on_end, 1 ")?),
+            ("official 8t".into(), get("official BatchSpanProcessor on_end, 8 ")?),
+            ("otlp-sink 8t".into(), get("otlp-sink span processor on_end, 8 ")?),
+        ],
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+fn main() {
+    let args = args();
+    if let Some(secs) = args.rss_child {
+        rss_child(secs);
+        return;
+    }
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rotel = rotel::Rotel::start();
+    progress(format!("rotel: {}", rotel.command_line()));
+
+    let run = |w: u32| args.only.is_empty() || args.only.contains(&w);
+    let mut figs = Vec::new();
+    let mut w2 = String::new();
+    let mut w6 = serde_json::Value::Null;
+    // Workload 5's floor is measured in workload 1's rounds, side by side.
+    if run(1) || run(5) {
+        workload1(&args, &rotel, &rt, &mut figs);
+    }
+    if run(2) {
+        w2 = workload2(&args, &rotel, &rt, &mut figs);
+    }
+    if run(3) {
+        workload3(&args, &rotel, &rt, &mut figs);
+    }
+    if run(4) {
+        workload4(&args, &rt, &mut figs);
+    }
+    if run(6) {
+        w6 = workload6(&args);
+    }
+    drop(rotel);
+
+    let mut table = String::new();
+    let _ = writeln!(table, "| W | figure | unit | min | median | max |");
+    let _ = writeln!(table, "| --- | --- | --- | ---: | ---: | ---: |");
+    for f in &figs {
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} |",
+            f.workload,
+            f.name,
+            f.unit,
+            f.min(),
+            f.median(),
+            f.max()
+        );
+    }
+    let ratios = ratios(&figs);
+    let _ = writeln!(table, "\n| median ratio | value |\n| --- | ---: |");
+    for (l, r) in &ratios {
+        let _ = writeln!(table, "| {l} | {r:.2} |");
+    }
+    let _ = writeln!(table, "\nW2: {}", w2.replace('\n', "\nW2: "));
+    let _ = writeln!(table, "W6: {w6}");
+    println!("{table}");
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
+    std::fs::create_dir_all(&dir).expect("bench-results/");
+    let json = json!({
+        "rounds": args.rounds,
+        "quick": args.quick,
+        "seconds": started.elapsed().as_secs_f64(),
+        "figures": figs.iter().map(|f| json!({
+            "workload": f.workload, "name": f.name, "unit": f.unit, "values": f.values,
+            "min": f.min(), "median": f.median(), "max": f.max(),
+        })).collect::<Vec<_>>(),
+        "ratios": ratios.iter().map(|(l, r)| json!({"name": l, "median_ratio": r})).collect::<Vec<_>>(),
+        "workload2": w2,
+        "workload6": w6,
+    });
+    // A smoke run (`--quick`) or a partial one (`--only`) keeps the full run's files.
+    let stem = if args.quick || !args.only.is_empty() { "vs_official-partial" } else { "vs_official" };
+    std::fs::write(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&json).unwrap()).expect("json");
+    if let Err(e) = chart(&figs, &dir.join(format!("{stem}.svg"))) {
+        progress(format!("chart not written: {e}"));
+    }
+    progress(format!("done in {:.0} s; wrote bench-results/{stem}.{{json,svg}}", started.elapsed().as_secs_f64()));
+}
