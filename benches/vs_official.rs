@@ -27,7 +27,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime};
@@ -61,10 +61,12 @@ struct Args {
     rss_child: Option<u64>,
     /// Run only these workloads (`--only 1,3`); all when empty.
     only: Vec<u32>,
+    /// Measure nothing: redraw the chart from this results file (`--chart-from FILE`).
+    chart_from: Option<PathBuf>,
 }
 
 fn args() -> Args {
-    let mut out = Args { rounds: 5, quick: false, rss_child: None, only: Vec::new() };
+    let mut out = Args { rounds: 5, quick: false, rss_child: None, only: Vec::new(), chart_from: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -74,6 +76,7 @@ fn args() -> Args {
                 out.only = it.next().unwrap_or_default().split(',').filter_map(|n| n.parse().ok()).collect();
             }
             "--rss-child" => out.rss_child = it.next().and_then(|n| n.parse().ok()),
+            "--chart-from" => out.chart_from = Some(PathBuf::from(it.next().expect("--chart-from FILE"))),
             // cargo bench passes --bench; anything else is ignored too.
             _ => {}
         }
@@ -88,15 +91,15 @@ fn progress(msg: impl AsRef<str>) {
 /// One figure measured over rounds.
 #[derive(Clone)]
 struct Figure {
-    workload: &'static str,
+    workload: String,
     name: String,
-    unit: &'static str,
+    unit: String,
     values: Vec<f64>,
 }
 
 impl Figure {
     fn new(workload: &'static str, name: impl Into<String>, unit: &'static str) -> Self {
-        Figure { workload, name: name.into(), unit, values: Vec::new() }
+        Figure { workload: workload.to_owned(), name: name.into(), unit: unit.to_owned(), values: Vec::new() }
     }
     fn sorted(&self) -> Vec<f64> {
         let mut v = self.values.clone();
@@ -724,9 +727,16 @@ fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>>
             })
             .x_label_style(("sans-serif", 11))
             .draw()?;
-        for (i, (_, f)) in bars.iter().enumerate() {
+        for (i, (label, f)) in bars.iter().enumerate() {
             let x = i as f64;
-            let colour = if i % 2 == 0 { RGBColor(200, 80, 60) } else { RGBColor(50, 110, 180) };
+            // One colour per exporter, whatever the bar's position.
+            let colour = if label.starts_with("official") {
+                RGBColor(200, 80, 60)
+            } else if label.starts_with("SDK") {
+                RGBColor(150, 150, 150)
+            } else {
+                RGBColor(50, 110, 180)
+            };
             c.draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, f.median())], colour.filled())))?;
             // min-max whisker
             c.draw_series(std::iter::once(PathElement::new(
@@ -738,13 +748,14 @@ fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>>
     };
     panel(
         &left,
-        "Metrics: M points/s acked (median, min-max)",
+        "Metrics: M points/s acked (red official, blue otlp-sink)",
         vec![
             ("official".into(), get("official, ")?),
             ("otlp-sink".into(), get("otlp-sink, ")?),
             ("SDK alone".into(), get("SDK collection alone")?),
-            ("20ms: 1 in flight".into(), get("otlp-sink, 64 KiB requests, 1 ")?),
-            ("20ms: 16 in flight".into(), get("otlp-sink, 64 KiB requests, 16 ")?),
+            ("official, 20ms".into(), get("official, 50k points in one request")?),
+            ("20ms, 1 in flight".into(), get("otlp-sink, 64 KiB requests, 1 ")?),
+            ("20ms, 16 in flight".into(), get("otlp-sink, 64 KiB requests, 16 ")?),
         ],
     )?;
     panel(
@@ -761,10 +772,36 @@ fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>>
     Ok(())
 }
 
+/// Reads the figures back from a results file written by a full run.
+fn load_figures(path: &Path) -> Result<Vec<Figure>, Box<dyn std::error::Error>> {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let text = |f: &serde_json::Value, key: &str| f[key].as_str().map(str::to_owned).ok_or(format!("no {key}"));
+    let figures = json["figures"].as_array().ok_or("no figures in the results file")?;
+    figures
+        .iter()
+        .map(|f| {
+            let values = f["values"].as_array().ok_or("no values")?.iter().filter_map(serde_json::Value::as_f64);
+            Ok(Figure {
+                workload: text(f, "workload")?,
+                name: text(f, "name")?,
+                unit: text(f, "unit")?,
+                values: values.collect(),
+            })
+        })
+        .collect()
+}
+
 fn main() {
     let args = args();
     if let Some(secs) = args.rss_child {
         rss_child(secs);
+        return;
+    }
+    if let Some(results) = &args.chart_from {
+        let figs = load_figures(results).unwrap_or_else(|e| panic!("reading {}: {e}", results.display()));
+        let svg = results.with_extension("svg");
+        chart(&figs, &svg).expect("chart");
+        progress(format!("chart redrawn from {} into {}", results.display(), svg.display()));
         return;
     }
     let started = Instant::now();
