@@ -143,16 +143,9 @@ async fn send(config: ExporterConfigBuilder) -> Sent {
     Sent { flushed, took, stats: stats.snapshot() }
 }
 
-/// Every message of the error's source chain, outermost first, one per line.
-fn chain(err: &dyn Error) -> String {
-    let mut messages = vec![err.to_string()];
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        messages.push(e.to_string());
-        cause = e.source();
-    }
-    messages.join("\n")
-}
+#[path = "support/errors.rs"]
+mod errors;
+use errors::chain;
 
 /// Asserts that the flush failed for good on the first attempt, without a
 /// retry, and returns the error chain.

@@ -99,17 +99,9 @@ impl Books {
     }
 }
 
-/// An error and all its sources, joined with ": ".
-pub fn chain(err: &dyn Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
-}
+#[path = "errors.rs"]
+mod errors;
+pub use errors::chain;
 
 /// What a failed flush says: the drain error's kind and item count, the
 /// `ExportError` under it and its gRPC code, and the whole chain as text.
