@@ -15,7 +15,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use wait_timeout::ChildExt;
 
 use serde_json::Value;
 use support::rotel::{Rotel, Signal};
@@ -95,17 +96,11 @@ fn run(args: &[&str]) -> Run {
     };
     let stdout = read_all(Box::new(child.stdout.take().expect("piped")));
     let stderr = read_all(Box::new(child.stderr.take().expect("piped")));
-    let deadline = Instant::now() + RUN_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for loadgen") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("loadgen {args:?} still ran after {RUN_DEADLINE:?}; stderr:\n{}", stderr.join().unwrap());
-        }
-        thread::sleep(Duration::from_millis(10));
+    // Woken by the child's exit (SIGCHLD), bounded by the deadline.
+    let Some(status) = child.wait_timeout(RUN_DEADLINE).expect("wait for loadgen") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("loadgen {args:?} still ran after {RUN_DEADLINE:?}; stderr:\n{}", stderr.join().unwrap());
     };
     Run { status, stdout: stdout.join().expect("stdout reader"), stderr: stderr.join().expect("stderr reader") }
 }

@@ -16,7 +16,8 @@ mod background_receiver;
 mod sdk;
 
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use wait_timeout::ChildExt;
 
 use background_receiver::BackgroundReceiver;
 use otlp_sink::{AnyValue, KeyValue, Signal};
@@ -83,16 +84,10 @@ fn parent(flavor: &str) {
         .stdin(Stdio::null())
         .spawn()
         .expect("child starts");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("child status") {
-            break status;
-        }
-        if started.elapsed() > CHILD_BOUND {
-            let _ = child.kill();
-            panic!("the child did not exit within {CHILD_BOUND:?}: dropping the providers at the end of main hangs");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    // Woken by the child's exit (SIGCHLD), bounded by CHILD_BOUND.
+    let Some(status) = child.wait_timeout(CHILD_BOUND).expect("child status") else {
+        let _ = child.kill();
+        panic!("the child did not exit within {CHILD_BOUND:?}: dropping the providers at the end of main hangs");
     };
     assert!(status.success(), "child exited with {status}");
     // The child exited after its drops returned: nothing may still be in flight.

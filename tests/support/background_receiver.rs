@@ -74,23 +74,26 @@ impl BackgroundReceiver {
     }
 
     /// Waits (blocking this thread) until `condition` holds or `timeout`
-    /// passes; the error shows the last counts.
+    /// passes; the error shows the last counts. Woken by the receiver's own
+    /// count updates ([`Receiver::wait_until`]), not by polling.
     pub fn wait_until(
         &self,
         timeout: Duration,
-        condition: impl Fn(&ReceiverCounts) -> bool,
+        condition: impl Fn(&ReceiverCounts) -> bool + Send + Sync,
     ) -> Result<ReceiverCounts, String> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let counts = self.counts();
-            if condition(&counts) {
-                return Ok(counts);
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(format!("not reached within {timeout:?}: {counts:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let handle = self.runtime.as_ref().expect("running").handle();
+        // `block_on` on a handle panics inside a runtime; a scoped plain
+        // thread can block on it from anywhere and still borrow the receiver.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    handle
+                        .block_on(self.receiver().wait_until(timeout, condition))
+                        .map_err(|counts| format!("not reached within {timeout:?}: {counts:?}"))
+                })
+                .join()
+                .expect("the waiting thread")
+        })
     }
 }
 
