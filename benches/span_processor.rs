@@ -13,49 +13,18 @@
 //!
 //! Run: `cargo bench --bench span_processor`
 
-use std::borrow::Cow;
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
-use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanExporter, SpanLinks, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanExporter, SpanProcessor};
 use otlp_sink::receiver::Receiver;
 use otlp_sink::{ExporterConfig, OtlpExporter, Signal, SinkConfig};
 
-/// A span as an instrumented HTTP handler ends it: four attributes.
-fn span() -> SpanData {
-    SpanData {
-        span_context: SpanContext::new(
-            TraceId::from_bytes([1; 16]),
-            SpanId::from_bytes([2; 8]),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        ),
-        parent_span_id: SpanId::from_bytes([3; 8]),
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Server,
-        name: Cow::Borrowed("GET /cart"),
-        start_time: SystemTime::now(),
-        end_time: SystemTime::now(),
-        attributes: vec![
-            KeyValue::new("http.request.method", "GET"),
-            KeyValue::new("http.route", "/cart"),
-            KeyValue::new("http.response.status_code", 200),
-            KeyValue::new("server.address", "shop.example"),
-        ],
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status: Status::Unset,
-        instrumentation_scope: InstrumentationScope::builder("bench").build(),
-    }
-}
+#[path = "support/spans.rs"]
+mod spans;
+use spans::span;
 
 /// Takes the batch processor's spans and does nothing with them.
 #[derive(Debug)]
@@ -70,7 +39,7 @@ impl SpanExporter for Discard {
 
 /// Ends `iters` spans made beforehand; only the `on_end` calls are timed.
 fn timed_on_end(processor: &impl SpanProcessor, iters: u64) -> Duration {
-    let spans: Vec<SpanData> = (0..iters).map(|_| span()).collect();
+    let spans: Vec<SpanData> = (0..iters).map(|_| span("bench")).collect();
     let started = Instant::now();
     for s in spans {
         processor.on_end(s);

@@ -23,7 +23,6 @@
 #[path = "../tests/support/rotel.rs"]
 mod rotel;
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::TcpListener;
@@ -33,20 +32,21 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::metrics::{Counter, MeterProvider as _};
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
-use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry::KeyValue;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanProcessor};
 use otlp_sink::receiver::{Receiver, Reply};
 use otlp_sink::{ExporterConfig, OtlpExporter, Signal, SinkConfig};
 use plotters::prelude::*;
 use serde_json::json;
+
+#[path = "support/spans.rs"]
+mod spans;
+use spans::span;
 
 /// The official exporter's reader never exports on its own: only `force_flush` does.
 const NEVER: Duration = Duration::from_secs(3600);
@@ -350,36 +350,6 @@ fn workload2(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     )
 }
 
-/// A span as an instrumented HTTP handler ends it: four attributes.
-fn span() -> SpanData {
-    SpanData {
-        span_context: SpanContext::new(
-            TraceId::from_bytes([1; 16]),
-            SpanId::from_bytes([2; 8]),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        ),
-        parent_span_id: SpanId::from_bytes([3; 8]),
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Server,
-        name: Cow::Borrowed("GET /cart"),
-        start_time: SystemTime::now(),
-        end_time: SystemTime::now(),
-        attributes: vec![
-            KeyValue::new("http.request.method", "GET"),
-            KeyValue::new("http.route", "/cart"),
-            KeyValue::new("http.response.status_code", 200),
-            KeyValue::new("server.address", "shop.example"),
-        ],
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status: Status::Unset,
-        instrumentation_scope: InstrumentationScope::builder("vs_official").build(),
-    }
-}
-
 /// Ends `total` spans from `threads` threads; returns (mean ns per `on_end`
 /// on the callers' threads, spans/s from the first `on_end` to the flush's return).
 fn end_spans(processor: &(impl SpanProcessor + ?Sized), threads: usize, total: usize) -> (f64, f64) {
@@ -390,7 +360,7 @@ fn end_spans(processor: &(impl SpanProcessor + ?Sized), threads: usize, total: u
             .map(|_| {
                 let barrier = &barrier;
                 s.spawn(move || {
-                    let spans: Vec<SpanData> = (0..per_thread).map(|_| span()).collect();
+                    let spans: Vec<SpanData> = (0..per_thread).map(|_| span("vs_official")).collect();
                     barrier.wait();
                     let t = Instant::now();
                     for sp in spans {
@@ -622,7 +592,7 @@ fn rss_child(secs: u64) {
             s.spawn(|| {
                 while Instant::now() < deadline {
                     for _ in 0..1000 {
-                        processor.on_end(span());
+                        processor.on_end(span("vs_official"));
                     }
                 }
             });
