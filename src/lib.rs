@@ -21,8 +21,10 @@
 //!   runtime of any flavor, on a plain thread, or in a `Drop` at the end of
 //!   `main`.
 //! - [`BackgroundSink`] is the generic core. Producers push into a bounded
-//!   queue without awaiting ([`BackgroundSink::try_push`]); a full queue is a
-//!   counted drop, never a stall. One actor task batches messages by size or
+//!   queue without awaiting ([`BackgroundSink::try_push`]): a ring of slots
+//!   allocated up front, where a push is one compare-and-swap and a write,
+//!   and no producer ever waits for another. A full queue is a counted drop,
+//!   never a stall. One actor task batches messages by size or
 //!   by [`flush_interval`](SinkConfig::with_flush_interval) and hands each
 //!   batch to a [`SinkDrain`].
 //! - [`BackgroundSink::flush`] is a barrier that travels through the queue
@@ -42,8 +44,8 @@
 //!
 //! ## Layout
 //!
-//! - `src/sink/`: the queue, the actor loop, the [`SinkDrain`] trait, errors
-//!   and counters. Generic over the message type; it knows nothing of OTLP.
+//! - `src/sink/`: the queue (`ring.rs`), the actor loop, the [`SinkDrain`]
+//!   trait, errors and counters. Generic over the message type; it knows nothing of OTLP.
 //! - `src/otlp/`: telemetry points ([`MetricPoint`], [`SpanRecord`],
 //!   [`LogRecord`]) and their encoding into OTLP protobuf requests cut to a
 //!   byte limit, written once for all signals. Pure: no I/O.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use drains::{chain, Event, Script};
 use otlp_sink::{
-    BackgroundSink, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError, SinkConfig, SinkHandle, SinkStats,
-    TryPushError,
+    BackgroundSink, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError, SinkConfig, SinkDrain,
+    SinkHandle, SinkStats, TryPushError,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -428,6 +428,26 @@ fn an_invalid_config_is_refused_with_the_setting_named() {
     )
     .unwrap_err();
     assert_eq!(err.setting(), "batch_size");
+}
+
+/// The queue is allocated whole when the sink starts: a capacity the machine
+/// cannot hold is an error naming it, not an abort.
+#[test]
+fn a_queue_too_large_to_allocate_is_refused_with_the_setting_named() {
+    struct Huge;
+    impl SinkDrain<[u8; 1 << 16]> for Huge {
+        async fn write_batch(&mut self, _batch: Vec<[u8; 1 << 16]>) -> Result<(), DrainError> {
+            Ok(())
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // 2^32 slots of 64 KiB: 256 TiB, more than a 47-bit address space holds,
+    // whatever the kernel's overcommit policy.
+    let config = SinkConfig::default().with_queue_capacity(SinkConfig::MAX_QUEUE_CAPACITY);
+    assert_eq!(config.validate(), Ok(()), "the capacity itself is allowed");
+    let err = BackgroundSink::spawn_on(Huge, config, CancellationToken::new(), runtime.handle()).unwrap_err();
+    assert_eq!((err.setting(), err.value()), ("queue_capacity", SinkConfig::MAX_QUEUE_CAPACITY.to_string().as_str()));
+    assert!(err.to_string().contains("could not be allocated"), "{err}");
 }
 
 /// Many producers race with the actor on a multi-thread runtime; `pending`

@@ -680,6 +680,7 @@ impl<T: Send + 'static> SignalPipe<T> {
     /// Queues `item` without waiting. A full queue is a drop, counted by the
     /// sink; a closed one a refusal, counted here. Returns whether it was
     /// queued.
+    #[inline]
     pub(crate) fn push(&self, item: T) -> bool {
         match self.sink.try_push(item) {
             Ok(()) => true,

@@ -1,12 +1,14 @@
 //! The actor task: the only consumer of a sink's queue and the only caller of
 //! its drain.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::ring::{Consumer, Pop};
 use super::{DrainError, FlushError, Shared, ShutdownError, SinkConfig, SinkDrain};
 
 /// What travels through the queue. Barriers share the queue with data, so a
@@ -16,6 +18,20 @@ pub(crate) enum Message<T> {
     Barrier(oneshot::Sender<Result<(), FlushError>>),
 }
 
+impl<T> Message<T> {
+    /// The item of a message that a push made from one and got back.
+    ///
+    /// # Panics
+    ///
+    /// On a barrier: no push hands one to a caller that expects an item.
+    pub(crate) fn into_item(self) -> T {
+        match self {
+            Self::Item(item) => item,
+            Self::Barrier(_) => unreachable!("a refused barrier is never handed back as an item"),
+        }
+    }
+}
+
 /// Failures not yet reported by a barrier: the first one, and how many came
 /// after it.
 struct Unreported {
@@ -23,8 +39,18 @@ struct Unreported {
     later: u64,
 }
 
+/// What one round of taking from the queue found.
+enum Taken {
+    /// At least one message.
+    Some,
+    /// Nothing queued.
+    Empty,
+    /// Nothing to take yet: a producer is writing the next message.
+    Busy,
+}
+
 pub(crate) struct Actor<T, D> {
-    rx: mpsc::Receiver<Message<T>>,
+    queue: Consumer<Message<T>>,
     drain: D,
     config: SinkConfig,
     shared: Arc<Shared>,
@@ -40,90 +66,46 @@ pub(crate) struct Actor<T, D> {
 
 impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     pub(crate) fn new(
-        rx: mpsc::Receiver<Message<T>>,
+        queue: Consumer<Message<T>>,
         drain: D,
         config: SinkConfig,
         shared: Arc<Shared>,
         shutdown: CancellationToken,
     ) -> Self {
         let batch = Vec::with_capacity(config.batch_size);
-        Self { rx, drain, config, shared, shutdown, batch, deadline: None, unreported: None }
+        Self { queue, drain, config, shared, shutdown, batch, deadline: None, unreported: None }
     }
 
     pub(crate) async fn run(mut self) -> Result<(), ShutdownError> {
-        let mut inbox = Vec::with_capacity(self.config.batch_size);
-        loop {
-            let Some(deadline) = self.deadline else {
-                // Nothing batched: wait for the first message. Waiting on the
-                // queue itself is right here, since that message starts a batch.
-                tokio::select! {
-                    // Cancellation first, so that a steady stream of messages
-                    // cannot keep the actor from noticing it; nothing is lost
-                    // by leaving, because the shutdown path below drains the queue.
-                    biased;
-                    () = self.shutdown.cancelled() => break,
-                    received = self.rx.recv_many(&mut inbox, self.config.batch_size) => {
-                        if received == 0 {
-                            // Every `BackgroundSink` handle was dropped.
-                            break;
-                        }
-                        for message in inbox.drain(..) {
-                            self.handle(message).await;
-                        }
-                        if self.deadline.is_some_and(|d| d <= Instant::now()) {
-                            self.write_pending().await;
-                        }
-                    }
-                }
-                continue;
-            };
-            // A partial batch: wait for its deadline, a full batch or a barrier
-            // (producers wake the actor for those), not for every message. Not
-            // polling the queue here is what keeps a push from paying for a
-            // task wake-up: the queue only wakes a receiver that waits on it.
-            // A backlog already queued is taken at once: producers wake the
-            // actor only when a push completes a batch, so waiting here with
-            // messages queued would cost a whole `flush_interval` per batch
-            // whenever the producers have stopped (checking is no wake-up).
-            if deadline > Instant::now() && self.rx.is_empty() {
-                tokio::select! {
-                    // Cancellation first, as above.
-                    biased;
-                    () = self.shutdown.cancelled() => break,
-                    () = self.shared.wake.notified() => {}
-                    () = sleep_until(deadline) => {}
-                }
-            }
-            // Take what is queued, a batch's worth at most before looking at
-            // cancellation again.
-            let mut disconnected = false;
-            for _ in 0..self.config.batch_size {
-                match self.rx.try_recv() {
-                    Ok(message) => self.handle(message).await,
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        disconnected = true;
-                        break;
+        // Cancellation and disconnection are checked first on every round,
+        // so a steady stream of messages cannot keep the actor from noticing
+        // them; nothing is lost by leaving, since the shutdown path below
+        // takes everything queued.
+        while !self.shutdown.is_cancelled() && !self.shared.disconnected.load(Ordering::SeqCst) {
+            match self.take_queued().await {
+                // A backlog is taken at once, a batch's worth a round.
+                Taken::Some => {}
+                Taken::Busy => tokio::task::yield_now().await,
+                Taken::Empty => {
+                    if self.deadline.is_none_or(|d| d > Instant::now()) {
+                        self.sleep().await;
                     }
                 }
             }
             if self.deadline.is_some_and(|d| d <= Instant::now()) {
                 self.write_pending().await;
             }
-            if disconnected {
-                // Every `BackgroundSink` handle was dropped; the shutdown
-                // path below writes the partial batch.
-                break;
-            }
         }
 
-        // Close first: producers racing with shutdown now get `Closed` and keep
-        // their message, instead of leaving it in a queue nobody reads.
-        // Messages already queued (and permits already reserved) still arrive.
-        self.rx.close();
-        while self.rx.recv_many(&mut inbox, self.config.batch_size).await > 0 {
-            for message in inbox.drain(..) {
-                self.handle(message).await;
+        // Close first: producers racing with shutdown now get `Closed` and
+        // keep their message, instead of leaving it in a queue nobody reads.
+        // Messages already queued are still taken.
+        self.shared.close();
+        loop {
+            match self.queue.pop() {
+                Pop::Item(message) => self.handle(message).await,
+                Pop::Busy => tokio::task::yield_now().await,
+                Pop::Empty => break,
             }
         }
         self.write_pending().await;
@@ -135,6 +117,67 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
             None => Ok(()),
             Some(Unreported { first, later }) => Err(ShutdownError::Drain { source: first, later_failures: later }),
         }
+    }
+
+    /// Takes and handles what is queued, a batch's worth at most.
+    async fn take_queued(&mut self) -> Taken {
+        let mut took = 0;
+        let found = loop {
+            if took == self.config.batch_size {
+                break Taken::Some;
+            }
+            match self.queue.pop() {
+                Pop::Item(message) => {
+                    took += 1;
+                    self.handle(message).await;
+                }
+                Pop::Empty if took > 0 => break Taken::Some,
+                Pop::Busy if took > 0 => break Taken::Some,
+                Pop::Empty => break Taken::Empty,
+                Pop::Busy => break Taken::Busy,
+            }
+        };
+        if took > 0 {
+            self.shared.space.notify_waiters();
+        }
+        found
+    }
+
+    /// Waits, with nothing queued, for what the actor must act on: the first
+    /// message (nothing batched), the message that completes the batch, the
+    /// batch's deadline, a barrier, a disconnection or cancellation. Not
+    /// being woken by every message is what keeps a push from paying for a
+    /// task wake-up.
+    async fn sleep(&mut self) {
+        let missing = self.config.batch_size - self.batch.len();
+        let wake_at = if self.batch.is_empty() { self.queue.head() } else { self.queue.head() + missing as u64 - 1 };
+        // SeqCst, with the producers' claim and their load of `wake_at`
+        // (`Shared::queued`): either this load sees a claim at `wake_at` or
+        // later, or that producer sees `wake_at` and wakes the actor.
+        self.shared.wake_at.store(wake_at, Ordering::SeqCst);
+        if self.queue.ring().claimed() > wake_at || self.shared.disconnected.load(Ordering::SeqCst) {
+            self.shared.wake_at.store(u64::MAX, Ordering::SeqCst);
+            return;
+        }
+        let woken = self.shared.wake.notified();
+        match self.deadline {
+            None => {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => {}
+                    () = woken => {}
+                }
+            }
+            Some(deadline) => {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => {}
+                    () = woken => {}
+                    () = sleep_until(deadline) => {}
+                }
+            }
+        }
+        self.shared.wake_at.store(u64::MAX, Ordering::SeqCst);
     }
 
     async fn handle(&mut self, message: Message<T>) {
@@ -182,10 +225,11 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
         // Counted as written when handed over, not when `write_batch`
         // returns: from here on the drain owns the messages and accounts for
         // them (a network drain may already have sent some when an aborted
-        // shutdown drops it mid-call). `written` before `pending`: see
-        // `Counters::snapshot`.
+        // shutdown drops it mid-call).
         self.shared.counters.written.add(len);
-        self.shared.counters.pending.sub(len);
+        // The batch left the queue: producers waiting for space may go on
+        // while the drain works.
+        self.shared.space.notify_waiters();
         let result = self.drain.write_batch(batch).await;
         if let Err(err) = result {
             tracing::warn!(error = %err, items = len, "sink drain failed to write a batch");

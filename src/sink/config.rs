@@ -52,6 +52,9 @@ impl Default for SinkConfig {
 
 impl SinkConfig {
     /// How many messages (data and flush barriers) the queue holds. Default 10 000.
+    ///
+    /// The queue is allocated whole when the sink starts: see
+    /// [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY) for its memory.
     #[must_use]
     pub fn with_queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
@@ -104,22 +107,34 @@ impl SinkConfig {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the setting and its bad value: a zero queue
-    /// capacity, batch size or flush interval, or a queue capacity above the
-    /// largest the queue supports.
+    /// capacity, batch size or flush interval, or a queue capacity above
+    /// [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        // tokio's bounded channel panics above this many permits.
-        const MAX_CAPACITY: usize = usize::MAX >> 3;
-        if self.queue_capacity == 0 || self.queue_capacity > MAX_CAPACITY {
-            return Err(ConfigError { setting: "queue_capacity", value: self.queue_capacity.to_string() });
+        const POSITIVE: &str = "it must be greater than zero";
+        if self.queue_capacity == 0 {
+            return Err(ConfigError::new("queue_capacity", "0", POSITIVE));
+        }
+        if self.queue_capacity > Self::MAX_QUEUE_CAPACITY {
+            return Err(ConfigError::new(
+                "queue_capacity",
+                self.queue_capacity.to_string(),
+                "it must be at most 2^32 (SinkConfig::MAX_QUEUE_CAPACITY)",
+            ));
         }
         if self.batch_size == 0 {
-            return Err(ConfigError { setting: "batch_size", value: "0".into() });
+            return Err(ConfigError::new("batch_size", "0", POSITIVE));
         }
         if self.flush_interval.is_zero() {
-            return Err(ConfigError { setting: "flush_interval", value: format!("{:?}", self.flush_interval) });
+            return Err(ConfigError::new("flush_interval", format!("{:?}", self.flush_interval), POSITIVE));
         }
         Ok(())
     }
+
+    /// The largest queue capacity. The queue's slots are allocated and
+    /// written when the sink starts, so that no push ever waits on a page
+    /// fault: the sink holds `queue_capacity` times (the size of a message
+    /// plus 8 bytes) of memory from the start, and never more.
+    pub const MAX_QUEUE_CAPACITY: usize = 1 << 32;
 }
 
 /// A [`SinkConfig`] setting out of range.
@@ -127,9 +142,14 @@ impl SinkConfig {
 pub struct ConfigError {
     setting: &'static str,
     value: String,
+    reason: &'static str,
 }
 
 impl ConfigError {
+    pub(crate) fn new(setting: &'static str, value: impl Into<String>, reason: &'static str) -> Self {
+        Self { setting, value: value.into(), reason }
+    }
+
     /// The name of the bad setting.
     pub fn setting(&self) -> &'static str {
         self.setting
@@ -143,11 +163,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid sink setting {} = {}: it must be greater than zero", self.setting, self.value)?;
-        if self.setting == "queue_capacity" && self.value != "0" {
-            f.write_str(" and at most usize::MAX >> 3")?;
-        }
-        Ok(())
+        write!(f, "invalid sink setting {} = {}: {}", self.setting, self.value, self.reason)
     }
 }
 

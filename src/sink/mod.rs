@@ -5,18 +5,20 @@ mod actor;
 mod config;
 mod drain;
 mod error;
+mod ring;
 mod stats;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use actor::{Actor, Message};
+use ring::{Refused, Ring, RingState};
 use stats::Counters;
 
 pub use config::{ConfigError, Overflow, SinkConfig};
@@ -62,49 +64,94 @@ pub use stats::SinkStats;
 /// # }
 /// ```
 pub struct BackgroundSink<T> {
-    tx: mpsc::Sender<Message<T>>,
+    ring: Arc<Ring<Message<T>>>,
     shared: Arc<Shared>,
+    /// Shared by every clone: its drop, with the last clone, tells the actor
+    /// that nobody can push any more.
+    _producers: Arc<Producers>,
 }
 
 /// What every clone of a sink, its handle and its actor share.
-#[derive(Debug)]
 struct Shared {
     overflow: Overflow,
     counters: Counters,
-    /// Set as soon as the shutdown token is cancelled, even while the actor
-    /// is busy inside the drain, so producers are refused from that moment on.
-    closing: AtomicBool,
-    /// Wakes an actor that holds a partial batch: when a full batch is
-    /// waiting, or a barrier. Producers do not wake it for every message
-    /// (that wake-up would cost each push far more than the push itself).
-    wake: tokio::sync::Notify,
-    /// `SinkConfig::batch_size`, for producers to see when a batch is full.
-    batch_size: u64,
+    /// The queue, seen without its message type (the handle has none).
+    ring: Arc<dyn RingState>,
+    /// Wakes the actor: for a barrier, for a disconnection, and for a push
+    /// at or past [`wake_at`](Self::wake_at).
+    wake: Notify,
+    /// The first queue position whose push wakes the actor, set by the actor
+    /// before it sleeps (`u64::MAX` while it is awake). Producers read it on
+    /// every push, but it changes only when the actor goes to sleep, so the
+    /// read is nearly free; the wake-up (far dearer than a push) happens once
+    /// per sleep: for the first message of a batch, then for the one that
+    /// completes it.
+    wake_at: AtomicU64,
+    /// Wakes producers waiting for queue space, after the actor takes messages.
+    space: Notify,
+    /// Every [`BackgroundSink`] clone is gone.
+    disconnected: AtomicBool,
 }
 
 impl Shared {
-    /// Called by a producer after queueing a message, with the `pending`
-    /// count before it: wakes the actor when this message completes a batch.
-    fn queued(&self, pending_before: u64) {
-        if (pending_before + 1).is_multiple_of(self.batch_size) {
+    /// Called by a producer that has just queued a message at `position`:
+    /// wakes the actor if it asked to be woken by this push.
+    #[inline]
+    fn queued(&self, position: u64) {
+        // SeqCst: pairs with the actor's store of `wake_at` and its load of
+        // the ring's tail (see `Actor::sleep`). One of the two sides sees the other.
+        if position >= self.wake_at.load(Ordering::SeqCst) && self.wake_at.swap(u64::MAX, Ordering::SeqCst) != u64::MAX
+        {
             self.wake.notify_one();
         }
     }
-}
 
-impl Shared {
+    /// Refuses every later push, and wakes producers waiting for space so
+    /// that they learn it.
+    fn close(&self) {
+        self.ring.close();
+        self.space.notify_waiters();
+    }
+
     /// Moves what `pending` still counts to `abandoned`, once the actor is
     /// gone and nothing will ever write it. Returns how many that was.
     fn abandon_pending(&self) -> u64 {
-        let lost = self.counters.pending.take();
+        let lost = self.counters.snapshot(self.ring.claimed()).pending;
         self.counters.abandoned.add(lost);
         lost
+    }
+
+    fn stats(&self) -> SinkStats {
+        self.counters.snapshot(self.ring.claimed())
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("overflow", &self.overflow)
+            .field("closed", &self.ring.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lives as long as some [`BackgroundSink`] clone does.
+struct Producers(Arc<Shared>);
+
+impl Drop for Producers {
+    fn drop(&mut self) {
+        self.0.disconnected.store(true, Ordering::SeqCst);
+        self.0.wake.notify_one();
     }
 }
 
 impl<T> Clone for BackgroundSink<T> {
     fn clone(&self) -> Self {
-        Self { tx: self.tx.clone(), shared: Arc::clone(&self.shared) }
+        Self {
+            ring: Arc::clone(&self.ring),
+            shared: Arc::clone(&self.shared),
+            _producers: Arc::clone(&self._producers),
+        }
     }
 }
 
@@ -112,8 +159,8 @@ impl<T> fmt::Debug for BackgroundSink<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BackgroundSink")
             .field("overflow", &self.shared.overflow)
-            .field("capacity", &self.tx.max_capacity())
-            .field("closed", &self.tx.is_closed())
+            .field("capacity", &self.ring.capacity())
+            .field("closed", &self.ring.is_closed())
             .finish_non_exhaustive()
     }
 }
@@ -152,22 +199,27 @@ impl<T: Send + 'static> BackgroundSink<T> {
         runtime: &tokio::runtime::Handle,
     ) -> Result<(Self, SinkHandle), ConfigError> {
         config.validate()?;
-        let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let (ring, consumer) = Ring::with_capacity(config.queue_capacity).map_err(|_| {
+            let reason = "the memory for that many queue slots could not be allocated";
+            ConfigError::new("queue_capacity", config.queue_capacity.to_string(), reason)
+        })?;
         let shared = Arc::new(Shared {
             overflow: config.overflow,
             counters: Counters::default(),
-            closing: AtomicBool::new(false),
-            wake: tokio::sync::Notify::new(),
-            batch_size: config.batch_size as u64,
+            ring: Arc::clone(&ring) as Arc<dyn RingState>,
+            wake: Notify::new(),
+            wake_at: AtomicU64::new(u64::MAX),
+            space: Notify::new(),
+            disconnected: AtomicBool::new(false),
         });
-        let actor = Actor::new(rx, drain, config, Arc::clone(&shared), shutdown.clone());
+        let actor = Actor::new(consumer, drain, config, Arc::clone(&shared), shutdown.clone());
         let watch = (shutdown.clone(), Arc::clone(&shared));
         let task = runtime.spawn(async move {
             // The actor notices cancellation only between drain calls; this
             // branch, polled by the same task, refuses producers at once.
             let refuse_producers = async move {
                 watch.0.cancelled().await;
-                watch.1.closing.store(true, Ordering::Release);
+                watch.1.close();
                 std::future::pending().await
             };
             tokio::select! {
@@ -176,7 +228,8 @@ impl<T: Send + 'static> BackgroundSink<T> {
             }
         });
         let handle = SinkHandle { task, shutdown, shared: Arc::clone(&shared) };
-        Ok((Self { tx, shared }, handle))
+        let producers = Arc::new(Producers(Arc::clone(&shared)));
+        Ok((Self { ring, shared, _producers: producers }, handle))
     }
 }
 
@@ -190,30 +243,23 @@ impl<T> BackgroundSink<T> {
     /// - [`TryPushError::WouldBlock`]: the policy is [`Overflow::Block`]; use
     ///   [`push_blocking`](Self::push_blocking).
     /// - [`TryPushError::Closed`]: the sink is shut down.
+    #[inline]
     pub fn try_push(&self, msg: T) -> Result<(), TryPushError<T>> {
         if self.shared.overflow == Overflow::Block {
             return Err(TryPushError::WouldBlock(msg));
         }
-        if self.shared.closing.load(Ordering::Acquire) {
-            return Err(TryPushError::Closed(msg));
-        }
-        let counters = &self.shared.counters;
-        match self.tx.try_reserve() {
-            Ok(permit) => {
-                // Counted before the message can reach the actor, which
-                // lowers `pending` only after writing it.
-                counters.pushed.add(1);
-                let before = counters.pending.add(1);
-                permit.send(Message::Item(msg));
-                self.shared.queued(before);
+        match self.ring.try_push(Message::Item(msg)) {
+            Ok(position) => {
+                // The claim itself counts the message as pushed and pending
+                // (see `Counters::snapshot`): no counter to bump here.
+                self.shared.queued(position);
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(())) => {
-                counters.pushed.add(1);
-                counters.dropped.add(1);
-                Err(TryPushError::Full(msg))
+            Err(Refused::Full(msg)) => {
+                self.shared.counters.dropped.add(1);
+                Err(TryPushError::Full(msg.into_item()))
             }
-            Err(mpsc::error::TrySendError::Closed(())) => Err(TryPushError::Closed(msg)),
+            Err(Refused::Closed(msg)) => Err(TryPushError::Closed(msg.into_item())),
         }
     }
 
@@ -227,19 +273,9 @@ impl<T> BackgroundSink<T> {
     ///
     /// [`PushError::Closed`], with the message, when the sink is shut down.
     pub async fn push_blocking(&self, msg: T) -> Result<(), PushError<T>> {
-        if self.shared.closing.load(Ordering::Acquire) {
-            return Err(PushError::Closed(msg));
-        }
-        match self.tx.reserve().await {
-            Ok(permit) => {
-                let counters = &self.shared.counters;
-                counters.pushed.add(1);
-                let before = counters.pending.add(1);
-                permit.send(Message::Item(msg));
-                self.shared.queued(before);
-                Ok(())
-            }
-            Err(_closed) => Err(PushError::Closed(msg)),
+        match self.push_waiting(Message::Item(msg), None).await {
+            Ok(()) => Ok(()),
+            Err(refused) => Err(PushError::Closed(refused.into_inner().into_item())),
         }
     }
 
@@ -254,25 +290,52 @@ impl<T> BackgroundSink<T> {
     /// Cancel-safe like [`push_blocking`](Self::push_blocking).
     #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
     pub(crate) async fn push_until(&self, msg: T, deadline: tokio::time::Instant) -> Result<(), TryPushError<T>> {
-        if self.shared.closing.load(Ordering::Acquire) {
-            return Err(TryPushError::Closed(msg));
-        }
-        let counters = &self.shared.counters;
-        // `timeout_at` polls the reservation first: space that is free is
-        // taken even after the deadline.
-        match tokio::time::timeout_at(deadline, self.tx.reserve()).await {
-            Ok(Ok(permit)) => {
-                counters.pushed.add(1);
-                let before = counters.pending.add(1);
-                permit.send(Message::Item(msg));
-                self.shared.queued(before);
-                Ok(())
+        match self.push_waiting(Message::Item(msg), Some(deadline)).await {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(msg)) => {
+                self.shared.counters.dropped.add(1);
+                Err(TryPushError::Full(msg.into_item()))
             }
-            Ok(Err(_closed)) => Err(TryPushError::Closed(msg)),
-            Err(_elapsed) => {
-                counters.pushed.add(1);
-                counters.dropped.add(1);
-                Err(TryPushError::Full(msg))
+            Err(Refused::Closed(msg)) => Err(TryPushError::Closed(msg.into_item())),
+        }
+    }
+
+    /// Queues `message`, waiting for space until `deadline` (or for ever).
+    /// Space that is free is taken even after the deadline. Wakes the actor
+    /// as a push should; counts nothing else.
+    async fn push_waiting(
+        &self,
+        mut message: Message<T>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), Refused<Message<T>>> {
+        loop {
+            // Registered before the attempt, so that space freed between a
+            // failed attempt and the wait still wakes this producer.
+            let space = self.shared.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            match self.ring.try_push(message) {
+                Ok(position) => {
+                    self.shared.queued(position);
+                    return Ok(());
+                }
+                Err(Refused::Closed(refused)) => return Err(Refused::Closed(refused)),
+                Err(Refused::Full(refused)) => message = refused,
+            }
+            match deadline {
+                None => space.await,
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, space).await.is_err() {
+                        // One last look: space freed at the deadline is taken.
+                        return match self.ring.try_push(message) {
+                            Ok(position) => {
+                                self.shared.queued(position);
+                                Ok(())
+                            }
+                            Err(refused) => Err(refused),
+                        };
+                    }
+                }
             }
         }
     }
@@ -294,12 +357,11 @@ impl<T> BackgroundSink<T> {
     ///   Each failure is reported once.
     /// - [`FlushError::Closed`]: the actor is gone.
     pub async fn flush(&self) -> Result<(), FlushError> {
-        if self.shared.closing.load(Ordering::Acquire) {
-            return Err(FlushError::Closed);
-        }
-        let permit = self.tx.reserve().await.map_err(|_| FlushError::Closed)?;
         let (ack, done) = oneshot::channel();
-        permit.send(Message::Barrier(ack));
+        self.push_waiting(Message::Barrier(ack), None).await.map_err(|_| FlushError::Closed)?;
+        // Right after the claim, with no await in between: the queue
+        // position it took is not a pushed message (see `Counters::snapshot`).
+        self.shared.counters.barriers.add(1);
         // An actor waiting on a partial batch must answer now, not at its deadline.
         self.shared.wake.notify_one();
         done.await.map_err(|_| FlushError::Closed)?
@@ -307,12 +369,12 @@ impl<T> BackgroundSink<T> {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> SinkStats {
-        self.shared.counters.snapshot()
+        self.shared.stats()
     }
 
     /// Whether the sink no longer accepts messages (shutdown has begun).
     pub fn is_closed(&self) -> bool {
-        self.shared.closing.load(Ordering::Acquire) || self.tx.is_closed()
+        self.ring.is_closed()
     }
 }
 
@@ -397,7 +459,7 @@ impl SinkHandle {
             Err(_elapsed) => {
                 // Refuse producers before the queue goes away, so that no
                 // message is counted after the books are closed.
-                self.shared.closing.store(true, Ordering::Release);
+                self.shared.close();
                 self.task.abort();
                 // Wait for the abort itself: the actor, its queue and its
                 // drain are dropped then, and a drain that counts what it
@@ -420,7 +482,7 @@ impl SinkHandle {
 
     /// A snapshot of the sink's counters.
     pub fn stats(&self) -> SinkStats {
-        self.shared.counters.snapshot()
+        self.shared.stats()
     }
 
     /// Whether the actor has finished.

@@ -1,0 +1,486 @@
+//! The sink's queue: a bounded ring of preallocated slots, for many
+//! producers and one consumer.
+//!
+//! A producer claims a position with one compare-and-swap on `tail`, moves
+//! its message into the slot, and publishes it through the slot's stamp.
+//! Producers never wait on each other: one preempted between its claim and
+//! its write holds up only the consumer, which sees [`Pop::Busy`] at that
+//! position and comes back later, not the producers behind it (which claim
+//! the next positions). The consumer takes positions in order and frees each
+//! slot through its stamp again.
+//!
+//! `tail` and `head` hold positions encoded as `lap * one_lap + index`,
+//! where `index` is the slot (below `capacity`) and `one_lap` the smallest
+//! power of two above `capacity`. The next position after `index` is
+//! `index + 1` in the same lap, or index 0 of the next lap: no division on
+//! any path. Encoded positions only grow, so they compare like the count
+//! of messages they stand for ([`Ring::count`] turns one into that count).
+//! A slot's stamp says what the slot holds, for the encoded position `e`:
+//! - `e`: free for `e`;
+//! - `e + 1`: holds the message of `e` (still below the next lap, since
+//!   `index + 1 < one_lap`);
+//! - `e + one_lap`: read, so free for the same slot one lap later.
+//!
+//! A slot's first stamp is its index: free in lap 0. Encoded positions stay
+//! below the [`CLOSED`] bit for at least 2^62 messages (capacity is at most
+//! 2^40), far more than a process pushes.
+//!
+//! Every slot is written when the ring is made, so all its memory is
+//! resident from the start: a push never takes the page fault of a first
+//! touch (with lazily committed slots, a large queue's first lap cost
+//! producers more than a microsecond a push in `benches/span_processor.rs`).
+//!
+//! The top bit of `tail` closes the ring: once it is set, no position can be
+//! claimed, and the consumer takes what was claimed before.
+
+use std::alloc::{self, Layout};
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Set in `tail` when the ring is closed.
+const CLOSED: u64 = 1 << 63;
+
+/// An atomic on a cache line of its own: producers hammering `tail` must
+/// not slow the consumer's `head`, and the other way round.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+struct Slot<T> {
+    stamp: AtomicU64,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// A bounded multi-producer, single-consumer ring. Producers share it in an
+/// [`Arc`]; the one [`Consumer`] is the only way to take from it.
+///
+/// It needs no `Drop` of its own: the consumer holds a handle on it, so the
+/// ring outlives the consumer, whose drop closes it and takes every message
+/// left (see [`Consumer`]).
+pub(crate) struct Ring<T> {
+    slots: Box<[Slot<T>]>,
+    capacity: u64,
+    /// The smallest power of two above `capacity`: the encoded distance
+    /// between a slot's positions in two laps.
+    one_lap: u64,
+    /// `log2(one_lap)`.
+    lap_shift: u32,
+    /// The next position to claim, with [`CLOSED`].
+    tail: Padded,
+    /// The next position to take. Written by the consumer only.
+    head: Padded,
+}
+
+// SAFETY: a message moves from the producer that claimed its position to the
+// consumer, never shared: the stamps hand each slot over with
+// release/acquire, so only one thread touches a slot's value at a time.
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: as above; `&Ring` gives access only through the claim protocol.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+/// Why [`Ring::try_push`] handed the value back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused<T> {
+    /// Every slot holds a message not yet taken.
+    Full(T),
+    /// The ring was closed.
+    Closed(T),
+}
+
+impl<T> Refused<T> {
+    pub(crate) fn into_inner(self) -> T {
+        match self {
+            Self::Full(value) | Self::Closed(value) => value,
+        }
+    }
+}
+
+/// What [`Consumer::pop`] found at the head.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pop<T> {
+    /// The next message.
+    Item(T),
+    /// Nothing claimed.
+    Empty,
+    /// A producer claimed the head position and has not written it yet.
+    Busy,
+}
+
+/// The allocation the capacity asks for is impossible.
+#[derive(Debug)]
+pub(crate) struct TooLarge;
+
+/// What a sink that does not know the message type needs of its ring.
+pub(crate) trait RingState: Send + Sync {
+    /// Positions claimed so far: every message ever accepted.
+    fn claimed(&self) -> u64;
+    /// Refuses every later claim. Returns whether this call closed it.
+    fn close(&self) -> bool;
+    /// Whether the ring is closed.
+    fn is_closed(&self) -> bool;
+}
+
+impl<T> Ring<T> {
+    /// A ring of `capacity` slots and the consumer that goes with it.
+    pub(crate) fn with_capacity(capacity: usize) -> Result<(Arc<Self>, Consumer<T>), TooLarge> {
+        if capacity == 0 || capacity as u64 > 1 << 40 {
+            return Err(TooLarge);
+        }
+        let layout = Layout::array::<Slot<T>>(capacity).map_err(|_| TooLarge)?;
+        // SAFETY: the layout has a non-zero size (a slot holds at least its
+        // stamp), and every slot is initialized before the box is made: its
+        // lap-0 stamp and an uninitialized value.
+        let slots = unsafe {
+            let ptr = alloc::alloc(layout).cast::<Slot<T>>();
+            if ptr.is_null() {
+                return Err(TooLarge);
+            }
+            for i in 0..capacity {
+                // Only the stamp: the value may stay uninitialized, and a
+                // whole `Slot` built here would be a temporary as large as
+                // a message on the stack.
+                std::ptr::addr_of_mut!((*ptr.add(i)).stamp).write(AtomicU64::new(i as u64));
+            }
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, capacity))
+        };
+        let capacity = capacity as u64;
+        let one_lap = (capacity + 1).next_power_of_two();
+        let ring = Arc::new(Self {
+            slots,
+            capacity,
+            one_lap,
+            lap_shift: one_lap.trailing_zeros(),
+            tail: Padded::default(),
+            head: Padded::default(),
+        });
+        let consumer = Consumer { ring: Arc::clone(&ring) };
+        Ok((ring, consumer))
+    }
+
+    /// The number of slots.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// The slot of an encoded position.
+    #[inline]
+    fn slot(&self, position: u64) -> &Slot<T> {
+        &self.slots[(position & (self.one_lap - 1)) as usize]
+    }
+
+    /// The encoded position after `position`.
+    #[inline]
+    fn next(&self, position: u64) -> u64 {
+        if (position & (self.one_lap - 1)) + 1 < self.capacity {
+            position + 1
+        } else {
+            (position & !(self.one_lap - 1)) + self.one_lap
+        }
+    }
+
+    /// How many positions come before an encoded one: the count of messages
+    /// claimed (for `tail`) or taken (for `head`).
+    #[inline]
+    pub(crate) fn count(&self, position: u64) -> u64 {
+        (position >> self.lap_shift) * self.capacity + (position & (self.one_lap - 1))
+    }
+
+    /// Claims the next position and moves `value` into it; returns how many
+    /// messages were claimed before it. Never waits for another thread.
+    #[inline]
+    pub(crate) fn try_push(&self, value: T) -> Result<u64, Refused<T>> {
+        let mut tail = self.tail.0.load(Ordering::Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return Err(Refused::Closed(value));
+            }
+            let slot = self.slot(tail);
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == tail {
+                // SeqCst: the sink's wake-up test pairs this claim with the
+                // consumer's announcement that it is going to sleep.
+                let next = self.next(tail);
+                match self.tail.0.compare_exchange_weak(tail, next, Ordering::SeqCst, Ordering::Relaxed) {
+                    Ok(_) => {
+                        // SAFETY: the claim makes this thread the slot's only
+                        // writer, and the stamp (acquired above) says the
+                        // consumer is done with its previous message.
+                        unsafe { (*slot.value.get()).write(value) };
+                        slot.stamp.store(tail + 1, Ordering::Release);
+                        return Ok(self.count(tail));
+                    }
+                    Err(now) => tail = now,
+                }
+            } else if stamp < tail {
+                // The slot still belongs to the position one lap back, which
+                // was claimed (it is below `tail`) and not yet taken: every
+                // slot is in use.
+                return Err(Refused::Full(value));
+            } else {
+                // Another producer took this position since `tail` was read.
+                std::hint::spin_loop();
+                tail = self.tail.0.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// How many messages are in the ring (claimed and not yet taken).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> u64 {
+        let head = self.count(self.head.0.load(Ordering::Acquire));
+        self.claimed() - head
+    }
+}
+
+impl<T> Ring<T> {
+    /// Positions claimed so far: every message ever accepted.
+    pub(crate) fn claimed(&self) -> u64 {
+        self.count(self.tail.0.load(Ordering::SeqCst) & !CLOSED)
+    }
+
+    /// Refuses every later claim. Returns whether this call closed it.
+    pub(crate) fn close(&self) -> bool {
+        self.tail.0.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
+    }
+
+    /// Whether the ring is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tail.0.load(Ordering::Acquire) & CLOSED != 0
+    }
+}
+
+impl<T: Send> RingState for Ring<T> {
+    fn claimed(&self) -> u64 {
+        Ring::claimed(self)
+    }
+
+    fn close(&self) -> bool {
+        Ring::close(self)
+    }
+
+    fn is_closed(&self) -> bool {
+        Ring::is_closed(self)
+    }
+}
+
+impl<T> fmt::Debug for Ring<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tail = self.tail.0.load(Ordering::Relaxed);
+        f.debug_struct("Ring")
+            .field("capacity", &self.capacity)
+            .field("claimed", &self.count(tail & !CLOSED))
+            .field("taken", &self.count(self.head.0.load(Ordering::Relaxed)))
+            .field("closed", &(tail & CLOSED != 0))
+            .finish()
+    }
+}
+
+/// The one consumer of a [`Ring`]. Dropping it closes the ring and drops
+/// every message still in it, so that nothing waits on a message (a flush
+/// barrier) that nobody will ever take.
+pub(crate) struct Consumer<T> {
+    ring: Arc<Ring<T>>,
+}
+
+impl<T> Consumer<T> {
+    /// Takes the message at the head, if it is there.
+    pub(crate) fn pop(&mut self) -> Pop<T> {
+        let ring = &*self.ring;
+        let head = ring.head.0.load(Ordering::Relaxed);
+        let slot = ring.slot(head);
+        if slot.stamp.load(Ordering::Acquire) == head + 1 {
+            // SAFETY: the stamp (acquired) says the producer finished writing
+            // this position, and only this consumer takes positions.
+            let value = unsafe { (*slot.value.get()).assume_init_read() };
+            slot.stamp.store(head + ring.one_lap, Ordering::Release);
+            ring.head.0.store(ring.next(head), Ordering::Release);
+            return Pop::Item(value);
+        }
+        if ring.tail.0.load(Ordering::SeqCst) & !CLOSED == head {
+            Pop::Empty
+        } else {
+            Pop::Busy
+        }
+    }
+
+    /// How many messages were taken so far.
+    pub(crate) fn head(&self) -> u64 {
+        self.ring.count(self.ring.head.0.load(Ordering::Relaxed))
+    }
+
+    /// The ring this consumer takes from.
+    pub(crate) fn ring(&self) -> &Ring<T> {
+        &self.ring
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        self.ring.close();
+        loop {
+            match self.pop() {
+                Pop::Item(message) => drop(message),
+                Pop::Empty => return,
+                // A producer between its claim and its write: it has no
+                // reason to stop there, so it finishes soon.
+                Pop::Busy => std::thread::yield_now(),
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer").field("ring", &self.ring).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn ring<T>(capacity: usize) -> (Arc<Ring<T>>, Consumer<T>) {
+        Ring::with_capacity(capacity).expect("allocated")
+    }
+
+    #[test]
+    fn fifo_full_and_reuse_for_every_small_capacity() {
+        for capacity in 1..=9 {
+            let (ring, mut consumer) = ring::<u64>(capacity);
+            let mut next_in = 0;
+            let mut next_out = 0;
+            // Many laps, filling the ring each time, so every slot is reused.
+            for _ in 0..5 {
+                for _ in 0..capacity {
+                    assert_eq!(ring.try_push(next_in), Ok(next_in), "capacity {capacity}");
+                    next_in += 1;
+                }
+                assert_eq!(ring.try_push(999), Err(Refused::Full(999)), "capacity {capacity}");
+                assert_eq!(ring.len(), capacity as u64);
+                // Take some, push as many back, then drain.
+                for _ in 0..capacity.div_ceil(2) {
+                    assert_eq!(consumer.pop(), Pop::Item(next_out));
+                    next_out += 1;
+                }
+                while ring.try_push(next_in).is_ok() {
+                    next_in += 1;
+                }
+                loop {
+                    match consumer.pop() {
+                        Pop::Item(v) => {
+                            assert_eq!(v, next_out);
+                            next_out += 1;
+                        }
+                        Pop::Empty => break,
+                        Pop::Busy => panic!("no producer is mid-write"),
+                    }
+                }
+                assert_eq!(next_out, next_in);
+                assert_eq!(ring.claimed(), next_in);
+            }
+        }
+    }
+
+    #[test]
+    fn a_closed_ring_refuses_and_hands_the_value_back() {
+        let (ring, mut consumer) = ring::<String>(4);
+        ring.try_push("kept".to_string()).unwrap();
+        assert!(ring.close());
+        assert!(!ring.close(), "closing twice says so");
+        assert!(ring.is_closed());
+        assert_eq!(ring.try_push("late".to_string()), Err(Refused::Closed("late".to_string())));
+        assert_eq!(consumer.pop(), Pop::Item("kept".to_string()), "what was claimed before is still taken");
+        assert_eq!(consumer.pop(), Pop::Empty);
+        assert_eq!(ring.claimed(), 1);
+    }
+
+    /// Counts drops, to check that no message is dropped twice or leaked.
+    #[derive(Debug)]
+    struct Tracked(Arc<AtomicUsize>);
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn every_message_is_dropped_exactly_once_whoever_holds_it_last() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (ring, mut consumer) = ring::<Tracked>(3);
+        for _ in 0..3 {
+            ring.try_push(Tracked(Arc::clone(&drops))).unwrap();
+        }
+        drop(consumer.pop()); // taken and dropped by the caller: 1
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        // The consumer's drop closes the ring and drops the other two.
+        drop(consumer);
+        assert_eq!(drops.load(Ordering::Relaxed), 3);
+        assert!(ring.is_closed());
+        let refused = ring.try_push(Tracked(Arc::clone(&drops))).unwrap_err().into_inner();
+        drop(refused);
+        drop(ring);
+        assert_eq!(drops.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_huge_capacity_is_refused_not_aborted_on() {
+        assert!(Ring::<[u8; 1024]>::with_capacity(usize::MAX >> 4).is_err());
+        assert!(Ring::<u8>::with_capacity(0).is_err());
+    }
+
+    #[test]
+    fn concurrent_producers_lose_nothing_and_keep_each_producers_order() {
+        const PRODUCERS: u64 = 4;
+        const EACH: u64 = 50_000;
+        let (ring, mut consumer) = ring::<(u64, u64)>(64);
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let ring = Arc::clone(&ring);
+                std::thread::spawn(move || {
+                    let mut full = 0u64;
+                    for i in 0..EACH {
+                        let mut value = (p, i);
+                        loop {
+                            match ring.try_push(value) {
+                                Ok(_) => break,
+                                Err(Refused::Full(v)) => {
+                                    full += 1;
+                                    value = v;
+                                    std::thread::yield_now();
+                                }
+                                Err(Refused::Closed(_)) => panic!("never closed"),
+                            }
+                        }
+                    }
+                    full
+                })
+            })
+            .collect();
+        let mut last = vec![None::<u64>; PRODUCERS as usize];
+        let mut seen = HashSet::new();
+        let mut busy = 0u64;
+        while seen.len() < (PRODUCERS * EACH) as usize {
+            match consumer.pop() {
+                Pop::Item((p, i)) => {
+                    assert!(last[p as usize].is_none_or(|prev| prev < i), "producer {p}: {i} after {last:?}");
+                    last[p as usize] = Some(i);
+                    assert!(seen.insert((p, i)), "({p}, {i}) taken twice");
+                }
+                Pop::Busy => busy += 1,
+                Pop::Empty => std::thread::yield_now(),
+            }
+        }
+        let refused: u64 = producers.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(consumer.pop(), Pop::Empty);
+        assert_eq!(ring.claimed(), PRODUCERS * EACH);
+        // Not asserted, but worth seeing when the test is run with --nocapture.
+        println!("full refusals {refused}, busy heads {busy}");
+    }
+}
