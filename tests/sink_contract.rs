@@ -511,6 +511,56 @@ fn counters_balance_and_pending_never_underflows_under_racing_producers() {
     assert_eq!(written.len() as u64, accepted, "a message was written twice");
 }
 
+/// The actor sleeps between batches and is woken only by the push that
+/// completes one. With a flush interval of an hour, a lost wake-up leaves a
+/// full batch unwritten for the rest of the test: every batch here is full,
+/// so every message must be written long before the timer could help.
+#[test]
+fn racing_producers_never_leave_a_full_batch_asleep() {
+    const PRODUCERS: u64 = 4;
+    const PER_PRODUCER: u64 = 8_000;
+    const BATCH: u64 = 8;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let script = Script::new();
+    let cfg = SinkConfig::default()
+        .with_queue_capacity((PRODUCERS * PER_PRODUCER) as usize)
+        .with_batch_size(BATCH as usize)
+        .with_flush_interval(Duration::from_secs(3600));
+    let (sink, handle) =
+        BackgroundSink::spawn_on(script.drain(), cfg, CancellationToken::new(), runtime.handle()).unwrap();
+    for round in 0..4 {
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    for i in 0..PER_PRODUCER / 4 {
+                        sink.try_push(p * PER_PRODUCER + round * PER_PRODUCER / 4 + i).expect("room for every message");
+                        // Gives the actor time to fall asleep between pushes,
+                        // so that pushes land on a sleeping actor often.
+                        std::thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        producers.into_iter().for_each(|p| p.join().unwrap());
+        let expected = (round + 1) * PRODUCERS * PER_PRODUCER / 4;
+        assert_eq!(expected % BATCH, 0, "every batch is full");
+        // Waits for the counter, not for time: a lost wake-up makes this
+        // time out (the next timer is an hour away), never pass.
+        let written = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(20), async {
+                while sink.stats().written < expected {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await
+        });
+        assert!(written.is_ok(), "round {round}: {:?} of {expected} written", sink.stats());
+    }
+    runtime.block_on(handle.shutdown()).unwrap();
+    assert_eq!(script.written().len() as u64, PRODUCERS * PER_PRODUCER);
+}
+
 /// A drain that waits on many requests reports the first failure and folds
 /// the rest into it; the sink's flush counts them all.
 #[tokio::test(start_paused = true)]
