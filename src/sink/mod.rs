@@ -309,18 +309,24 @@ impl<T> BackgroundSink<T> {
         deadline: Option<tokio::time::Instant>,
     ) -> Result<(), Refused<Message<T>>> {
         loop {
-            // Registered before the attempt, so that space freed between a
-            // failed attempt and the wait still wakes this producer.
             let space = self.shared.space.notified();
             tokio::pin!(space);
-            space.as_mut().enable();
-            match self.ring.try_push(message) {
-                Ok(position) => {
-                    self.shared.queued(position);
-                    return Ok(());
+            // A first attempt unregistered: registering takes a lock, which
+            // a queue with room (the common case) need not pay for. The
+            // second attempt is registered, so that space freed between a
+            // failed attempt and the wait still wakes this producer.
+            for registered in [false, true] {
+                if registered {
+                    space.as_mut().enable();
                 }
-                Err(Refused::Closed(refused)) => return Err(Refused::Closed(refused)),
-                Err(Refused::Full(refused)) => message = refused,
+                match self.ring.try_push(message) {
+                    Ok(position) => {
+                        self.shared.queued(position);
+                        return Ok(());
+                    }
+                    Err(Refused::Closed(refused)) => return Err(Refused::Closed(refused)),
+                    Err(Refused::Full(refused)) => message = refused,
+                }
             }
             match deadline {
                 None => space.await,
