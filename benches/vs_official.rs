@@ -227,6 +227,19 @@ fn process_cpu() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// CPU time the collector's process has used so far: the sum over its
+/// threads of the scheduler's on-CPU nanoseconds (`/proc/PID/task/*/schedstat`,
+/// first field), which is exact where `utime` counts 10 ms ticks.
+fn rotel_cpu(rotel: &rotel::Rotel) -> Duration {
+    let pid = rotel.pid().expect("rotel is running");
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("rotel's threads");
+    let nanos: u64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
 /// Records once more and times `force_flush`: (wall seconds, process CPU seconds).
 fn timed_flush(provider: &SdkMeterProvider, recorder: &Recorder) -> (f64, f64) {
     recorder.record();
@@ -263,17 +276,22 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     let mut cpu_ours = Figure::new("5", "otlp-sink process CPU per point beyond the SDK collection", "ns/point");
     let mut cpu_official = Figure::new("5", "official process CPU per point beyond the SDK collection", "ns/point");
     let mut floor = Figure::new("5", "bare prost: build + encode one request", "ns/point");
+    let mut rotel_official = Figure::new("1", "rotel CPU per point, receiving the official flush", "ns/point");
+    let mut rotel_ours = Figure::new("1", "rotel CPU per point, receiving the otlp-sink flush", "ns/point");
 
     let mut sent = 0;
     // Round 0 warms the connections up and is not counted.
     for round in 0..=args.rounds {
         progress(format!("workload 1: round {round}/{} ({points} points per flush)", args.rounds));
+        let before = rotel_cpu(rotel);
         let (t_off, c_off) = timed_flush(&official, &rec_official);
         sent += points;
         wait_rotel(rotel, rotel::Signal::Metrics, sent);
+        let between = rotel_cpu(rotel);
         let (t_ours, c_ours) = timed_flush(&ours, &rec_ours);
         sent += points;
         wait_rotel(rotel, rotel::Signal::Metrics, sent);
+        let after = rotel_cpu(rotel);
         let (t_noop, c_noop) = timed_flush(&noop, &rec_noop);
         let prost_ns = prost_floor(counters, &rec_noop.attrs);
         if round == 0 {
@@ -287,6 +305,9 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
         cpu_ours.values.push((c_ours - c_noop) * 1e9 / points as f64);
         cpu_official.values.push((c_off - c_noop) * 1e9 / points as f64);
         floor.values.push(prost_ns);
+        let per_point = |d: Duration| d.as_nanos() as f64 / points as f64;
+        rotel_official.values.push(per_point(between - before));
+        rotel_ours.values.push(per_point(after - between));
     }
     let stats = ours_exporter.stats().metrics;
     progress(format!(
@@ -298,7 +319,7 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     official.shutdown().ok();
     ours.shutdown().ok();
     noop.shutdown().ok();
-    figs.extend([f_official, f_ours, f_noop, f_added, cpu_official, cpu_ours, floor]);
+    figs.extend([f_official, f_ours, f_noop, f_added, rotel_official, rotel_ours, cpu_official, cpu_ours, floor]);
 }
 
 /// Workload 2: one collection of 100 000 points.
