@@ -14,6 +14,7 @@ mod metrics;
 #[cfg(test)]
 mod test_support;
 mod traces;
+mod wire;
 
 pub use common::{AnyValue, KeyValue, Resource, Scope};
 pub use encode::EncodeError;
