@@ -273,14 +273,12 @@ pub(crate) fn put_any_value(buf: &mut Vec<u8>, value: &AnyValue) {
 
 /// The size of the `KeyValue` message for `kv` (its value is always present).
 pub(crate) fn key_value_len(kv: &KeyValue) -> usize {
-    bytes_field_len(KEY, kv.key.as_bytes()) + field_len(VALUE, any_value_len(&kv.value))
+    key_value_len_with(kv, any_value_len(&kv.value))
 }
 
-/// Appends the fields of the `KeyValue` message for `kv`.
-pub(crate) fn put_key_value(buf: &mut Vec<u8>, kv: &KeyValue) {
-    put_bytes_nonempty(buf, KEY, kv.key.as_bytes());
-    put_len_prefix(buf, VALUE, any_value_len(&kv.value));
-    put_any_value(buf, &kv.value);
+/// [`key_value_len`], given the size of the pair's `AnyValue`.
+fn key_value_len_with(kv: &KeyValue, value_len: usize) -> usize {
+    bytes_field_len(KEY, kv.key.as_bytes()) + field_len(VALUE, value_len)
 }
 
 /// The size of a repeated `KeyValue` field numbered `tag`.
@@ -288,11 +286,15 @@ pub(crate) fn attributes_len(tag: u32, attributes: &[KeyValue]) -> usize {
     attributes.iter().map(|kv| field_len(tag, key_value_len(kv))).sum()
 }
 
-/// Appends a repeated `KeyValue` field numbered `tag`.
+/// Appends a repeated `KeyValue` field numbered `tag`. Each value is
+/// measured once, for both length prefixes.
 pub(crate) fn put_attributes(buf: &mut Vec<u8>, tag: u32, attributes: &[KeyValue]) {
     for kv in attributes {
-        put_len_prefix(buf, tag, key_value_len(kv));
-        put_key_value(buf, kv);
+        let value_len = any_value_len(&kv.value);
+        put_len_prefix(buf, tag, key_value_len_with(kv, value_len));
+        put_bytes_nonempty(buf, KEY, kv.key.as_bytes());
+        put_len_prefix(buf, VALUE, value_len);
+        put_any_value(buf, &kv.value);
     }
 }
 

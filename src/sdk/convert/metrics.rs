@@ -103,7 +103,10 @@ fn buckets(bucket: &ExponentialBucket) -> ExponentialBuckets {
 /// share them.
 pub(crate) fn resource_metrics(rm: &ResourceMetrics) -> Vec<MetricPoint> {
     let resource = Arc::new(super::resource(rm.resource()));
-    let mut points = Vec::new();
+    // Sized once: a collection can hold many thousands of points, each a
+    // few hundred bytes, that growing by doubling would copy again and again.
+    let total = rm.scope_metrics().flat_map(|sm| sm.metrics()).map(point_count).sum();
+    let mut points = Vec::with_capacity(total);
     for sm in rm.scope_metrics() {
         let scope = Arc::new(super::scope(sm.scope(), None));
         for metric in sm.metrics() {
@@ -115,6 +118,23 @@ pub(crate) fn resource_metrics(rm: &ResourceMetrics) -> Vec<MetricPoint> {
         }
     }
     points
+}
+
+/// How many data points a metric holds.
+fn point_count(metric: &Metric) -> usize {
+    fn count<T>(data: &MetricData<T>) -> usize {
+        match data {
+            MetricData::Sum(sum) => sum.data_points().count(),
+            MetricData::Gauge(gauge) => gauge.data_points().count(),
+            MetricData::Histogram(h) => h.data_points().count(),
+            MetricData::ExponentialHistogram(h) => h.data_points().count(),
+        }
+    }
+    match metric.data() {
+        AggregatedMetrics::I64(data) => count(data),
+        AggregatedMetrics::U64(data) => count(data),
+        AggregatedMetrics::F64(data) => count(data),
+    }
 }
 
 fn push_metric<T: Number + 'static>(
@@ -315,6 +335,7 @@ mod tests {
         let points = collect(&reader);
         let series = find(&points, "c");
         assert_eq!(series.len(), 5);
+        assert_eq!(points.capacity(), points.len(), "the points were not counted before they were converted");
         assert!(series.windows(2).all(|w| Arc::ptr_eq(&w[0].descriptor, &w[1].descriptor)));
     }
 
