@@ -15,6 +15,7 @@ use super::wire::{
     optional_double_len, packed_fixed64_len, packed_varint_len, put_attributes, put_bytes, put_bytes_nonempty,
     put_double, put_double_nonzero, put_fixed64, put_fixed64_nonzero, put_len_prefix, put_optional_double,
     put_packed_fixed64, put_packed_varint, put_varint_field, put_varint_nonzero, varint_nonzero_len, zigzag32,
+    Attribute,
 };
 use crate::pb::collector::metrics::v1 as collector;
 use crate::pb::metrics::v1 as pb;
@@ -468,6 +469,16 @@ pub(crate) struct DataPoint {
 }
 
 impl DataPoint {
+    /// The point's data, once its value is checked against `descriptor`,
+    /// and measured.
+    fn checked(descriptor: &MetricDescriptor, point: MetricPoint) -> Result<Self, EncodeError> {
+        let MetricPoint { attributes, start_time_unix_nano, time_unix_nano, value, exemplars, flags, .. } = point;
+        check(descriptor, &value)?;
+        let mut point = DataPoint { len: 0, attributes, start_time_unix_nano, time_unix_nano, value, exemplars, flags };
+        point.len = point.measure();
+        Ok(point)
+    }
+
     /// Size of the fields every data point message has, under the
     /// message's own numbers for attributes and flags.
     fn common_len(&self, attributes: u32, flags: u32) -> usize {
@@ -527,11 +538,9 @@ impl DataPoint {
         }
     }
 
-    /// Appends the data point as field `DATA_POINTS_TAG` of its data
-    /// message: exactly `field_len(DATA_POINTS_TAG, self.len)` bytes, in
-    /// the order prost writes them (by field number).
-    fn put(&self, buf: &mut Vec<u8>) {
-        put_len_prefix(buf, DATA_POINTS_TAG, self.len);
+    /// Appends the fields of the data point message: exactly `self.len`
+    /// bytes, in the order prost writes them (by field number).
+    fn put_body(&self, buf: &mut Vec<u8>) {
         let start = buf.len();
         let times = |buf: &mut Vec<u8>| {
             put_fixed64_nonzero(buf, point_tags::START, self.start_time_unix_nano);
@@ -695,19 +704,128 @@ fn metric_head_len(descriptor: &MetricDescriptor) -> usize {
         + bytes_field_len(3, descriptor.unit.as_bytes())
 }
 
+/// A data point as the request writer sees it: its data point message,
+/// sized beforehand.
+trait Leaf {
+    /// Size of the data point message, without its tag and length prefix.
+    fn len(&self) -> usize;
+    /// Appends the point as field `DATA_POINTS_TAG` of its data message:
+    /// exactly `field_len(DATA_POINTS_TAG, self.len())` bytes.
+    fn put(&self, buf: &mut Vec<u8>);
+}
+
+impl Leaf for DataPoint {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn put(&self, buf: &mut Vec<u8>) {
+        put_len_prefix(buf, DATA_POINTS_TAG, self.len);
+        self.put_body(buf);
+    }
+}
+
+/// An encoded data point message is written as it is.
+impl Leaf for Vec<u8> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn put(&self, buf: &mut Vec<u8>) {
+        put_len_prefix(buf, DATA_POINTS_TAG, Vec::len(self));
+        buf.extend_from_slice(self);
+    }
+}
+
 /// Sizes of one metric's run in a request: the data message and the `Metric` message.
-fn metric_lens(descriptor: &MetricDescriptor, points: &[DataPoint]) -> (usize, usize) {
+fn metric_lens(descriptor: &MetricDescriptor, points: &[impl Leaf]) -> (usize, usize) {
     let (data_tag, data_head) = data_head(descriptor.kind);
-    let data = data_head + points.iter().map(|p| field_len(DATA_POINTS_TAG, p.len)).sum::<usize>();
+    let data = data_head + points.iter().map(|p| field_len(DATA_POINTS_TAG, p.len())).sum::<usize>();
     (data, metric_head_len(descriptor) + field_len(data_tag, data))
 }
 
 /// Size of a `ScopeMetrics` message.
-fn scope_metrics_len(scope: &ScopeNode<Metrics>) -> usize {
+fn scope_metrics_len<S, L>(scope: &ScopeNode<S>) -> usize
+where
+    S: Signal<Key = Arc<MetricDescriptor>, Leaves = Vec<L>>,
+    L: Leaf,
+{
     header_len(scope.scope.encoded_len(), &scope.schema_url)
         + (scope.buckets.iter())
             .map(|bucket| field_len(METRICS_TAG, metric_lens(&bucket.key, &bucket.leaves).1))
             .sum::<usize>()
+}
+
+/// An empty run of points for `descriptor`, and the shape of the `Metric`
+/// and data messages around it.
+fn metric_bucket<L>(descriptor: &MetricDescriptor) -> (Vec<L>, Shape) {
+    let (data_tag, data_header) = data_head(descriptor.kind);
+    let shape = Shape::nested(
+        Level { tag: METRICS_TAG, header: metric_head_len(descriptor) },
+        Level { tag: data_tag, header: data_header },
+        DATA_POINTS_TAG,
+    );
+    (Vec::new(), shape)
+}
+
+/// Writes an `ExportMetricsServiceRequest` field by field, each message's
+/// length prefix from the sizes measured when the points were grouped: no
+/// prost struct is built and no point is measured again.
+fn write_request<S, L>(resources: Vec<ResourceNode<S>>, encoded_len: usize) -> Vec<u8>
+where
+    S: Signal<Key = Arc<MetricDescriptor>, Leaves = Vec<L>>,
+    L: Leaf,
+{
+    let mut buf = Vec::with_capacity(encoded_len);
+    for resource in &resources {
+        let resource_len = header_len(resource.resource.encoded_len(), &resource.schema_url)
+            + resource.scopes.iter().map(|scope| field_len(SCOPE_TAG, scope_metrics_len(scope))).sum::<usize>();
+        put_len_prefix(&mut buf, RESOURCE_TAG, resource_len);
+        prost::encoding::message::encode(HEAD_TAG, &resource.resource, &mut buf);
+        for scope in &resource.scopes {
+            put_len_prefix(&mut buf, SCOPE_TAG, scope_metrics_len(scope));
+            prost::encoding::message::encode(HEAD_TAG, &scope.scope, &mut buf);
+            for bucket in &scope.buckets {
+                let descriptor = &*bucket.key;
+                let (data_len, metric_len) = metric_lens(descriptor, &bucket.leaves);
+                put_len_prefix(&mut buf, METRICS_TAG, metric_len);
+                put_bytes_nonempty(&mut buf, 1, descriptor.name.as_bytes());
+                put_bytes_nonempty(&mut buf, 2, descriptor.description.as_bytes());
+                put_bytes_nonempty(&mut buf, 3, descriptor.unit.as_bytes());
+                put_len_prefix(&mut buf, data_head(descriptor.kind).0, data_len);
+                for point in &bucket.leaves {
+                    point.put(&mut buf);
+                }
+                put_data_tail(&mut buf, descriptor.kind);
+            }
+            put_bytes_nonempty(&mut buf, SCHEMA_URL_TAG, scope.schema_url.as_bytes());
+        }
+        put_bytes_nonempty(&mut buf, SCHEMA_URL_TAG, resource.schema_url.as_bytes());
+    }
+    debug_assert_eq!(buf.len(), encoded_len, "the splitter's size differs from the written bytes");
+    buf
+}
+
+/// Checks `value` against `descriptor`'s kind, as OTLP requires.
+fn check(descriptor: &MetricDescriptor, value: &MetricValue) -> Result<(), EncodeError> {
+    match (descriptor.kind, value) {
+        (MetricKind::Sum { .. } | MetricKind::Gauge, MetricValue::Int(_) | MetricValue::Double(_))
+        | (MetricKind::ExponentialHistogram { .. }, MetricValue::ExponentialHistogram(_))
+        | (MetricKind::Summary, MetricValue::Summary(_)) => Ok(()),
+        (MetricKind::Histogram { .. }, MetricValue::Histogram(h)) if !h.buckets_fit_bounds() => {
+            Err(EncodeError::BucketMismatch {
+                metric: descriptor.name.clone(),
+                bucket_counts: h.bucket_counts.len(),
+                explicit_bounds: h.explicit_bounds.len(),
+            })
+        }
+        (MetricKind::Histogram { .. }, MetricValue::Histogram(_)) => Ok(()),
+        _ => Err(EncodeError::KindMismatch {
+            metric: descriptor.name.clone(),
+            kind: descriptor.kind.name(),
+            value: value.name(),
+        }),
+    }
 }
 
 impl Signal for Metrics {
@@ -725,13 +843,7 @@ impl Signal for Metrics {
     }
 
     fn bucket(descriptor: &Arc<MetricDescriptor>) -> (Vec<DataPoint>, Shape) {
-        let (data_tag, data_header) = data_head(descriptor.kind);
-        let shape = Shape::nested(
-            Level { tag: METRICS_TAG, header: metric_head_len(descriptor) },
-            Level { tag: data_tag, header: data_header },
-            DATA_POINTS_TAG,
-        );
-        (Vec::new(), shape)
+        metric_bucket(descriptor)
     }
 
     fn push(
@@ -739,73 +851,141 @@ impl Signal for Metrics {
         descriptor: &Arc<MetricDescriptor>,
         point: MetricPoint,
     ) -> Result<usize, EncodeError> {
-        let MetricPoint { attributes, start_time_unix_nano, time_unix_nano, value, exemplars, flags, .. } = point;
-        let fits = match (descriptor.kind, &value) {
-            (MetricKind::Sum { .. } | MetricKind::Gauge, MetricValue::Int(_) | MetricValue::Double(_))
-            | (MetricKind::ExponentialHistogram { .. }, MetricValue::ExponentialHistogram(_))
-            | (MetricKind::Summary, MetricValue::Summary(_)) => true,
-            (MetricKind::Histogram { .. }, MetricValue::Histogram(h)) => {
-                if !h.buckets_fit_bounds() {
-                    return Err(EncodeError::BucketMismatch {
-                        metric: descriptor.name.clone(),
-                        bucket_counts: h.bucket_counts.len(),
-                        explicit_bounds: h.explicit_bounds.len(),
-                    });
-                }
-                true
-            }
-            _ => false,
-        };
-        if !fits {
-            return Err(EncodeError::KindMismatch {
-                metric: descriptor.name.clone(),
-                kind: descriptor.kind.name(),
-                value: value.name(),
-            });
-        }
-        let mut point = DataPoint { len: 0, attributes, start_time_unix_nano, time_unix_nano, value, exemplars, flags };
-        point.len = point.measure();
+        let point = DataPoint::checked(descriptor, point)?;
         let len = point.len;
         points.push(point);
         Ok(len)
     }
 
-    /// Writes the request field by field, each message's length prefix
-    /// from the sizes measured at [`push`](Self::push): no prost struct is
-    /// built and no point is measured again.
     fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(encoded_len);
-        for resource in &resources {
-            let resource_len = header_len(resource.resource.encoded_len(), &resource.schema_url)
-                + resource.scopes.iter().map(|scope| field_len(SCOPE_TAG, scope_metrics_len(scope))).sum::<usize>();
-            put_len_prefix(&mut buf, RESOURCE_TAG, resource_len);
-            prost::encoding::message::encode(HEAD_TAG, &resource.resource, &mut buf);
-            for scope in &resource.scopes {
-                put_len_prefix(&mut buf, SCOPE_TAG, scope_metrics_len(scope));
-                prost::encoding::message::encode(HEAD_TAG, &scope.scope, &mut buf);
-                for bucket in &scope.buckets {
-                    let descriptor = &*bucket.key;
-                    let (data_len, metric_len) = metric_lens(descriptor, &bucket.leaves);
-                    put_len_prefix(&mut buf, METRICS_TAG, metric_len);
-                    put_bytes_nonempty(&mut buf, 1, descriptor.name.as_bytes());
-                    put_bytes_nonempty(&mut buf, 2, descriptor.description.as_bytes());
-                    put_bytes_nonempty(&mut buf, 3, descriptor.unit.as_bytes());
-                    put_len_prefix(&mut buf, data_head(descriptor.kind).0, data_len);
-                    for point in &bucket.leaves {
-                        point.put(&mut buf);
-                    }
-                    put_data_tail(&mut buf, descriptor.kind);
-                }
-                put_bytes_nonempty(&mut buf, SCHEMA_URL_TAG, scope.schema_url.as_bytes());
-            }
-            put_bytes_nonempty(&mut buf, SCHEMA_URL_TAG, resource.schema_url.as_bytes());
-        }
-        debug_assert_eq!(buf.len(), encoded_len, "the splitter's size differs from the written bytes");
-        buf
+        write_request(resources, encoded_len)
     }
 
     fn partial_success(response: &collector::ExportMetricsServiceResponse) -> (i64, &str) {
         response.partial_success.as_ref().map_or((0, ""), |p| (p.rejected_data_points, p.error_message.as_str()))
+    }
+}
+
+/// A metric data point whose data point message is already encoded, or
+/// already known to be unsendable: what the SDK metric reader queues, so
+/// that an SDK point is written once, straight from the SDK's data, and never
+/// copied into a [`MetricPoint`].
+#[derive(Debug)]
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+pub(crate) struct EncodedMetricPoint {
+    /// The entity that produced the point.
+    pub(crate) resource: Arc<Resource>,
+    /// The instrumentation scope that recorded it.
+    pub(crate) scope: Arc<Scope>,
+    /// The metric it belongs to; its kind says which data point message
+    /// `data` holds.
+    pub(crate) descriptor: Arc<MetricDescriptor>,
+    /// The data point message's bytes (without tag and length prefix), or
+    /// why the point cannot be sent; it is then counted as rejected at
+    /// encoding, as a [`MetricPoint`] would be.
+    pub(crate) data: Result<Vec<u8>, EncodeError>,
+}
+
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+impl EncodedMetricPoint {
+    /// Encodes `point`'s data point message as the [`Metrics`] signal would.
+    pub(crate) fn from_point(point: MetricPoint) -> Self {
+        let (resource, scope, descriptor) = (point.resource.clone(), point.scope.clone(), point.descriptor.clone());
+        let data = DataPoint::checked(&descriptor, point).map(|point| {
+            let mut buf = Vec::with_capacity(point.len);
+            point.put_body(&mut buf);
+            buf
+        });
+        Self { resource, scope, descriptor, data }
+    }
+
+    /// A sum or gauge point with no exemplars and no flags, written straight
+    /// from its parts: `attributes` is called twice (to size, then to
+    /// write), and must give the same attributes each time. `descriptor`
+    /// must be a sum or a gauge.
+    pub(crate) fn number<'a, A, I>(
+        resource: Arc<Resource>,
+        scope: Arc<Scope>,
+        descriptor: Arc<MetricDescriptor>,
+        attributes: impl Fn() -> I,
+        start_time_unix_nano: u64,
+        time_unix_nano: u64,
+        value: NumberValue,
+    ) -> Self
+    where
+        A: Attribute + 'a,
+        I: Iterator<Item = &'a A>,
+    {
+        debug_assert!(matches!(descriptor.kind, MetricKind::Sum { .. } | MetricKind::Gauge));
+        // NumberDataPoint, as DataPoint::put writes it with no exemplars and no flags.
+        let len = fixed64_nonzero_len(point_tags::START, start_time_unix_nano)
+            + fixed64_nonzero_len(point_tags::TIME, time_unix_nano)
+            + fixed64_field_len(4)
+            + attributes_len(7, attributes());
+        let mut buf = Vec::with_capacity(len);
+        put_fixed64_nonzero(&mut buf, point_tags::START, start_time_unix_nano);
+        put_fixed64_nonzero(&mut buf, point_tags::TIME, time_unix_nano);
+        match value {
+            NumberValue::Int(i) => put_fixed64(&mut buf, 6, i as u64),
+            NumberValue::Double(d) => put_double(&mut buf, 4, d),
+        }
+        put_attributes(&mut buf, 7, attributes());
+        debug_assert_eq!(buf.len(), len);
+        Self { resource, scope, descriptor, data: Ok(buf) }
+    }
+}
+
+/// The value of a sum or gauge point, for [`EncodedMetricPoint::number`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+pub(crate) enum NumberValue {
+    /// `as_int`.
+    Int(i64),
+    /// `as_double`.
+    Double(f64),
+}
+
+/// The metrics signal for [`EncodedMetricPoint`]s: the same requests as
+/// [`Metrics`], each point's bytes copied in as they are.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+pub(crate) struct EncodedMetrics;
+
+impl Signal for EncodedMetrics {
+    type Point = EncodedMetricPoint;
+    type Key = Arc<MetricDescriptor>;
+    type Leaves = Vec<Vec<u8>>;
+    type Request = collector::ExportMetricsServiceRequest;
+    type Response = collector::ExportMetricsServiceResponse;
+
+    const ITEM: &'static str = Metrics::ITEM;
+    const EXPORT_PATH: &'static str = Metrics::EXPORT_PATH;
+
+    fn parts(point: &EncodedMetricPoint) -> (&Arc<Resource>, &Arc<Scope>, &Arc<MetricDescriptor>) {
+        (&point.resource, &point.scope, &point.descriptor)
+    }
+
+    fn bucket(descriptor: &Arc<MetricDescriptor>) -> (Vec<Vec<u8>>, Shape) {
+        metric_bucket(descriptor)
+    }
+
+    fn push(
+        points: &mut Vec<Vec<u8>>,
+        _descriptor: &Arc<MetricDescriptor>,
+        point: EncodedMetricPoint,
+    ) -> Result<usize, EncodeError> {
+        let data = point.data?;
+        let len = data.len();
+        points.push(data);
+        Ok(len)
+    }
+
+    fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8> {
+        write_request(resources, encoded_len)
+    }
+
+    fn partial_success(response: &collector::ExportMetricsServiceResponse) -> (i64, &str) {
+        Metrics::partial_success(response)
     }
 }
 
@@ -1407,22 +1587,30 @@ mod tests {
         assert_eq!(Metrics::EXPORT_PATH, format!("/{service}/Export"));
     }
 
-    /// Encodes `points` under `limit` with the writer and with the prost
-    /// reference, and checks they give the same requests byte for byte and
-    /// the same rejections. Returns the number of requests.
+    /// Encodes `points` under `limit` with the writer, with the prost
+    /// reference, and as [`EncodedMetricPoint`]s, and checks all three give
+    /// the same requests byte for byte and the same rejections. Returns the
+    /// number of requests.
     fn same_as_prost(points: Vec<MetricPoint>, limit: usize) -> usize {
-        let ours = crate::otlp::encode::encode::<Metrics>(points.clone(), limit);
-        let theirs = crate::otlp::encode::encode::<reference::ProstMetrics>(points, limit);
-        assert_eq!(ours.rejected, theirs.rejected);
-        assert_eq!(ours.requests.len(), theirs.requests.len());
-        for (i, (a, b)) in ours.requests.iter().zip(&theirs.requests).enumerate() {
-            assert_eq!(a.points, b.points, "request {i}");
-            if a.body != b.body {
-                let decoded =
-                    |body: &[u8]| collector::ExportMetricsServiceRequest::decode(body).map(|r| format!("{r:#?}"));
-                panic!("request {i} differs:\nours   {:?}\nprost  {:?}", decoded(&a.body), decoded(&b.body));
+        use crate::otlp::encode::{encode, Encoded};
+        let encoded_points = points.iter().cloned().map(EncodedMetricPoint::from_point).collect();
+        let ours = encode::<Metrics>(points.clone(), limit);
+        let theirs = encode::<reference::ProstMetrics>(points, limit);
+        let pre_encoded = encode::<EncodedMetrics>(encoded_points, limit);
+        let compare = |ours: &Encoded, theirs: &Encoded, what: &str| {
+            assert_eq!(ours.rejected, theirs.rejected, "{what}");
+            assert_eq!(ours.requests.len(), theirs.requests.len(), "{what}");
+            for (i, (a, b)) in ours.requests.iter().zip(&theirs.requests).enumerate() {
+                assert_eq!(a.points, b.points, "{what}: request {i}");
+                if a.body != b.body {
+                    let decoded =
+                        |body: &[u8]| collector::ExportMetricsServiceRequest::decode(body).map(|r| format!("{r:#?}"));
+                    panic!("{what}: request {i} differs:\n{:?}\n{:?}", decoded(&a.body), decoded(&b.body));
+                }
             }
-        }
+        };
+        compare(&ours, &theirs, "writer / prost");
+        compare(&pre_encoded, &theirs, "pre-encoded points / prost");
         ours.requests.len()
     }
 

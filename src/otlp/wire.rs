@@ -231,10 +231,20 @@ const KEY: u32 = 1;
 /// `KeyValue.value`.
 const VALUE: u32 = 2;
 
+/// The size of the `AnyValue` message holding the string `s`.
+pub(crate) fn string_value_len(s: &str) -> usize {
+    field_len(STRING_VALUE, s.len())
+}
+
+/// Appends the fields of the `AnyValue` message holding the string `s`.
+pub(crate) fn put_string_value(buf: &mut Vec<u8>, s: &str) {
+    put_bytes(buf, STRING_VALUE, s.as_bytes());
+}
+
 /// The size of the `AnyValue` message for `value`.
 pub(crate) fn any_value_len(value: &AnyValue) -> usize {
     match value {
-        AnyValue::String(s) => field_len(STRING_VALUE, s.len()),
+        AnyValue::String(s) => string_value_len(s),
         AnyValue::Bool(_) => key_len(BOOL_VALUE) + 1,
         AnyValue::Int(i) => varint_field_len(INT_VALUE, *i as u64),
         AnyValue::Double(_) => fixed64_field_len(DOUBLE_VALUE),
@@ -252,7 +262,7 @@ fn array_len(values: &[AnyValue]) -> usize {
 /// Appends the fields of the `AnyValue` message for `value`.
 pub(crate) fn put_any_value(buf: &mut Vec<u8>, value: &AnyValue) {
     match value {
-        AnyValue::String(s) => put_bytes(buf, STRING_VALUE, s.as_bytes()),
+        AnyValue::String(s) => put_string_value(buf, s),
         AnyValue::Bool(b) => put_varint_field(buf, BOOL_VALUE, u64::from(*b)),
         AnyValue::Int(i) => put_varint_field(buf, INT_VALUE, *i as u64),
         AnyValue::Double(d) => put_double(buf, DOUBLE_VALUE, *d),
@@ -271,30 +281,57 @@ pub(crate) fn put_any_value(buf: &mut Vec<u8>, value: &AnyValue) {
     }
 }
 
-/// The size of the `KeyValue` message for `kv` (its value is always present).
-pub(crate) fn key_value_len(kv: &KeyValue) -> usize {
-    key_value_len_with(kv, any_value_len(&kv.value))
+/// An attribute as the writer sees it: a key, and a value it can size and
+/// write as an `AnyValue` message. This crate's [`KeyValue`] is one; the SDK
+/// adapters write the SDK's attributes through it without copying them into
+/// [`KeyValue`]s first.
+pub(crate) trait Attribute {
+    /// The attribute's name.
+    fn key(&self) -> &str;
+    /// The size of its `AnyValue` message.
+    fn value_len(&self) -> usize;
+    /// Appends the fields of its `AnyValue` message (exactly `value_len` bytes).
+    fn put_value(&self, buf: &mut Vec<u8>);
 }
 
-/// [`key_value_len`], given the size of the pair's `AnyValue`.
-fn key_value_len_with(kv: &KeyValue, value_len: usize) -> usize {
-    bytes_field_len(KEY, kv.key.as_bytes()) + field_len(VALUE, value_len)
+impl Attribute for KeyValue {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn value_len(&self) -> usize {
+        any_value_len(&self.value)
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) {
+        put_any_value(buf, &self.value);
+    }
+}
+
+/// The size of the `KeyValue` message of an attribute whose `AnyValue` is
+/// `value_len` bytes (the value is always present).
+fn key_value_len(key: &str, value_len: usize) -> usize {
+    bytes_field_len(KEY, key.as_bytes()) + field_len(VALUE, value_len)
 }
 
 /// The size of a repeated `KeyValue` field numbered `tag`.
-pub(crate) fn attributes_len(tag: u32, attributes: &[KeyValue]) -> usize {
-    attributes.iter().map(|kv| field_len(tag, key_value_len(kv))).sum()
+pub(crate) fn attributes_len<'a, A: Attribute + 'a>(tag: u32, attributes: impl IntoIterator<Item = &'a A>) -> usize {
+    attributes.into_iter().map(|kv| field_len(tag, key_value_len(kv.key(), kv.value_len()))).sum()
 }
 
 /// Appends a repeated `KeyValue` field numbered `tag`. Each value is
 /// measured once, for both length prefixes.
-pub(crate) fn put_attributes(buf: &mut Vec<u8>, tag: u32, attributes: &[KeyValue]) {
+pub(crate) fn put_attributes<'a, A: Attribute + 'a>(
+    buf: &mut Vec<u8>,
+    tag: u32,
+    attributes: impl IntoIterator<Item = &'a A>,
+) {
     for kv in attributes {
-        let value_len = any_value_len(&kv.value);
-        put_len_prefix(buf, tag, key_value_len_with(kv, value_len));
-        put_bytes_nonempty(buf, KEY, kv.key.as_bytes());
+        let value_len = kv.value_len();
+        put_len_prefix(buf, tag, key_value_len(kv.key(), value_len));
+        put_bytes_nonempty(buf, KEY, kv.key().as_bytes());
         put_len_prefix(buf, VALUE, value_len);
-        put_any_value(buf, &kv.value);
+        kv.put_value(buf);
     }
 }
 
@@ -308,8 +345,8 @@ mod tests {
     /// Our bytes for `kv` as a field `tag`, and prost's for the same pair.
     fn both(tag: u32, kv: &KeyValue) -> (Vec<u8>, Vec<u8>) {
         let mut ours = Vec::new();
-        put_attributes(&mut ours, tag, std::slice::from_ref(kv));
-        assert_eq!(ours.len(), attributes_len(tag, std::slice::from_ref(kv)), "{kv:?}: size differs from bytes");
+        put_attributes(&mut ours, tag, [kv]);
+        assert_eq!(ours.len(), attributes_len(tag, [kv]), "{kv:?}: size differs from bytes");
         let list = pb::KeyValueList { values: vec![kv.clone().into_pb()] };
         (ours, list.encode_to_vec())
     }
