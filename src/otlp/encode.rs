@@ -138,10 +138,12 @@ pub(crate) struct EncodedRequest {
 /// protobuf request and response, and the hooks the shared encoder needs.
 ///
 /// Implemented by the marker types [`Metrics`](super::Metrics),
-/// [`Traces`](super::Traces) and [`Logs`](super::Logs). A transport can be
-/// written once, generic over `S: Signal`: it calls [`encode::<S>`](encode),
-/// sends each request to [`EXPORT_PATH`](Self::EXPORT_PATH) with a prost
-/// codec for `S::Request` / `S::Response`, and reads partial success with
+/// [`Traces`](super::Traces) and [`Logs`](super::Logs), and by
+/// `EncodedMetrics`, the metrics signal of the SDK reader's pre-encoded
+/// points. A transport can be written once, generic over `S: Signal`: it
+/// calls [`encode::<S>`](encode), sends each request's body (an encoded
+/// `S::Request`) to [`EXPORT_PATH`](Self::EXPORT_PATH), decodes the
+/// `S::Response` with prost, and reads partial success with
 /// [`partial_success`](Self::partial_success).
 pub(crate) trait Signal: Send + Sync + 'static {
     /// The point the sink carries.
