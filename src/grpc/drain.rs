@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use prost::Message;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tonic::{Code, Status};
@@ -363,8 +362,7 @@ impl<S: Encoding> SinkDrain<S::Point> for GrpcDrain<S> {
                     self.settle(joined);
                 }
             }
-            let mut body = Vec::with_capacity(request.encoded_len);
-            request.request.encode(&mut body).expect("a Vec grows as needed");
+            let body = request.body;
             let points = request.points as u64;
             let c = &self.counters;
             c.requests.fetch_add(1, Ordering::Relaxed);

@@ -8,6 +8,8 @@ mod drain;
 mod retry;
 
 pub use client::ConnectError;
+#[cfg(feature = "sdk")]
+pub(crate) use drain::GrpcDrain;
 pub use drain::{ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, TracesDrain};
 #[cfg(feature = "receiver")]
 pub(crate) use retry::status_with_retry_delay;

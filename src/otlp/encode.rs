@@ -7,9 +7,9 @@
 //!
 //! It works in two passes:
 //!
-//! 1. Grouping. Each point is moved into protobuf (its attribute vectors and
-//!    strings are moved, not copied), its encoded length is measured once
-//!    with prost, and it is appended to its group. Groups are found by
+//! 1. Grouping. Each point is moved into its group's leaves (its attribute
+//!    vectors and strings are moved, not copied) and its encoded length is
+//!    measured once. Groups are found by
 //!    `Arc::ptr_eq` first, then by value, so equal resources held in
 //!    different `Arc`s still share one `ResourceX`.
 //! 2. Splitting. The groups are walked in order while a [`Sizer`] keeps the
@@ -19,11 +19,12 @@
 //!    would push the request over the limit starts a new one; a point that
 //!    does not fit even alone is rejected with [`EncodeError::TooLarge`].
 //!    Whole runs of points are then moved into each request's tree with
-//!    `split_off`, never one by one and never re-encoded.
+//!    `split_off`, never one by one, and each tree is written to bytes once.
 //!
 //! Each signal plugs in through the [`Signal`] trait: how to take a point
-//! apart, how to turn it into its protobuf leaf, and how to assemble the
-//! request from the tree.
+//! apart, how to turn it into its leaf, and how to write the request from
+//! the tree (spans and logs through their prost structs, metrics with the
+//! hand-written writer of `wire.rs`).
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -39,13 +40,13 @@ use crate::pb::common::v1::InstrumentationScope as PbScope;
 use crate::pb::resource::v1::Resource as PbResource;
 
 /// Field number of `resource_{metrics,spans,logs}` in every export request.
-const RESOURCE_TAG: u32 = 1;
+pub(crate) const RESOURCE_TAG: u32 = 1;
 /// Field number of `scope_{metrics,spans,logs}` in every `ResourceX`.
-const SCOPE_TAG: u32 = 2;
+pub(crate) const SCOPE_TAG: u32 = 2;
 /// Field number of `resource` in `ResourceX` and of `scope` in `ScopeX`.
-const HEAD_TAG: u32 = 1;
+pub(crate) const HEAD_TAG: u32 = 1;
 /// Field number of `schema_url` in `ResourceX` and `ScopeX`.
-const SCHEMA_URL_TAG: u32 = 3;
+pub(crate) const SCHEMA_URL_TAG: u32 = 3;
 
 /// Why a point was left out of the encoded requests. The other points of the
 /// batch are still encoded.
@@ -112,10 +113,10 @@ impl Error for EncodeError {}
 
 /// A batch encoded into requests, plus the points that had to be left out.
 #[derive(Debug)]
-pub(crate) struct Encoded<R> {
+pub(crate) struct Encoded {
     /// The requests, in the order of the groups of the batch. Each one's
-    /// `encoded_len()` is at most the limit given to [`encode`].
-    pub(crate) requests: Vec<EncodedRequest<R>>,
+    /// body is at most the limit given to [`encode`] long.
+    pub(crate) requests: Vec<EncodedRequest>,
     /// One error per point left out: points that cannot be encoded (kind
     /// mismatches, malformed histograms) first, in batch order, then points
     /// too large to send, in group order.
@@ -124,23 +125,25 @@ pub(crate) struct Encoded<R> {
 
 /// One export request and what it carries.
 #[derive(Debug)]
-pub(crate) struct EncodedRequest<R> {
-    /// The protobuf request, ready for the gRPC codec.
-    pub(crate) request: R,
+pub(crate) struct EncodedRequest {
+    /// The signal's export request encoded as protobuf, ready for the gRPC
+    /// codec. Its size is the one the splitter computed before writing it
+    /// (checked in debug builds).
+    pub(crate) body: Vec<u8>,
     /// How many points (data points, spans or log records) it carries.
     pub(crate) points: usize,
-    /// Exactly `request.encoded_len()`, computed without encoding it.
-    pub(crate) encoded_len: usize,
 }
 
 /// One OTLP signal, as far as encoding is concerned: its point type, its
 /// protobuf request and response, and the hooks the shared encoder needs.
 ///
 /// Implemented by the marker types [`Metrics`](super::Metrics),
-/// [`Traces`](super::Traces) and [`Logs`](super::Logs). A transport can be
-/// written once, generic over `S: Signal`: it calls [`encode::<S>`](encode),
-/// sends each request to [`EXPORT_PATH`](Self::EXPORT_PATH) with a prost
-/// codec for `S::Request` / `S::Response`, and reads partial success with
+/// [`Traces`](super::Traces) and [`Logs`](super::Logs), and by
+/// `EncodedMetrics`, the metrics signal of the SDK reader's pre-encoded
+/// points. A transport can be written once, generic over `S: Signal`: it
+/// calls [`encode::<S>`](encode), sends each request's body (an encoded
+/// `S::Request`) to [`EXPORT_PATH`](Self::EXPORT_PATH), decodes the
+/// `S::Response` with prost, and reads partial success with
 /// [`partial_success`](Self::partial_success).
 pub(crate) trait Signal: Send + Sync + 'static {
     /// The point the sink carries.
@@ -151,7 +154,8 @@ pub(crate) trait Signal: Send + Sync + 'static {
     /// A run of protobuf leaves belonging to one key, as it goes into the
     /// request: the metric's `data` for metrics, a `Vec` of spans or records.
     type Leaves: Leaves;
-    /// The export request, for example `ExportMetricsServiceRequest`.
+    /// The export request, for example `ExportMetricsServiceRequest`: the
+    /// message that [`write`](Self::write)'s bytes encode.
     type Request: Message + Default + Send + 'static;
     /// The export response, for example `ExportMetricsServiceResponse`.
     type Response: Message + Default + Send + 'static;
@@ -178,12 +182,13 @@ pub(crate) trait Signal: Send + Sync + 'static {
     /// When the point cannot be encoded under this key; it is then dropped.
     fn push(leaves: &mut Self::Leaves, key: &Self::Key, point: Self::Point) -> Result<usize, EncodeError>;
 
-    /// Builds the request from its tree. Must emit exactly the tree: one
-    /// `ResourceX` per node with `resource: Some(..)` and the node's schema
-    /// URL, one `ScopeX` per scope node with `scope: Some(..)`, and the
+    /// Writes the request for its tree as protobuf bytes; `encoded_len` is
+    /// their exact size as the splitter computed it. Must emit exactly the
+    /// tree: one `ResourceX` per node with its `resource` and the node's
+    /// schema URL, one `ScopeX` per scope node with its `scope`, and the
     /// leaves as [`bucket`](Self::bucket)'s shape says, or the size
     /// accounting no longer matches.
-    fn assemble(resources: Vec<ResourceNode<Self>>) -> Self::Request;
+    fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8>;
 
     /// The partial-success part of a response: how many points the receiver
     /// refused, and its message. `(0, "")` when the field is absent.
@@ -216,6 +221,15 @@ pub(crate) fn retain_indices<T>(items: &mut Vec<T>, mut keep: impl FnMut(usize) 
         index += 1;
         kept
     });
+}
+
+/// Encodes a request built from prost structs into a buffer of exactly
+/// `encoded_len` bytes.
+pub(crate) fn encode_request(request: &impl Message, encoded_len: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(encoded_len);
+    request.encode(&mut body).expect("a Vec grows as needed");
+    debug_assert_eq!(body.len(), encoded_len, "the splitter's size differs from prost's");
+    body
 }
 
 /// Joins runs of leaves. With the unit key a scope holds a single run, which
@@ -284,13 +298,13 @@ pub(crate) struct BucketNode<S: Signal + ?Sized> {
 }
 
 /// Encodes `points` into export requests of at most `max_request_bytes`
-/// each (exact protobuf size, as `encoded_len()` reports it).
+/// each (exact protobuf size: the length of each body).
 ///
 /// Points are grouped by resource, then scope, then key, in order of first
 /// appearance; within a group they keep their batch order. Points that
 /// cannot be encoded are returned in [`Encoded::rejected`] while the others
 /// are still encoded.
-pub(crate) fn encode<S: Signal>(points: Vec<S::Point>, max_request_bytes: usize) -> Encoded<S::Request> {
+pub(crate) fn encode<S: Signal>(points: Vec<S::Point>, max_request_bytes: usize) -> Encoded {
     let mut rejected = Vec::new();
     let groups = Grouper::<S>::group(points, &mut rejected);
     split::<S>(groups, max_request_bytes, rejected)
@@ -327,7 +341,7 @@ struct BucketGroup<S: Signal> {
 
 /// Size of a `ResourceX` or `ScopeX` holding only its head message and its
 /// schema URL (prost skips an empty string).
-fn header_len(head_len: usize, schema_url: &str) -> usize {
+pub(crate) fn header_len(head_len: usize, schema_url: &str) -> usize {
     let head = key_len(HEAD_TAG) + encoded_len_varint(head_len as u64) + head_len;
     let schema = if schema_url.is_empty() {
         0
@@ -568,11 +582,7 @@ impl<S: Signal> Tree<S> {
     }
 }
 
-fn split<S: Signal>(
-    groups: Vec<ResourceGroup<S>>,
-    limit: usize,
-    mut rejected: Vec<EncodeError>,
-) -> Encoded<S::Request> {
+fn split<S: Signal>(groups: Vec<ResourceGroup<S>>, limit: usize, mut rejected: Vec<EncodeError>) -> Encoded {
     let mut trees: Vec<Tree<S>> = vec![Tree::new()];
     let mut sizer = Sizer::EMPTY;
 
@@ -627,11 +637,7 @@ fn split<S: Signal>(
     let requests = trees
         .into_iter()
         .filter(|tree| tree.points > 0)
-        .map(|tree| EncodedRequest {
-            request: S::assemble(tree.resources),
-            points: tree.points,
-            encoded_len: tree.encoded_len,
-        })
+        .map(|tree| EncodedRequest { body: S::write(tree.resources, tree.encoded_len), points: tree.points })
         .collect();
     Encoded { requests, rejected }
 }
@@ -712,7 +718,7 @@ mod tests {
     fn alone_len<S: Signal>(point: S::Point) -> usize {
         let encoded = encode::<S>(vec![point], usize::MAX);
         assert_eq!(encoded.requests.len(), 1);
-        encoded.requests[0].encoded_len
+        encoded.requests[0].body.len()
     }
 
     #[test]
@@ -755,8 +761,7 @@ mod tests {
         let (res, sc) = (resource("svc"), scope("lib"));
         let batch = || (0..300).map(|i| record(&res, &sc, i, 40)).collect::<Vec<_>>();
         let whole = encode::<Logs>(batch(), usize::MAX);
-        let size = whole.requests[0].encoded_len;
-        assert_eq!(size, whole.requests[0].request.encoded_len());
+        let size = whole.requests[0].body.len();
 
         let (_, _, counts) = encode_and_decode::<Logs>(batch(), size);
         assert_eq!(counts, [300], "a limit equal to the size fits the whole batch");

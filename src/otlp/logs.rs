@@ -5,7 +5,7 @@ use std::sync::Arc;
 use prost::Message;
 
 use super::common::{attributes_into_pb, id_bytes, AnyValue, KeyValue, Resource, Scope};
-use super::encode::{concat, EncodeError, ResourceNode, Shape, Signal};
+use super::encode::{concat, encode_request, EncodeError, ResourceNode, Shape, Signal};
 use crate::pb::collector::logs::v1 as collector;
 use crate::pb::logs::v1 as pb;
 
@@ -225,7 +225,7 @@ impl Signal for Logs {
         Ok(len)
     }
 
-    fn assemble(resources: Vec<ResourceNode<Self>>) -> collector::ExportLogsServiceRequest {
+    fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8> {
         let resource_logs = resources
             .into_iter()
             .map(|resource| pb::ResourceLogs {
@@ -240,7 +240,7 @@ impl Signal for Logs {
                     .collect(),
             })
             .collect();
-        collector::ExportLogsServiceRequest { resource_logs }
+        encode_request(&collector::ExportLogsServiceRequest { resource_logs }, encoded_len)
     }
 
     fn partial_success(response: &collector::ExportLogsServiceResponse) -> (i64, &str) {

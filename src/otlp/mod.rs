@@ -14,6 +14,7 @@ mod metrics;
 #[cfg(test)]
 mod test_support;
 mod traces;
+pub(crate) mod wire;
 
 pub use common::{AnyValue, KeyValue, Resource, Scope};
 pub use encode::EncodeError;
@@ -27,5 +28,7 @@ pub use traces::{SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus};
 // The encoder's crate-side API, for the gRPC drain.
 #[allow(unused_imports)]
 pub(crate) use encode::{encode, Encoded, EncodedRequest, Signal};
+#[cfg(feature = "sdk")]
+pub(crate) use metrics::{EncodedMetricPoint, EncodedMetrics, NumberValue};
 #[allow(unused_imports)]
 pub(crate) use {logs::Logs, metrics::Metrics, traces::Traces};

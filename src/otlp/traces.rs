@@ -5,7 +5,7 @@ use std::sync::Arc;
 use prost::Message;
 
 use super::common::{attributes_into_pb, id_bytes, KeyValue, Resource, Scope};
-use super::encode::{concat, EncodeError, ResourceNode, Shape, Signal};
+use super::encode::{concat, encode_request, EncodeError, ResourceNode, Shape, Signal};
 use crate::pb::collector::trace::v1 as collector;
 use crate::pb::trace::v1 as pb;
 
@@ -351,7 +351,7 @@ impl Signal for Traces {
         Ok(len)
     }
 
-    fn assemble(resources: Vec<ResourceNode<Self>>) -> collector::ExportTraceServiceRequest {
+    fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8> {
         let resource_spans = resources
             .into_iter()
             .map(|resource| pb::ResourceSpans {
@@ -366,7 +366,7 @@ impl Signal for Traces {
                     .collect(),
             })
             .collect();
-        collector::ExportTraceServiceRequest { resource_spans }
+        encode_request(&collector::ExportTraceServiceRequest { resource_spans }, encoded_len)
     }
 
     fn partial_success(response: &collector::ExportTraceServiceResponse) -> (i64, &str) {

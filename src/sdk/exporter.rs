@@ -14,11 +14,12 @@ use super::logs::{LogItem, LogsAdapterDrain, OtlpLogExporter, OtlpLogProcessor};
 use super::metrics::{OtlpMetricExporter, OtlpMetricReader};
 use super::runtime::ExportRuntime;
 use super::traces::{OtlpSpanExporter, OtlpSpanProcessor, SpansAdapterDrain};
-use crate::otlp::Resource;
+use crate::grpc::GrpcDrain;
+use crate::otlp::{EncodedMetricPoint, EncodedMetrics, Resource};
 use crate::{
     BackgroundSink, EnvSettings, ExportStats, ExportStatsHandle, ExporterConfig, ExporterConfigBuilder, LogsDrain,
-    MetricPoint, MetricsDrain, ShutdownError, Signal, SinkConfig, SinkDrain, SinkHandle, SinkStats,
-    TemporalityPreference, TracesDrain, TryPushError,
+    ShutdownError, Signal, SinkConfig, SinkDrain, SinkHandle, SinkStats, TemporalityPreference, TracesDrain,
+    TryPushError,
 };
 
 /// A future of one signal's barrier or shutdown, boxed so that the three
@@ -305,7 +306,7 @@ impl OtlpExporterBuilder {
         let connected = runtime
             .run(
                 async move {
-                    let metrics = MetricsDrain::connect(&m).await;
+                    let metrics = GrpcDrain::<EncodedMetrics>::connect(&m).await;
                     let traces = TracesDrain::connect(&t).await;
                     let logs = LogsDrain::connect(&l).await;
                     (metrics, traces, logs)
@@ -558,7 +559,7 @@ impl ResourceSlot {
 /// What the exporter and its adapters share.
 pub(crate) struct Shared {
     pub(crate) runtime: ExportRuntime,
-    pub(crate) metrics: SignalPipe<MetricPoint>,
+    pub(crate) metrics: SignalPipe<EncodedMetricPoint>,
     pub(crate) traces: SignalPipe<opentelemetry_sdk::trace::SpanData>,
     pub(crate) logs: SignalPipe<LogItem>,
     pub(crate) span_resource: Arc<ResourceSlot>,

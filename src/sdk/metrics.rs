@@ -19,7 +19,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::convert;
 use super::error::SdkError;
 use super::exporter::{inner_deadline, shutdown_sink, Shared};
-use crate::{BackgroundSink, MetricPoint, Signal, TemporalityPreference, TryPushError};
+use crate::otlp::EncodedMetricPoint;
+use crate::{BackgroundSink, Signal, TemporalityPreference, TryPushError};
 
 /// The SDK's temporality for a preference.
 pub(crate) fn sdk_temporality(preference: TemporalityPreference) -> Temporality {
@@ -37,7 +38,8 @@ pub(crate) fn sdk_temporality(preference: TemporalityPreference) -> Temporality 
 /// [export interval](crate::OtlpExporterBuilder::with_export_interval) it
 /// collects (on a blocking thread of the export runtime, since collection
 /// runs the application's observable callbacks), converts the collection to
-/// [`MetricPoint`]s and queues them in the metrics sink.
+/// data points (encoded at once, to the bytes [`MetricPoint`](crate::MetricPoint)s would give)
+/// and queues them in the metrics sink.
 ///
 /// - `force_flush` (what `SdkMeterProvider::force_flush` calls): collect,
 ///   queue, then the sink's barrier. `Ok` means the collector acknowledged
@@ -77,7 +79,7 @@ impl fmt::Debug for OtlpMetricReader {
 /// handle on the exporter, whose drop waits on that runtime.
 struct Collector {
     manual: ManualReader,
-    sink: BackgroundSink<MetricPoint>,
+    sink: BackgroundSink<EncodedMetricPoint>,
     /// The metrics pipe's count of items refused after shutdown.
     refused: Arc<AtomicU64>,
     /// Held from the start of a collection until its last point is queued:
@@ -105,7 +107,7 @@ impl Collector {
         // Collection calls the application's callbacks and can take a while:
         // not on a worker, where it would hold up the actors.
         let (turn_back, points) = tokio::task::spawn_blocking(move || {
-            let collected = manual.manual.collect(&mut turn).map(|()| convert::resource_metrics(&turn));
+            let collected = manual.manual.collect(&mut turn).map(|()| convert::encoded_resource_metrics(&turn));
             (turn, collected)
         })
         .await
@@ -294,7 +296,7 @@ impl OtlpMetricExporter {
         let pipe = &self.shared.metrics;
         let mut dropped = 0;
         let mut closed = false;
-        for point in convert::resource_metrics(metrics) {
+        for point in convert::encoded_resource_metrics(metrics) {
             if !pipe.push(point) {
                 closed |= pipe.sink.is_closed();
                 dropped += 1;

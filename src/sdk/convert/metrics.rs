@@ -7,16 +7,27 @@ use opentelemetry_sdk::metrics::data::{
 };
 use opentelemetry_sdk::metrics::Temporality as SdkTemporality;
 
-use super::{key_value_ref, nanos, span_id, trace_id};
+use opentelemetry::Value;
+
+use super::{key_value_ref, nanos, span_id, trace_id, value_ref};
+use crate::otlp::wire::{any_value_len, put_any_value, put_string_value, string_value_len, Attribute};
 use crate::otlp::{
-    Exemplar, ExemplarValue, ExponentialBuckets, ExponentialHistogramValue, HistogramValue, KeyValue, MetricDescriptor,
-    MetricKind, MetricPoint, MetricValue, Resource, Scope, Temporality,
+    AnyValue, EncodedMetricPoint, Exemplar, ExemplarValue, ExponentialBuckets, ExponentialHistogramValue,
+    HistogramValue, KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, NumberValue, Resource, Scope,
+    Temporality,
 };
 
 /// The three number types the SDK aggregates.
 trait Number: Copy {
     /// The value of a sum or gauge point.
-    fn point(self) -> MetricValue;
+    fn number(self) -> NumberValue;
+    /// The value of a sum or gauge point, as a [`MetricPoint`] carries it.
+    fn point(self) -> MetricValue {
+        match self.number() {
+            NumberValue::Int(i) => MetricValue::Int(i),
+            NumberValue::Double(d) => MetricValue::Double(d),
+        }
+    }
     /// The value of an exemplar.
     fn exemplar(self) -> ExemplarValue;
     /// As a float, for histogram sums, minima and maxima.
@@ -24,8 +35,8 @@ trait Number: Copy {
 }
 
 impl Number for i64 {
-    fn point(self) -> MetricValue {
-        MetricValue::Int(self)
+    fn number(self) -> NumberValue {
+        NumberValue::Int(self)
     }
     fn exemplar(self) -> ExemplarValue {
         ExemplarValue::Int(self)
@@ -39,8 +50,8 @@ impl Number for i64 {
 /// integer; one above `i64::MAX` is sent as the nearest double rather than
 /// wrapped to a negative number or clamped to a wrong value.
 impl Number for u64 {
-    fn point(self) -> MetricValue {
-        i64::try_from(self).map_or(MetricValue::Double(self as f64), MetricValue::Int)
+    fn number(self) -> NumberValue {
+        i64::try_from(self).map_or(NumberValue::Double(self as f64), NumberValue::Int)
     }
     fn exemplar(self) -> ExemplarValue {
         i64::try_from(self).map_or(ExemplarValue::Double(self as f64), ExemplarValue::Int)
@@ -51,8 +62,8 @@ impl Number for u64 {
 }
 
 impl Number for f64 {
-    fn point(self) -> MetricValue {
-        MetricValue::Double(self)
+    fn number(self) -> NumberValue {
+        NumberValue::Double(self)
     }
     fn exemplar(self) -> ExemplarValue {
         ExemplarValue::Double(self)
@@ -98,12 +109,15 @@ fn buckets(bucket: &ExponentialBucket) -> ExponentialBuckets {
     ExponentialBuckets { offset: bucket.offset(), bucket_counts: bucket.counts().collect() }
 }
 
-/// Every data point of one collection, in the SDK's order. The resource is
-/// converted once, each scope once, each metric's descriptor once; points
-/// share them.
+/// Every data point of one collection as a [`MetricPoint`], in the SDK's
+/// order. The resource is converted once, each scope once, each metric's
+/// descriptor once; points share them. The reference for
+/// [`encoded_resource_metrics`], which the reader uses.
+#[cfg(test)]
 pub(crate) fn resource_metrics(rm: &ResourceMetrics) -> Vec<MetricPoint> {
     let resource = Arc::new(super::resource(rm.resource()));
-    let mut points = Vec::new();
+    let total = rm.scope_metrics().flat_map(|sm| sm.metrics()).map(point_count).sum();
+    let mut points = Vec::with_capacity(total);
     for sm in rm.scope_metrics() {
         let scope = Arc::new(super::scope(sm.scope(), None));
         for metric in sm.metrics() {
@@ -117,13 +131,110 @@ pub(crate) fn resource_metrics(rm: &ResourceMetrics) -> Vec<MetricPoint> {
     points
 }
 
-fn push_metric<T: Number + 'static>(
-    points: &mut Vec<MetricPoint>,
+/// Every data point of one collection, encoded, in the SDK's order: the
+/// points [`resource_metrics`] converts, each written to the bytes the
+/// [`Metrics`](crate::otlp::Metrics) signal would write for it. Sum and
+/// gauge points without exemplars (nearly all of them) are written straight
+/// from the SDK's attributes, with no owned copy of any string; the others
+/// go through a [`MetricPoint`].
+pub(crate) fn encoded_resource_metrics(rm: &ResourceMetrics) -> Vec<EncodedMetricPoint> {
+    let resource = Arc::new(super::resource(rm.resource()));
+    // Sized once: a collection can hold many thousands of points.
+    let total = rm.scope_metrics().flat_map(|sm| sm.metrics()).map(point_count).sum();
+    let mut points = Vec::with_capacity(total);
+    for sm in rm.scope_metrics() {
+        let scope = Arc::new(super::scope(sm.scope(), None));
+        for metric in sm.metrics() {
+            match metric.data() {
+                AggregatedMetrics::I64(data) => push_encoded(&mut points, &resource, &scope, metric, data),
+                AggregatedMetrics::U64(data) => push_encoded(&mut points, &resource, &scope, metric, data),
+                AggregatedMetrics::F64(data) => push_encoded(&mut points, &resource, &scope, metric, data),
+            }
+        }
+    }
+    points
+}
+
+/// The SDK's attributes write their values as [`value_ref`] converts them.
+impl Attribute for opentelemetry::KeyValue {
+    fn key(&self) -> &str {
+        self.key.as_str()
+    }
+
+    fn value_len(&self) -> usize {
+        match &self.value {
+            Value::String(s) => string_value_len(s.as_str()),
+            Value::Bool(b) => any_value_len(&AnyValue::Bool(*b)),
+            Value::I64(i) => any_value_len(&AnyValue::Int(*i)),
+            Value::F64(f) => any_value_len(&AnyValue::Double(*f)),
+            // Arrays and kinds yet unknown: rare, converted.
+            other => any_value_len(&value_ref(other)),
+        }
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) {
+        match &self.value {
+            Value::String(s) => put_string_value(buf, s.as_str()),
+            Value::Bool(b) => put_any_value(buf, &AnyValue::Bool(*b)),
+            Value::I64(i) => put_any_value(buf, &AnyValue::Int(*i)),
+            Value::F64(f) => put_any_value(buf, &AnyValue::Double(*f)),
+            other => put_any_value(buf, &value_ref(other)),
+        }
+    }
+}
+
+/// Encodes one metric's points onto `points`.
+fn push_encoded<T: Number + 'static>(
+    points: &mut Vec<EncodedMetricPoint>,
     resource: &Arc<Resource>,
     scope: &Arc<Scope>,
     metric: &Metric,
     data: &MetricData<T>,
 ) {
+    let descriptor = descriptor(metric, data);
+    let (resource_, scope_, descriptor_) = (|| Arc::clone(resource), || Arc::clone(scope), || Arc::clone(&descriptor));
+    match data {
+        MetricData::Sum(sum) if sum.data_points().all(|p| p.exemplars().next().is_none()) => {
+            let (start, time) = (nanos(sum.start_time()), nanos(sum.time()));
+            points.extend(sum.data_points().map(|p| {
+                let value = p.value().number();
+                EncodedMetricPoint::number(resource_(), scope_(), descriptor_(), || p.attributes(), start, time, value)
+            }));
+        }
+        MetricData::Gauge(gauge) if gauge.data_points().all(|p| p.exemplars().next().is_none()) => {
+            let (start, time) = (gauge.start_time().map_or(0, nanos), nanos(gauge.time()));
+            points.extend(gauge.data_points().map(|p| {
+                let value = p.value().number();
+                EncodedMetricPoint::number(resource_(), scope_(), descriptor_(), || p.attributes(), start, time, value)
+            }));
+        }
+        _ => {
+            let mut converted = Vec::new();
+            push_points(&mut converted, resource, scope, descriptor, data);
+            points.extend(converted.into_iter().map(EncodedMetricPoint::from_point));
+        }
+    }
+}
+
+/// How many data points a metric holds.
+fn point_count(metric: &Metric) -> usize {
+    fn count<T>(data: &MetricData<T>) -> usize {
+        match data {
+            MetricData::Sum(sum) => sum.data_points().count(),
+            MetricData::Gauge(gauge) => gauge.data_points().count(),
+            MetricData::Histogram(h) => h.data_points().count(),
+            MetricData::ExponentialHistogram(h) => h.data_points().count(),
+        }
+    }
+    match metric.data() {
+        AggregatedMetrics::I64(data) => count(data),
+        AggregatedMetrics::U64(data) => count(data),
+        AggregatedMetrics::F64(data) => count(data),
+    }
+}
+
+/// The descriptor of `metric`, whose data is `data`.
+fn descriptor<T>(metric: &Metric, data: &MetricData<T>) -> Arc<MetricDescriptor> {
     let kind = match data {
         MetricData::Sum(sum) => {
             MetricKind::Sum { monotonic: sum.is_monotonic(), temporality: temporality(sum.temporality()) }
@@ -134,9 +245,29 @@ fn push_metric<T: Number + 'static>(
             MetricKind::ExponentialHistogram { temporality: temporality(h.temporality()) }
         }
     };
-    let descriptor = Arc::new(
-        MetricDescriptor::new(metric.name(), kind).with_description(metric.description()).with_unit(metric.unit()),
-    );
+    Arc::new(MetricDescriptor::new(metric.name(), kind).with_description(metric.description()).with_unit(metric.unit()))
+}
+
+/// Converts one metric's points onto `points`.
+#[cfg(test)]
+fn push_metric<T: Number + 'static>(
+    points: &mut Vec<MetricPoint>,
+    resource: &Arc<Resource>,
+    scope: &Arc<Scope>,
+    metric: &Metric,
+    data: &MetricData<T>,
+) {
+    push_points(points, resource, scope, descriptor(metric, data), data);
+}
+
+/// Converts the points of a metric described by `descriptor` onto `points`.
+fn push_points<T: Number + 'static>(
+    points: &mut Vec<MetricPoint>,
+    resource: &Arc<Resource>,
+    scope: &Arc<Scope>,
+    descriptor: Arc<MetricDescriptor>,
+    data: &MetricData<T>,
+) {
     let point =
         |attributes: Vec<KeyValue>, start: u64, time: u64, value: MetricValue, exemplars: Vec<Exemplar>| MetricPoint {
             resource: Arc::clone(resource),
@@ -315,6 +446,7 @@ mod tests {
         let points = collect(&reader);
         let series = find(&points, "c");
         assert_eq!(series.len(), 5);
+        assert_eq!(points.capacity(), points.len(), "the points were not counted before they were converted");
         assert!(series.windows(2).all(|w| Arc::ptr_eq(&w[0].descriptor, &w[1].descriptor)));
     }
 
@@ -477,5 +609,71 @@ mod tests {
         attributes.sort_by(|a, b| a.key.cmp(&b.key));
         let values: Vec<AnyValue> = attributes.into_iter().map(|kv| kv.value).collect();
         assert_eq!(values, vec![AnyValue::Bool(true), AnyValue::Double(0.5), AnyValue::Int(3), "x".into()]);
+    }
+
+    #[test]
+    fn encoded_points_are_the_bytes_of_the_converted_points() {
+        use opentelemetry::{Array, Key, StringValue};
+
+        use crate::otlp::{encode, EncodedMetrics, Metrics};
+
+        let (provider, reader) = provider(SdkTemporality::Cumulative);
+        let meter = provider.meter_with_scope(
+            InstrumentationScope::builder("lib")
+                .with_version("0.1")
+                .with_schema_url("https://example.com/s")
+                .with_attributes([SdkKv::new("scope.attr", 1)])
+                .build(),
+        );
+        let every_value = [
+            SdkKv::new("static", "text"),
+            SdkKv::new(Key::new(String::from("owned")), String::from("owned text")),
+            SdkKv::new(Key::from(Arc::<str>::from("shared")), StringValue::from(Arc::<str>::from("shared text"))),
+            SdkKv::new("empty", ""),
+            SdkKv::new("bool", false),
+            SdkKv::new("int", -12),
+            SdkKv::new("double", 2.5),
+            SdkKv::new("bools", opentelemetry::Value::Array(Array::Bool(vec![true, false]))),
+            SdkKv::new("ints", opentelemetry::Value::Array(Array::I64(vec![1, -2]))),
+            SdkKv::new("doubles", opentelemetry::Value::Array(Array::F64(vec![0.5]))),
+            SdkKv::new("strings", opentelemetry::Value::Array(Array::String(vec!["a".into(), "b".into()]))),
+        ];
+        let counter = meter.u64_counter("c").with_unit("{req}").with_description("requests").build();
+        counter.add(3, &every_value);
+        counter.add(4, &[]);
+        for i in 0..200 {
+            counter.add(1, &[SdkKv::new("series", i), SdkKv::new("route", format!("/r/{i}"))]);
+        }
+        meter.u64_counter("big").build().add(u64::MAX, &[SdkKv::new("k", "v")]);
+        meter.f64_counter("f").build().add(0.25, &every_value[..3]);
+        meter.i64_up_down_counter("ud").build().add(-4, &[]);
+        meter.i64_gauge("gi").build().record(-9, &every_value[4..]);
+        meter.f64_gauge("gf").build().record(21.5, &[]);
+        meter.f64_histogram("h").with_boundaries(vec![1.0, 5.0]).build().record(2.0, &every_value);
+        meter.f64_histogram("exp").build().record(3.5, &[SdkKv::new("k", "v")]);
+
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).unwrap();
+        let points = resource_metrics(&rm);
+        let encoded = encoded_resource_metrics(&rm);
+        assert_eq!(encoded.capacity(), encoded.len(), "the points were not counted before they were encoded");
+        assert_eq!(points.len(), encoded.len());
+        assert!(points.len() > 200);
+        for (point, one) in points.iter().zip(&encoded) {
+            assert!(Arc::ptr_eq(&one.resource, &encoded[0].resource));
+            assert_eq!(point.scope, one.scope);
+            assert_eq!(point.descriptor, one.descriptor);
+            let expected = EncodedMetricPoint::from_point(point.clone()).data;
+            assert_eq!(one.data, expected, "{}", point.descriptor.name);
+        }
+        // And whole requests, cut at several sizes.
+        for limit in [usize::MAX, 8192, 600] {
+            let ours = encode::<EncodedMetrics>(encoded_resource_metrics(&rm), limit);
+            let theirs = encode::<Metrics>(resource_metrics(&rm), limit);
+            assert!(ours.rejected.is_empty() && theirs.rejected.is_empty());
+            let bodies =
+                |e: &crate::otlp::Encoded| e.requests.iter().map(|r| (r.points, r.body.clone())).collect::<Vec<_>>();
+            assert_eq!(bodies(&ours), bodies(&theirs), "limit {limit}");
+        }
     }
 }

@@ -17,7 +17,7 @@ use opentelemetry::{Array, InstrumentationScope, Value};
 use crate::otlp::{AnyValue, KeyValue, Resource, Scope};
 
 pub(crate) use logs::log_record;
-pub(crate) use metrics::resource_metrics;
+pub(crate) use metrics::encoded_resource_metrics;
 pub(crate) use traces::span;
 
 /// Nanoseconds since the Unix epoch; 0 for a time before it, `u64::MAX` for
@@ -33,7 +33,7 @@ pub(crate) fn key_value(kv: opentelemetry::KeyValue) -> KeyValue {
 
 /// An attribute, copied from a borrowed one.
 pub(crate) fn key_value_ref(kv: &opentelemetry::KeyValue) -> KeyValue {
-    KeyValue { key: kv.key.as_str().to_owned(), value: value(kv.value.clone()) }
+    KeyValue { key: kv.key.as_str().to_owned(), value: value_ref(&kv.value) }
 }
 
 /// Converts attributes, moving them.
@@ -60,13 +60,30 @@ pub(crate) fn value(value: Value) -> AnyValue {
     }
 }
 
+/// An attribute value, copied from a borrowed one: the same conversion as
+/// [`value`], without cloning the SDK's value first (each string is copied
+/// once, straight from its text, whatever holds it).
+pub(crate) fn value_ref(value: &Value) -> AnyValue {
+    let string = |s: &opentelemetry::StringValue| AnyValue::String(s.as_str().to_owned());
+    match value {
+        Value::Bool(b) => AnyValue::Bool(*b),
+        Value::I64(i) => AnyValue::Int(*i),
+        Value::F64(f) => AnyValue::Double(*f),
+        Value::String(s) => string(s),
+        Value::Array(Array::Bool(items)) => AnyValue::Array(items.iter().copied().map(AnyValue::Bool).collect()),
+        Value::Array(Array::I64(items)) => AnyValue::Array(items.iter().copied().map(AnyValue::Int).collect()),
+        Value::Array(Array::F64(items)) => AnyValue::Array(items.iter().copied().map(AnyValue::Double).collect()),
+        Value::Array(Array::String(items)) => AnyValue::Array(items.iter().map(string).collect()),
+        other => AnyValue::String(other.as_str().into_owned()),
+    }
+}
+
 /// The SDK's resource, with its schema URL. Its attributes are those the SDK
 /// was given, including what it read from `OTEL_SERVICE_NAME` and
 /// `OTEL_RESOURCE_ATTRIBUTES`.
 pub(crate) fn resource(resource: &opentelemetry_sdk::Resource) -> Resource {
-    let attributes = resource
-        .iter()
-        .map(|(key, value)| KeyValue { key: key.as_str().to_owned(), value: self::value(value.clone()) });
+    let attributes =
+        resource.iter().map(|(key, value)| KeyValue { key: key.as_str().to_owned(), value: value_ref(value) });
     Resource::new(attributes).with_schema_url(resource.schema_url().unwrap_or_default())
 }
 
@@ -162,6 +179,8 @@ mod tests {
             (Value::I64(-3), AnyValue::Int(-3)),
             (Value::F64(0.25), AnyValue::Double(0.25)),
             (Value::String("GET".into()), AnyValue::String("GET".into())),
+            (Value::String(String::from("owned").into()), AnyValue::String("owned".into())),
+            (Value::String(Arc::<str>::from("shared").into()), AnyValue::String("shared".into())),
             (Value::Array(Array::Bool(vec![true, false])), AnyValue::Array(vec![true.into(), false.into()])),
             (Value::Array(Array::I64(vec![1, 2])), AnyValue::Array(vec![1_i64.into(), 2_i64.into()])),
             (Value::Array(Array::F64(vec![1.5])), AnyValue::Array(vec![1.5.into()])),
@@ -171,6 +190,7 @@ mod tests {
             ),
         ];
         for (sdk, ours) in cases {
+            assert_eq!(value_ref(&sdk), ours, "{sdk:?}");
             assert_eq!(value(sdk.clone()), ours, "{sdk:?}");
         }
     }
