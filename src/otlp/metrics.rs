@@ -802,7 +802,11 @@ where
         }
         put_bytes_nonempty(&mut buf, SCHEMA_URL_TAG, resource.schema_url.as_bytes());
     }
-    debug_assert_eq!(buf.len(), encoded_len, "the splitter's size differs from the written bytes");
+    // Checked in release builds too (once a request, so it costs nothing):
+    // a request whose length prefixes disagree with its bytes would be
+    // misread by the collector, so a sizing bug must stop the drain loudly
+    // (the sink reports a failed actor) rather than send it.
+    assert_eq!(buf.len(), encoded_len, "the splitter's size differs from the written bytes");
     buf
 }
 
