@@ -688,9 +688,10 @@ fn ratios(figs: &[Figure]) -> Vec<(String, f64)> {
 }
 
 fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (1000, 520)).into_drawing_area();
+    let root = SVGBackend::new(path, (1440, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(560);
+    let (left, rest) = root.split_horizontally(560);
+    let (middle, right) = rest.split_horizontally(440);
     let get = |prefix: &str| find(figs, prefix).ok_or_else(|| format!("no figure {prefix}"));
     let panel = |area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
                  title: &str,
@@ -721,9 +722,9 @@ fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>>
         for (i, (label, f)) in bars.iter().enumerate() {
             let x = i as f64;
             // One colour per exporter, whatever the bar's position.
-            let colour = if label.starts_with("official") {
+            let colour = if label.contains("official") {
                 RGBColor(200, 80, 60)
-            } else if label.starts_with("SDK") {
+            } else if label.starts_with("SDK") || label.starts_with("bare") {
                 RGBColor(150, 150, 150)
             } else {
                 RGBColor(50, 110, 180)
@@ -747,6 +748,17 @@ fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>>
             ("official, 20ms".into(), get("official, 50k points in one request")?),
             ("20ms, 1 in flight".into(), get("otlp-sink, 64 KiB requests, 1 ")?),
             ("20ms, 16 in flight".into(), get("otlp-sink, 64 KiB requests, 16 ")?),
+        ],
+    )?;
+    panel(
+        &middle,
+        "Metrics: CPU ns/point beyond the SDK collection",
+        vec![
+            ("official".into(), get("official process CPU")?),
+            ("otlp-sink".into(), get("otlp-sink process CPU")?),
+            ("bare prost".into(), get("bare prost")?),
+            ("rotel, official's".into(), get("rotel CPU per point, receiving the official")?),
+            ("rotel, otlp-sink's".into(), get("rotel CPU per point, receiving the otlp-sink")?),
         ],
     )?;
     panel(
