@@ -151,6 +151,11 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     async fn sleep(&mut self) {
         let missing = self.config.batch_size - self.batch.len();
         let wake_at = if self.batch.is_empty() { self.queue.head() } else { self.queue.head() + missing as u64 - 1 };
+        // Not worth announcing when the push it waits for is already in:
+        // every store to `wake_at` costs each producer a cache miss.
+        if self.queue.ring().claimed() > wake_at {
+            return;
+        }
         // SeqCst, with the producers' claim and their load of `wake_at`
         // (`Shared::queued`): either this load sees a claim at `wake_at` or
         // later, or that producer sees `wake_at` and wakes the actor.
@@ -177,7 +182,10 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
                 }
             }
         }
-        self.shared.wake_at.store(u64::MAX, Ordering::SeqCst);
+        // The producer that woke the actor has already reset it.
+        if self.shared.wake_at.load(Ordering::Relaxed) != u64::MAX {
+            self.shared.wake_at.store(u64::MAX, Ordering::SeqCst);
+        }
     }
 
     async fn handle(&mut self, message: Message<T>) {
