@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use actor::{Actor, Message};
-use ring::{Refused, Ring, RingState};
+use ring::{NoRoom, Refused, Ring, RingState};
 use stats::Counters;
 
 pub use config::{ConfigError, Overflow, SinkConfig};
@@ -248,18 +248,20 @@ impl<T> BackgroundSink<T> {
         if self.shared.overflow == Overflow::Block {
             return Err(TryPushError::WouldBlock(msg));
         }
-        match self.ring.try_push(Message::Item(msg)) {
-            Ok(position) => {
+        // Claim first, then move the message in: see `Ring::claim`.
+        match self.ring.claim() {
+            Ok(claim) => {
                 // The claim itself counts the message as pushed and pending
                 // (see `Counters::snapshot`): no counter to bump here.
+                let position = claim.write(Message::Item(msg));
                 self.shared.queued(position);
                 Ok(())
             }
-            Err(Refused::Full(msg)) => {
+            Err(NoRoom::Full) => {
                 self.shared.counters.dropped.add(1);
-                Err(TryPushError::Full(msg.into_item()))
+                Err(TryPushError::Full(msg))
             }
-            Err(Refused::Closed(msg)) => Err(TryPushError::Closed(msg.into_item())),
+            Err(NoRoom::Closed) => Err(TryPushError::Closed(msg)),
         }
     }
 
