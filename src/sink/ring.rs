@@ -129,6 +129,21 @@ impl<T> Claim<'_, T> {
         // slot's previous message.
         unsafe { (*self.slot.value.get()).write(value) };
         self.slot.stamp.store(self.position + 1, Ordering::Release);
+        // The next push writes the next slot, which a large queue has not
+        // touched for a whole lap: asking for its first cache line now
+        // takes part of that miss off the next push. On the 2-core machine,
+        // five alternating criterion runs of `span_on_end` each way: 33.2 ns
+        // median with the prefetch, 36.7 without.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let next = self.ring.slot(self.ring.next(self.position));
+            // SAFETY: a prefetch is a hint: it reads nothing the program sees.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    std::ptr::from_ref(next).cast::<i8>(),
+                )
+            };
+        }
         self.ring.count(self.position)
     }
 }
