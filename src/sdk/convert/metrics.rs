@@ -109,12 +109,22 @@ fn buckets(bucket: &ExponentialBucket) -> ExponentialBuckets {
     ExponentialBuckets { offset: bucket.offset(), bucket_counts: bucket.counts().collect() }
 }
 
-/// Every data point of one collection as a [`MetricPoint`], in the SDK's
-/// order. The resource is converted once, each scope once, each metric's
-/// descriptor once; points share them. The reference for
-/// [`encoded_resource_metrics`], which the reader uses.
-#[cfg(test)]
-pub(crate) fn resource_metrics(rm: &ResourceMetrics) -> Vec<MetricPoint> {
+/// How one metric's points are turned into `Self::Point`s, for [`walk`].
+trait PushPoints {
+    type Point;
+    fn push<T: Number + 'static>(
+        points: &mut Vec<Self::Point>,
+        resource: &Arc<Resource>,
+        scope: &Arc<Scope>,
+        metric: &Metric,
+        data: &MetricData<T>,
+    );
+}
+
+/// Walks one collection in the SDK's order, converting the resource once
+/// and each scope once, into a vector sized once (a collection can hold
+/// many thousands of points).
+fn walk<P: PushPoints>(rm: &ResourceMetrics) -> Vec<P::Point> {
     let resource = Arc::new(super::resource(rm.resource()));
     let total = rm.scope_metrics().flat_map(|sm| sm.metrics()).map(point_count).sum();
     let mut points = Vec::with_capacity(total);
@@ -122,13 +132,34 @@ pub(crate) fn resource_metrics(rm: &ResourceMetrics) -> Vec<MetricPoint> {
         let scope = Arc::new(super::scope(sm.scope(), None));
         for metric in sm.metrics() {
             match metric.data() {
-                AggregatedMetrics::I64(data) => push_metric(&mut points, &resource, &scope, metric, data),
-                AggregatedMetrics::U64(data) => push_metric(&mut points, &resource, &scope, metric, data),
-                AggregatedMetrics::F64(data) => push_metric(&mut points, &resource, &scope, metric, data),
+                AggregatedMetrics::I64(data) => P::push(&mut points, &resource, &scope, metric, data),
+                AggregatedMetrics::U64(data) => P::push(&mut points, &resource, &scope, metric, data),
+                AggregatedMetrics::F64(data) => P::push(&mut points, &resource, &scope, metric, data),
             }
         }
     }
     points
+}
+
+/// Every data point of one collection as a [`MetricPoint`], in the SDK's
+/// order; points share the resource, scope and descriptor. The reference
+/// for [`encoded_resource_metrics`], which the reader uses.
+#[cfg(test)]
+pub(crate) fn resource_metrics(rm: &ResourceMetrics) -> Vec<MetricPoint> {
+    struct Owned;
+    impl PushPoints for Owned {
+        type Point = MetricPoint;
+        fn push<T: Number + 'static>(
+            points: &mut Vec<MetricPoint>,
+            resource: &Arc<Resource>,
+            scope: &Arc<Scope>,
+            metric: &Metric,
+            data: &MetricData<T>,
+        ) {
+            push_points(points, resource, scope, descriptor(metric, data), data);
+        }
+    }
+    walk::<Owned>(rm)
 }
 
 /// Every data point of one collection, encoded, in the SDK's order: the
@@ -138,21 +169,20 @@ pub(crate) fn resource_metrics(rm: &ResourceMetrics) -> Vec<MetricPoint> {
 /// from the SDK's attributes, with no owned copy of any string; the others
 /// go through a [`MetricPoint`].
 pub(crate) fn encoded_resource_metrics(rm: &ResourceMetrics) -> Vec<EncodedMetricPoint> {
-    let resource = Arc::new(super::resource(rm.resource()));
-    // Sized once: a collection can hold many thousands of points.
-    let total = rm.scope_metrics().flat_map(|sm| sm.metrics()).map(point_count).sum();
-    let mut points = Vec::with_capacity(total);
-    for sm in rm.scope_metrics() {
-        let scope = Arc::new(super::scope(sm.scope(), None));
-        for metric in sm.metrics() {
-            match metric.data() {
-                AggregatedMetrics::I64(data) => push_encoded(&mut points, &resource, &scope, metric, data),
-                AggregatedMetrics::U64(data) => push_encoded(&mut points, &resource, &scope, metric, data),
-                AggregatedMetrics::F64(data) => push_encoded(&mut points, &resource, &scope, metric, data),
-            }
+    struct Encoded;
+    impl PushPoints for Encoded {
+        type Point = EncodedMetricPoint;
+        fn push<T: Number + 'static>(
+            points: &mut Vec<EncodedMetricPoint>,
+            resource: &Arc<Resource>,
+            scope: &Arc<Scope>,
+            metric: &Metric,
+            data: &MetricData<T>,
+        ) {
+            push_encoded(points, resource, scope, metric, data);
         }
     }
-    points
+    walk::<Encoded>(rm)
 }
 
 /// The SDK's attributes write their values as [`value_ref`] converts them.
@@ -246,18 +276,6 @@ fn descriptor<T>(metric: &Metric, data: &MetricData<T>) -> Arc<MetricDescriptor>
         }
     };
     Arc::new(MetricDescriptor::new(metric.name(), kind).with_description(metric.description()).with_unit(metric.unit()))
-}
-
-/// Converts one metric's points onto `points`.
-#[cfg(test)]
-fn push_metric<T: Number + 'static>(
-    points: &mut Vec<MetricPoint>,
-    resource: &Arc<Resource>,
-    scope: &Arc<Scope>,
-    metric: &Metric,
-    data: &MetricData<T>,
-) {
-    push_points(points, resource, scope, descriptor(metric, data), data);
 }
 
 /// Converts the points of a metric described by `descriptor` onto `points`.
