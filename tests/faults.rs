@@ -112,7 +112,11 @@ async fn a_peer_that_never_answers_fails_each_attempt_on_its_timeout_and_shutdow
     assert_eq!(status.code(), Code::DeadlineExceeded);
     assert!(*attempts >= 2, "the timeout is retried within the budget: {attempts} attempt(s)");
     let text = chain(&err);
-    assert!(text.contains("no answer within the 300ms per-attempt timeout"), "{text}");
+    // The last attempt is cut to what is left of the budget.
+    assert!(
+        text.contains("no answer within the 300ms per-attempt timeout") || text.contains("left of the retry budget"),
+        "{text}"
+    );
     assert!(text.contains("timed out (100 items)"), "{text}");
     // Each attempt waited its full timeout, and the budget ended it long before the deadline.
     assert!(took >= attempt_timeout * 2 && took < deadline, "shutdown took {took:?}");

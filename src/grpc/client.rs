@@ -125,10 +125,12 @@ impl ExportClient {
         Ok(Self { grpc, metadata: config.headers().to_metadata(), timeout: config.timeout() })
     }
 
-    /// One attempt: sends `body`, an encoded `S::Request`, and waits at most
-    /// the per-attempt timeout for the answer (the deadline also travels to
-    /// the server in `grpc-timeout`).
-    pub(crate) async fn export<S: Encoding>(&self, body: Bytes) -> Result<S::Response, Status> {
+    /// One attempt: sends `body`, an encoded `S::Request`, and waits for the
+    /// answer at most the per-attempt timeout, or `left` (what remains of the
+    /// retry budget) if that is shorter. The deadline also travels to the
+    /// server in `grpc-timeout`.
+    pub(crate) async fn export<S: Encoding>(&self, body: Bytes, left: Duration) -> Result<S::Response, Status> {
+        let timeout = self.timeout.min(left);
         let attempt = async {
             let mut grpc = self.grpc.clone();
             grpc.ready().await.map_err(|e| Status::from_error(e.into()))?;
@@ -137,14 +139,17 @@ impl ExportClient {
             // The server learns the deadline too, so it can drop work nobody
             // waits for; a little later than ours, so that the client's own
             // timer decides and a timeout always reads DEADLINE_EXCEEDED.
-            request.set_timeout(self.timeout + self.timeout / 10);
+            request.set_timeout(timeout + timeout / 10);
             let path = PathAndQuery::from_static(S::EXPORT_PATH);
             grpc.unary(request, path, PreEncoded::<S::Response>::default()).await.map(tonic::Response::into_inner)
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
+        match tokio::time::timeout(timeout, attempt).await {
             Ok(answer) => answer,
+            Err(_elapsed) if timeout < self.timeout => {
+                Err(Status::deadline_exceeded(format!("no answer within the {timeout:?} left of the retry budget")))
+            }
             Err(_elapsed) => {
-                Err(Status::deadline_exceeded(format!("no answer within the {:?} per-attempt timeout", self.timeout)))
+                Err(Status::deadline_exceeded(format!("no answer within the {timeout:?} per-attempt timeout")))
             }
         }
     }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use super::client::{ConnectError, ExportClient};
+use super::outage::{Outage, OutageTracker};
 use super::retry::{classify, classify_status, RetryDecision};
 use super::RetryPolicy;
 use crate::config::ExporterConfig;
@@ -123,7 +124,7 @@ impl Error for ExportError {
 
 /// The counters of one [`GrpcDrain`], shared with its
 /// [`ExportStatsHandle`]. Points are data points, spans or log records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     requests: AtomicU64,
     points_sent: AtomicU64,
@@ -131,8 +132,35 @@ struct Counters {
     rejected: AtomicU64,
     retries: AtomicU64,
     failed: AtomicU64,
+    unfinished: AtomicU64,
     bytes: AtomicU64,
     in_flight: AtomicU64,
+    /// The collector's current outage, as every request to it saw it.
+    outage: OutageTracker,
+}
+
+impl Counters {
+    fn new(endpoint: String) -> Self {
+        let zero = || AtomicU64::new(0);
+        Self {
+            requests: zero(),
+            points_sent: zero(),
+            acked: zero(),
+            rejected: zero(),
+            retries: zero(),
+            failed: zero(),
+            unfinished: zero(),
+            bytes: zero(),
+            in_flight: zero(),
+            outage: OutageTracker::new(endpoint),
+        }
+    }
+
+    /// Counts `points` as failed because the drain gave up on them unfinished.
+    fn abandon(&self, points: u64) {
+        self.failed.fetch_add(points, Ordering::Relaxed);
+        self.unfinished.fetch_add(points, Ordering::Relaxed);
+    }
 }
 
 /// A snapshot of a drain's counters ([`MetricsDrain::stats`],
@@ -171,6 +199,9 @@ pub struct ExportStats {
     /// counted here may still have reached the collector: the answer, not the
     /// request, was lost.
     pub failed: u64,
+    /// Of `failed`, the points the drain still held, unsent or unanswered,
+    /// when it was dropped or its task aborted (a shutdown deadline).
+    pub unfinished: u64,
     /// Encoded bytes of the requests made (before compression; retries not
     /// counted again).
     pub bytes: u64,
@@ -194,9 +225,15 @@ impl ExportStatsHandle {
             rejected: get(&c.rejected),
             retries: get(&c.retries),
             failed: get(&c.failed),
+            unfinished: get(&c.unfinished),
             bytes: get(&c.bytes),
             in_flight: get(&c.in_flight),
         }
+    }
+
+    /// The collector's outage going on now, if its latest attempt failed.
+    pub fn outage(&self) -> Option<Outage> {
+        self.0.outage.current()
     }
 }
 
@@ -269,7 +306,7 @@ impl<S: Encoding> GrpcDrain<S> {
             in_flight: JoinSet::new(),
             tickets: Vec::new(),
             unsent: 0,
-            counters: Arc::default(),
+            counters: Arc::new(Counters::new(config.endpoint().to_string())),
             unreported: None,
             signal: std::marker::PhantomData,
         })
@@ -312,8 +349,8 @@ impl<S: Encoding> GrpcDrain<S> {
     /// Counts `points` the drain held but will never deliver as failed.
     fn lose(&mut self, points: u64) {
         if points > 0 {
-            self.counters.failed.fetch_add(points, Ordering::Relaxed);
-            tracing::warn!(points, "export drain dropped points it had not delivered");
+            self.counters.abandon(points);
+            tracing::warn!(items = points, "gave up on items not delivered yet (a shutdown deadline passed)");
         }
     }
 }
@@ -429,7 +466,7 @@ impl Drop for Delivery {
     /// counts its points as failed, unless the drain already did.
     fn drop(&mut self) {
         if self.ticket.claim() {
-            self.ticket.counters.failed.fetch_add(self.ticket.points, Ordering::Relaxed);
+            self.ticket.counters.abandon(self.ticket.points);
         }
     }
 }
@@ -438,25 +475,37 @@ impl Delivery {
     async fn run<S: Encoding>(mut self, body: Bytes) -> Option<DrainError> {
         let started = Instant::now();
         let mut attempts = 0u32;
+        let outage = &self.ticket.counters.outage;
         loop {
             attempts += 1;
-            let status = match self.client.export::<S>(body.clone()).await {
-                Ok(response) => return self.answered::<S>(&response),
+            // The retry budget bounds the whole delivery, the retries'
+            // attempts included: none waits past it. (The first attempt has
+            // its full per-attempt timeout, so a budget of zero still sends.)
+            let left = match attempts {
+                1 => Duration::MAX,
+                _ => self.retry.max_elapsed().saturating_sub(started.elapsed()),
+            };
+            let status = match self.client.export::<S>(body.clone(), left).await {
+                Ok(response) => {
+                    outage.succeeded();
+                    return self.answered::<S>(&response);
+                }
                 Err(status) => status,
             };
             let decision = classify_attempt(&status);
             let failure = match decision.delay(&self.retry, attempts - 1, rand::random::<f64>()) {
                 None => ExportError::Refused { status, attempts },
                 Some(delay) if self.retry.allows_retry(started.elapsed(), delay) => {
-                    tracing::debug!(code = ?status.code(), ?delay, attempts, "export attempt failed; retrying");
+                    outage.failed(&AttemptFailure(&status), Some(delay));
                     self.ticket.counters.retries.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(delay).await;
                     continue;
                 }
                 Some(_) => ExportError::RetriesExhausted { status, attempts, elapsed: started.elapsed() },
             };
+            outage.failed(&failure, None);
             let points = self.ticket.points;
-            tracing::warn!(error = %failure, points, "export failed");
+            tracing::warn!(error = %failure, items = points, "export failed");
             if !self.ticket.claim() {
                 // The drain was dropped meanwhile and counted these already.
                 return None;
@@ -486,6 +535,28 @@ impl Delivery {
         let failure = ExportError::PartialSuccess { rejected, message: message.to_owned() };
         tracing::warn!(error = %failure, "collector rejected points");
         Some(failure.into_drain_error(rejected))
+    }
+}
+
+/// A failed attempt as an outage report shows it: the status code, the
+/// collector's message, and the transport's innermost cause (for example
+/// `Connection refused`), which tonic keeps out of the message.
+struct AttemptFailure<'a>(&'a Status);
+
+impl fmt::Display for AttemptFailure<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.0;
+        write!(f, "{:?}: {}", status.code(), status.message())?;
+        let mut cause = status.source();
+        let mut innermost = None;
+        while let Some(e) = cause {
+            innermost = Some(e);
+            cause = e.source();
+        }
+        match innermost.map(ToString::to_string) {
+            Some(text) if !status.message().contains(&text) => write!(f, " ({text})"),
+            _ => Ok(()),
+        }
     }
 }
 

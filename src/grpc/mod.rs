@@ -5,12 +5,14 @@
 
 mod client;
 mod drain;
+mod outage;
 mod retry;
 
 pub use client::ConnectError;
 #[cfg(feature = "sdk")]
 pub(crate) use drain::GrpcDrain;
 pub use drain::{ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, TracesDrain};
+pub use outage::Outage;
 #[cfg(feature = "receiver")]
 pub(crate) use retry::status_with_retry_delay;
 pub use retry::RetryPolicy;

@@ -207,7 +207,15 @@ impl ProtoDuration {
 ///
 /// Retries stop when the next attempt would start more than `max_elapsed`
 /// after the first one began, and at once for a failure the OTLP
-/// specification calls permanent.
+/// specification calls permanent. A retry's attempt is also cut to what is
+/// left of `max_elapsed`, so the budget bounds a request's whole delivery
+/// (unless the per-attempt timeout alone is longer: the first attempt always
+/// has all of it).
+///
+/// The budget bounds each request; the exporter's flush timeout bounds the
+/// caller's wait. By default the flush timeout (30 s) is longer than the
+/// budget (25 s), so a flush against a collector that is down returns the
+/// collector's failure rather than a timeout.
 ///
 /// # Defaults
 ///
@@ -217,7 +225,7 @@ impl ProtoDuration {
 /// | `max_delay` | 5 s | keeps a flush that waits on a retried request responsive; the Collector's 30 s suits a daemon with a persistent queue, not an application |
 /// | `multiplier` | 1.5 | the Collector's and other SDKs' value: 1, 1.5, 2.25, 3.4, 5, 5, ... seconds |
 /// | `jitter` | 0.5 | delays fall in (50 %, 100 %] of the backoff, enough to spread many processes restarted together |
-/// | `max_elapsed` | 30 s | the SDK's default export timeout, and half the default metric export interval: a request stops retrying before the next collection's data queues behind it |
+/// | `max_elapsed` | 25 s | below the default flush timeout (30 s), so that a flush reports the failure itself; and under half the default metric export interval, so a request stops retrying before the next collection's data queues behind it |
 ///
 /// ```
 /// use std::time::Duration;
@@ -227,8 +235,8 @@ impl ProtoDuration {
 /// assert_eq!(policy.backoff(0, 0.3), Duration::from_secs(1));
 /// assert_eq!(policy.backoff(2, 0.3), Duration::from_millis(2250));
 /// assert_eq!(policy.backoff(10, 0.3), Duration::from_secs(5)); // the ceiling
-/// assert!(policy.allows_retry(Duration::from_secs(20), Duration::from_secs(5)));
-/// assert!(!policy.allows_retry(Duration::from_secs(28), Duration::from_secs(5)));
+/// assert!(policy.allows_retry(Duration::from_secs(15), Duration::from_secs(5)));
+/// assert!(!policy.allows_retry(Duration::from_secs(23), Duration::from_secs(5)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
@@ -255,7 +263,7 @@ impl RetryPolicy {
             max_delay: Duration::from_secs(5),
             multiplier: 1.5,
             jitter: 0.5,
-            max_elapsed: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(25),
         }
     }
 
@@ -297,7 +305,7 @@ impl RetryPolicy {
     }
 
     /// How long after the first attempt began a retry may still start.
-    /// Default 30 s. Zero disables retries.
+    /// Default 25 s. Zero disables retries.
     #[must_use]
     pub const fn with_max_elapsed(mut self, budget: Duration) -> Self {
         self.max_elapsed = budget;
@@ -534,7 +542,7 @@ mod tests {
         assert_eq!(p.max_delay(), 5 * SECOND);
         assert_eq!(p.multiplier(), 1.5);
         assert_eq!(p.jitter(), 0.5);
-        assert_eq!(p.max_elapsed(), 30 * SECOND);
+        assert_eq!(p.max_elapsed(), 25 * SECOND);
         assert_eq!(p, RetryPolicy::new());
     }
 
@@ -604,19 +612,19 @@ mod tests {
     fn budget_counts_from_the_first_attempt() {
         let p = RetryPolicy::default();
         assert!(p.allows_retry(Duration::ZERO, SECOND));
-        assert!(p.allows_retry(25 * SECOND, 5 * SECOND), "ending exactly at the budget fits");
-        assert!(!p.allows_retry(25 * SECOND + Duration::from_nanos(1), 5 * SECOND));
-        assert!(!p.allows_retry(Duration::ZERO, 31 * SECOND), "a throttle longer than the budget is refused");
+        assert!(p.allows_retry(20 * SECOND, 5 * SECOND), "ending exactly at the budget fits");
+        assert!(!p.allows_retry(20 * SECOND + Duration::from_nanos(1), 5 * SECOND));
+        assert!(!p.allows_retry(Duration::ZERO, 26 * SECOND), "a throttle longer than the budget is refused");
         assert!(!p.allows_retry(Duration::MAX, Duration::MAX), "saturates instead of overflowing");
         assert!(!RetryPolicy::disabled().allows_retry(Duration::ZERO, Duration::from_nanos(1)));
         assert!(RetryPolicy::disabled().allows_retry(Duration::ZERO, Duration::ZERO));
     }
 
     #[test]
-    fn default_schedule_retries_eight_times_within_the_budget() {
+    fn default_schedule_retries_seven_times_within_the_budget() {
         // With no jitter and instant failures, the waits are 1, 1.5, 2.25,
-        // 3.375, then 5 s each: 8 retries start by 28.125 s, a 9th would
-        // start at 33.125 s.
+        // 3.375, then 5 s each: 7 retries start by 23.125 s, an 8th would
+        // start at 28.125 s.
         let p = RetryPolicy::default();
         let mut elapsed = Duration::ZERO;
         let mut retries = 0;
@@ -628,8 +636,8 @@ mod tests {
             elapsed += delay;
             retries += 1;
         }
-        assert_eq!(retries, 8);
-        assert_eq!(elapsed, Duration::from_micros(28_125_000));
+        assert_eq!(retries, 7);
+        assert_eq!(elapsed, Duration::from_micros(23_125_000));
     }
 
     proptest! {
