@@ -80,7 +80,8 @@ pub use config::{
     Headers, Signal, TemporalityPreference, ValueOrigin,
 };
 pub use grpc::{
-    ConnectError, ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, RetryPolicy, TracesDrain,
+    ConnectError, ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, Outage, RetryPolicy,
+    TracesDrain,
 };
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
@@ -89,8 +90,9 @@ pub use sink::{
 
 #[cfg(feature = "sdk")]
 pub use sdk::{
-    BuildError, ExporterStats, OtlpExporter, OtlpExporterBuilder, OtlpLogExporter, OtlpLogProcessor,
-    OtlpMetricExporter, OtlpMetricReader, OtlpSpanExporter, OtlpSpanProcessor, SdkError, SignalStats,
+    BuildError, ExporterStats, Operation, OtlpExporter, OtlpExporterBuilder, OtlpLogExporter, OtlpLogProcessor,
+    OtlpMetricExporter, OtlpMetricReader, OtlpSpanExporter, OtlpSpanProcessor, SdkError, SignalStats, Undelivered,
+    Waiting,
 };
 
 pub use otlp::{

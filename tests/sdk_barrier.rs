@@ -58,7 +58,8 @@ fn a_refused_export_fails_the_flush_with_its_code_and_count_once() {
     let err = p.tracers.force_flush().expect_err("the collector refused the spans");
     let OTelSdkError::InternalFailure(message) = err else { panic!("{err:?}") };
     // The SDK wraps each processor's error; ours keeps the cause chain.
-    assert!(message.contains("traces flush failed"), "{message}");
+    let lost = format!("traces flush: {0} spans not delivered: {0} in requests the collector refused", sdk::SPANS);
+    assert!(message.contains(&lost), "{message}");
     assert!(message.contains(&format!("({} items)", sdk::SPANS)), "{message}");
     assert!(message.contains("InvalidArgument"), "{message}");
     assert_eq!(exporter.stats().traces.export.failed, sdk::SPANS);
@@ -94,7 +95,8 @@ fn spans_dropped_for_a_full_queue_fail_the_next_flush_once() {
     assert!(stats.sink.dropped > 0, "{stats:?}");
     assert_eq!(stats.sink.pushed, SPANS);
     assert_eq!(receiver.counts().traces.acked + stats.sink.dropped, SPANS, "every span acked or counted as dropped");
-    assert!(message.contains(&format!("{} traces item(s)", stats.sink.dropped)), "{message}");
+    let dropped = stats.sink.dropped;
+    assert!(message.contains(&format!("{dropped} spans not delivered: {dropped} dropped because")), "{message}");
     p.tracers.force_flush().expect("reported once");
     sdk::shutdown(&p).unwrap();
 }

@@ -59,9 +59,18 @@ fn shutdown_returns_by_its_timeout_when_the_collector_never_answers() {
     let err = p.tracers.shutdown_with_timeout(timeout).expect_err("the collector never answered");
     let took = started.elapsed();
     assert!(took >= timeout / 2 && took < timeout + Duration::from_millis(500), "shutdown took {took:?}");
-    assert!(format!("{err}").contains("did not finish within"), "{err}");
+    // Every span is accounted for, in the signal's own words.
+    let expected = format!(
+        "traces shutdown: {0} spans not delivered: {0} still queued or awaiting the collector's answer at the deadline",
+        sdk::SPANS
+    );
+    assert!(format!("{err}").contains(&expected), "{err}");
+    for internal in ["actor", "drain"] {
+        assert!(!format!("{err}").contains(internal), "{err}");
+    }
     let stats = exporter.stats().traces;
     assert_eq!(stats.export.acked, 0);
+    assert_eq!(stats.undelivered().unfinished, sdk::SPANS, "{stats:?}");
     assert!(matches!(p.tracers.shutdown(), Err(OTelSdkError::AlreadyShutdown)));
     // The other signals are untouched.
     p.meters.force_flush().expect("metrics still flow");
@@ -125,7 +134,7 @@ fn span(i: u64) -> SpanData {
 }
 
 #[test]
-fn dropping_the_last_handle_delivers_what_is_held() {
+fn dropping_the_exporter_delivers_what_is_held_while_adapters_live_on() {
     let receiver = BackgroundReceiver::start();
     // A long sink interval: only a shutdown writes the spans.
     let exporter = sdk::build(sdk::builder(&receiver.endpoint()).with_signal_sink_config(
@@ -137,9 +146,12 @@ fn dropping_the_last_handle_delivers_what_is_held() {
         processor.on_end(span(i));
     }
     assert_eq!(receiver.counts().traces.requests, 0, "nothing is written before the drop");
+    // As a global subscriber does, something else still holds the processor.
     drop(exporter);
+    assert_eq!(receiver.counts().traces.acked, 7, "delivered before the exporter's drop returned");
+    processor.on_end(span(7));
+    assert!(matches!(processor.force_flush(), Err(OTelSdkError::AlreadyShutdown)));
     drop(processor);
-    assert_eq!(receiver.counts().traces.acked, 7, "delivered before the last drop returned");
 }
 
 #[test]
@@ -151,7 +163,8 @@ fn exporter_shutdown_is_idempotent_and_adapters_refuse_data_after_it() {
     exporter.shutdown().expect("clean shutdown");
     assert_eq!(receiver.counts().traces.acked, 1);
     exporter.shutdown().expect("a second shutdown has nothing left to do");
-    exporter.force_flush().expect("nothing is open: nothing to flush");
+    let err = exporter.force_flush().expect_err("a flush after shutdown cannot deliver anything");
+    assert!(matches!(err, SdkError::AlreadyShutdown { .. }), "{err:?}");
     processor.on_end(span(1));
     assert_eq!(exporter.stats().traces.refused_after_shutdown, 1);
     assert!(matches!(processor.force_flush(), Err(OTelSdkError::AlreadyShutdown)));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use opentelemetry_sdk::error::OTelSdkError;
 
 use super::runtime::RunError;
-use crate::{ConfigError, ConnectError, ExporterConfigError, FlushError, ShutdownError, Signal};
+use crate::{ConfigError, ConnectError, DrainError, ExporterConfigError, Outage, Signal};
 
 /// Why an [`OtlpExporter`](crate::OtlpExporter) could not be built.
 #[non_exhaustive]
@@ -62,42 +62,127 @@ impl Error for BuildError {
     }
 }
 
+/// What an operation of the SDK adapters was doing when it failed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Handing a batch to the queue (`export` of an exporter under the SDK's
+    /// own batch processor or periodic reader).
+    Export,
+    /// A `force_flush`.
+    Flush,
+    /// A shutdown (explicit, or the exporter's drop).
+    Shutdown,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Export => "export",
+            Self::Flush => "flush",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Items of one signal that were not delivered to the collector, by cause.
+/// A flush reports those lost since the previous flush or shutdown reported;
+/// a shutdown, those since the last flush. Each item is reported once.
+///
+/// Items are metric data points, spans or log records, according to the
+/// signal. The same items are counted, for the whole life of the exporter,
+/// in [`OtlpExporter::stats`](crate::OtlpExporter::stats).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Undelivered {
+    /// Dropped because the queue was full.
+    pub dropped: u64,
+    /// Refused by the collector item by item (its partial success), or not
+    /// sent because they were too large or invalid. Never retried.
+    pub rejected: u64,
+    /// In requests the collector refused, or that did not reach it before
+    /// the retry budget ran out.
+    pub failed: u64,
+    /// Still queued, or sent and awaiting the collector's answer, when a
+    /// shutdown's deadline passed: abandoned unconfirmed (some may have
+    /// reached the collector).
+    pub unfinished: u64,
+    /// Recorded after the signal was shut down, and refused.
+    pub refused_after_shutdown: u64,
+}
+
+impl Undelivered {
+    /// Every item not delivered, whatever the cause.
+    pub fn total(&self) -> u64 {
+        self.dropped + self.rejected + self.failed + self.unfinished + self.refused_after_shutdown
+    }
+
+    /// What is in `self` and was not in `earlier` (counters only grow).
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
+        Self {
+            dropped: self.dropped.saturating_sub(earlier.dropped),
+            rejected: self.rejected.saturating_sub(earlier.rejected),
+            failed: self.failed.saturating_sub(earlier.failed),
+            unfinished: self.unfinished.saturating_sub(earlier.unfinished),
+            refused_after_shutdown: self.refused_after_shutdown.saturating_sub(earlier.refused_after_shutdown),
+        }
+    }
+
+    /// `1 200 spans not delivered: 1 000 dropped because the queue was full, 200 ...`.
+    fn describe(&self, signal: Signal, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} not delivered", items(self.total(), signal))?;
+        let causes = [
+            (self.dropped, "dropped because the queue was full"),
+            (self.rejected, "rejected by the collector or too large to send"),
+            (self.failed, "in requests the collector refused or never answered"),
+            (self.unfinished, "still queued or awaiting the collector's answer at the deadline"),
+            (self.refused_after_shutdown, "recorded after shutdown"),
+        ];
+        let mut separator = ": ";
+        for (count, cause) in causes.into_iter().filter(|(count, _)| *count > 0) {
+            write!(f, "{separator}{count} {cause}")?;
+            separator = ", ";
+        }
+        Ok(())
+    }
+}
+
+/// What a flush that timed out was still waiting for.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Waiting {
+    /// Items still in the queue, not yet sent.
+    pub queued: u64,
+    /// Export requests sent and not yet answered.
+    pub requests_in_flight: u64,
+    /// The collector's failures so far, when its latest attempt failed.
+    pub outage: Option<Outage>,
+}
+
 /// Why a flush, collection or shutdown of the SDK adapters did not return
-/// `Ok`.
+/// `Ok`. Its text says, in items of the signal (metric data points, spans,
+/// log records), what was not delivered and why.
 ///
 /// The SDK's traits return [`OTelSdkError`]; this converts into it
-/// (`From`), keeping the whole cause chain in the message. A timeout becomes
-/// [`OTelSdkError::Timeout`], a second shutdown
-/// [`OTelSdkError::AlreadyShutdown`], anything else
-/// [`OTelSdkError::InternalFailure`].
+/// (`From`), keeping the whole message. A second shutdown becomes
+/// [`OTelSdkError::AlreadyShutdown`], a timeout with nothing more to say
+/// [`OTelSdkError::Timeout`], anything else
+/// [`OTelSdkError::InternalFailure`] with the full text (so a timed-out flush
+/// still names the collector's last failure).
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum SdkError {
-    /// The barrier returned: something sent since the previous barrier was
-    /// not acknowledged (refused, rejected, retries exhausted...). The source
-    /// says what and how many items.
-    Flush {
+    /// Items were not delivered. `cause` is the first failure the collector
+    /// or the transport reported, when one did (a full queue has none).
+    NotDelivered {
         /// The signal.
         signal: Signal,
-        /// The sink's report: the first failure and how many more.
-        source: FlushError,
-    },
-    /// The shutdown ended, but not cleanly: failures no flush reported, or
-    /// the sink's deadline passed with items not written.
-    Shutdown {
-        /// The signal.
-        signal: Signal,
-        /// The sink's report.
-        source: ShutdownError,
-    },
-    /// Items were dropped since the previous barrier because the queue was
-    /// full (or, for the metric reader, stayed full past the deadline): the
-    /// collector never saw them. Counted in the sink's `dropped`.
-    Dropped {
-        /// The signal.
-        signal: Signal,
-        /// How many items.
-        items: u64,
+        /// What reported it.
+        operation: Operation,
+        /// What was not delivered, by cause.
+        lost: Undelivered,
+        /// The first failure, with the count of later ones inside it.
+        cause: Option<DrainError>,
     },
     /// The SDK failed to collect metrics.
     Collect(OTelSdkError),
@@ -108,6 +193,8 @@ pub enum SdkError {
         signal: Signal,
         /// The timeout that passed.
         timeout: Duration,
+        /// What it was still waiting for.
+        waiting: Waiting,
     },
     /// The shutdown did not finish within its timeout.
     ShutdownTimedOut {
@@ -135,36 +222,50 @@ pub(crate) fn signal_name(signal: Signal) -> &'static str {
     }
 }
 
+/// `1 span`, `3 log records`, `2 metric points`.
+pub(crate) fn items(count: u64, signal: Signal) -> String {
+    let (one, many) = match signal {
+        Signal::Metrics => ("metric point", "metric points"),
+        Signal::Traces => ("span", "spans"),
+        Signal::Logs => ("log record", "log records"),
+    };
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 impl SdkError {
-    /// Reads a [`RunError`] of an operation on `signal`.
-    pub(crate) fn from_run(err: RunError, signal: Signal, shutdown: bool, timeout: Duration) -> Self {
+    /// Reads a [`RunError`] of an operation on `signal` that was not a flush
+    /// (a flush's timeout says what it waited for: see [`FlushTimedOut`](Self::FlushTimedOut)).
+    pub(crate) fn from_run(err: RunError, signal: Signal, timeout: Duration) -> Self {
         match err {
-            RunError::TimedOut if shutdown => Self::ShutdownTimedOut { signal, timeout },
-            RunError::TimedOut => Self::FlushTimedOut { signal, timeout },
+            RunError::TimedOut => Self::ShutdownTimedOut { signal, timeout },
             RunError::Stopped => Self::AlreadyShutdown { signal },
             RunError::OnExportRuntime => Self::OnExportRuntime,
         }
     }
 
-    /// Reads a barrier's error.
-    pub(crate) fn from_flush(err: FlushError, signal: Signal) -> Self {
-        match err {
-            FlushError::Closed => Self::AlreadyShutdown { signal },
-            source => Self::Flush { signal, source },
-        }
+    /// `items` dropped for a full queue by an exporter's `export`.
+    pub(crate) fn dropped_at_export(signal: Signal, items: u64) -> Self {
+        let lost = Undelivered { dropped: items, ..Undelivered::default() };
+        Self::NotDelivered { signal, operation: Operation::Export, lost, cause: None }
     }
 
     /// The signal concerned, when there is one.
     pub fn signal(&self) -> Option<Signal> {
         match self {
-            Self::Flush { signal, .. }
-            | Self::Shutdown { signal, .. }
+            Self::NotDelivered { signal, .. }
             | Self::FlushTimedOut { signal, .. }
             | Self::ShutdownTimedOut { signal, .. }
-            | Self::Dropped { signal, .. }
             | Self::AlreadyShutdown { signal } => Some(*signal),
             Self::Collect(_) => Some(Signal::Metrics),
             Self::OnExportRuntime => None,
+        }
+    }
+
+    /// What was not delivered, for [`NotDelivered`](Self::NotDelivered).
+    pub fn undelivered(&self) -> Option<Undelivered> {
+        match self {
+            Self::NotDelivered { lost, .. } => Some(*lost),
+            _ => None,
         }
     }
 }
@@ -172,16 +273,27 @@ impl SdkError {
 impl fmt::Display for SdkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Flush { signal, .. } => write!(f, "{} flush failed", signal_name(*signal)),
-            Self::Shutdown { signal, .. } => write!(f, "{} shutdown did not end cleanly", signal_name(*signal)),
-            Self::Dropped { signal, items } => write!(
-                f,
-                "{items} {} item(s) were dropped since the previous flush because the queue was full",
-                signal_name(*signal)
-            ),
+            Self::NotDelivered { signal, operation, lost, .. } => {
+                write!(f, "{} {}: ", signal_name(*signal), operation.name())?;
+                lost.describe(*signal, f)
+            }
             Self::Collect(e) => write!(f, "metric collection failed: {e}"),
-            Self::FlushTimedOut { signal, timeout } => {
-                write!(f, "{} flush did not finish within {timeout:?}", signal_name(*signal))
+            Self::FlushTimedOut { signal, timeout, waiting } => {
+                write!(f, "{} flush did not finish within {timeout:?}", signal_name(*signal))?;
+                let mut separator = ": ";
+                if waiting.queued > 0 {
+                    write!(f, "{separator}{} still queued", items(waiting.queued, *signal))?;
+                    separator = ", ";
+                }
+                if waiting.requests_in_flight > 0 {
+                    write!(f, "{separator}{} request(s) awaiting the collector", waiting.requests_in_flight)?;
+                    separator = "; ";
+                }
+                match &waiting.outage {
+                    Some(outage) => write!(f, "{separator}{outage}"),
+                    None if waiting.requests_in_flight > 0 => write!(f, "; no attempt has failed yet"),
+                    None => Ok(()),
+                }
             }
             Self::ShutdownTimedOut { signal, timeout } => {
                 write!(f, "{} shutdown did not finish within {timeout:?}", signal_name(*signal))
@@ -197,8 +309,7 @@ impl fmt::Display for SdkError {
 impl Error for SdkError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            Self::Flush { source, .. } => Some(source),
-            Self::Shutdown { source, .. } => Some(source),
+            Self::NotDelivered { cause: Some(cause), .. } => Some(cause),
             Self::Collect(e) => Some(e),
             _ => None,
         }
@@ -225,9 +336,10 @@ pub(crate) fn chain(err: &dyn Error) -> String {
 impl From<SdkError> for OTelSdkError {
     fn from(err: SdkError) -> Self {
         match err {
-            SdkError::FlushTimedOut { timeout, .. } | SdkError::ShutdownTimedOut { timeout, .. } => {
+            SdkError::FlushTimedOut { timeout, waiting, .. } if waiting == Waiting::default() => {
                 OTelSdkError::Timeout(timeout)
             }
+            SdkError::ShutdownTimedOut { timeout, .. } => OTelSdkError::Timeout(timeout),
             SdkError::AlreadyShutdown { .. } => OTelSdkError::AlreadyShutdown,
             SdkError::Collect(e) => e,
             other => OTelSdkError::InternalFailure(chain(&other)),
@@ -238,31 +350,86 @@ impl From<SdkError> for OTelSdkError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DrainError, DrainErrorKind};
+    use crate::DrainErrorKind;
 
     #[test]
-    fn a_flush_failure_keeps_its_message_counts_and_cause_in_the_sdk_error() {
+    fn a_refusal_names_the_items_lost_by_cause_and_keeps_the_collectors_words() {
         let drain = DrainError::new(DrainErrorKind::Permanent, "collector refused: INVALID_ARGUMENT").with_items(10);
-        let err = SdkError::from_flush(FlushError::Drain { source: drain, later_failures: 2 }, Signal::Traces);
+        let err = SdkError::NotDelivered {
+            signal: Signal::Traces,
+            operation: Operation::Flush,
+            lost: Undelivered { failed: 10, dropped: 2, ..Undelivered::default() },
+            cause: Some(drain),
+        };
         let OTelSdkError::InternalFailure(text) = OTelSdkError::from(err) else { panic!("not an internal failure") };
         assert_eq!(
             text,
-            "traces flush failed: flush failed: a write failed since the previous flush, and 2 more after it: \
-             permanent failure (10 items): collector refused: INVALID_ARGUMENT"
+            "traces flush: 12 spans not delivered: 2 dropped because the queue was full, 10 in requests the \
+             collector refused or never answered: permanent failure (10 items): collector refused: INVALID_ARGUMENT"
         );
+    }
+
+    #[test]
+    fn a_shutdown_past_its_deadline_counts_what_it_abandoned_in_the_signals_words() {
+        let err = SdkError::NotDelivered {
+            signal: Signal::Logs,
+            operation: Operation::Shutdown,
+            lost: Undelivered { unfinished: 1, ..Undelivered::default() },
+            cause: None,
+        };
+        let text = err.to_string();
+        assert_eq!(
+            text,
+            "logs shutdown: 1 log record not delivered: 1 still queued or awaiting the collector's answer at the deadline"
+        );
+        for internal in ["actor", "drain", "sink"] {
+            assert!(!text.contains(internal), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_timed_out_flush_names_what_it_waited_for_and_the_last_failure() {
+        let waiting = Waiting {
+            queued: 500,
+            requests_in_flight: 2,
+            outage: Some(Outage {
+                endpoint: "http://127.0.0.1:4317".into(),
+                failed_attempts: 3,
+                failing_for: Duration::from_millis(1900),
+                last_failure: "connection refused".into(),
+            }),
+        };
+        let err = SdkError::FlushTimedOut { signal: Signal::Traces, timeout: Duration::from_secs(2), waiting };
+        let OTelSdkError::InternalFailure(text) = OTelSdkError::from(err) else { panic!("the cause would be lost") };
+        assert_eq!(
+            text,
+            "traces flush did not finish within 2s: 500 spans still queued, 2 request(s) awaiting the collector; \
+             the collector at http://127.0.0.1:4317 failed 3 attempt(s) over 1.9s, the last with: connection refused"
+        );
+        let hanging = Waiting { requests_in_flight: 1, ..Waiting::default() };
+        let err =
+            SdkError::FlushTimedOut { signal: Signal::Metrics, timeout: Duration::from_secs(2), waiting: hanging };
+        assert!(err.to_string().ends_with("1 request(s) awaiting the collector; no attempt has failed yet"), "{err}");
     }
 
     #[test]
     fn timeouts_and_second_shutdowns_keep_their_sdk_meaning() {
         let timeout = Duration::from_millis(1500);
-        let err = SdkError::from_run(RunError::TimedOut, Signal::Logs, false, timeout);
+        let err = SdkError::FlushTimedOut { signal: Signal::Logs, timeout, waiting: Waiting::default() };
         assert!(matches!(OTelSdkError::from(err), OTelSdkError::Timeout(t) if t == timeout));
-        let err = SdkError::from_run(RunError::TimedOut, Signal::Logs, true, timeout);
+        let err = SdkError::from_run(RunError::TimedOut, Signal::Logs, timeout);
         assert_eq!(err.to_string(), "logs shutdown did not finish within 1.5s");
-        let err = SdkError::from_flush(FlushError::Closed, Signal::Metrics);
+        let err = SdkError::from_run(RunError::Stopped, Signal::Metrics, timeout);
         assert_eq!(err.signal(), Some(Signal::Metrics));
         assert!(matches!(OTelSdkError::from(err), OTelSdkError::AlreadyShutdown));
-        let err = SdkError::from_run(RunError::OnExportRuntime, Signal::Metrics, false, timeout);
+        let err = SdkError::from_run(RunError::OnExportRuntime, Signal::Metrics, timeout);
         assert!(matches!(OTelSdkError::from(err), OTelSdkError::InternalFailure(m) if m.contains("export runtime")));
+    }
+
+    #[test]
+    fn item_words_agree_with_their_count() {
+        assert_eq!(items(1, Signal::Metrics), "1 metric point");
+        assert_eq!(items(2, Signal::Logs), "2 log records");
+        assert_eq!(items(0, Signal::Traces), "0 spans");
     }
 }

@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::error::{BuildError, SdkError};
+use super::error::{BuildError, Operation, SdkError, Undelivered, Waiting};
 use super::logs::{LogItem, LogsAdapterDrain, OtlpLogExporter, OtlpLogProcessor};
-use super::metrics::{OtlpMetricExporter, OtlpMetricReader};
-use super::runtime::ExportRuntime;
+use super::metrics::{Collector, OtlpMetricExporter, OtlpMetricReader};
+use super::runtime::{ExportRuntime, RunError};
 use super::traces::{OtlpSpanExporter, OtlpSpanProcessor, SpansAdapterDrain};
 use crate::grpc::GrpcDrain;
 use crate::otlp::{EncodedMetricPoint, EncodedMetrics, Resource};
 use crate::{
-    BackgroundSink, EnvSettings, ExportStats, ExportStatsHandle, ExporterConfig, ExporterConfigBuilder, LogsDrain,
-    ShutdownError, Signal, SinkConfig, SinkDrain, SinkHandle, SinkStats, TemporalityPreference, TracesDrain,
-    TryPushError,
+    BackgroundSink, DrainError, DrainErrorKind, EnvSettings, ExportStats, ExportStatsHandle, ExporterConfig,
+    ExporterConfigBuilder, FlushError, LogsDrain, ShutdownError, Signal, SinkConfig, SinkDrain, SinkHandle, SinkStats,
+    TemporalityPreference, TracesDrain, TryPushError,
 };
 
 /// A future of one signal's barrier or shutdown, boxed so that the three
@@ -70,11 +70,18 @@ fn index(signal: Signal) -> usize {
 /// inside OpenTelemetry's suppression scope, so the exporter's own `tracing`
 /// events are never exported back into it.
 ///
-/// Cloning is cheap and shares everything. Every adapter keeps the shared
-/// state alive; when the last clone and the last adapter are dropped, the
-/// sinks still open are shut down (delivering what they hold, within the
-/// [shutdown timeout](OtlpExporterBuilder::with_shutdown_timeout)) and the
-/// export runtime stops.
+/// # Keep it until the end of `main`
+///
+/// This value owns the pipeline. Cloning is cheap and shares everything.
+/// When the last clone is dropped, the exporter shuts down: it makes a final
+/// metric collection, delivers everything queued on every signal within the
+/// [shutdown timeout](OtlpExporterBuilder::with_shutdown_timeout), and stops
+/// its runtime. It does so *even while providers still hold its adapters*,
+/// as a global `tracing` subscriber or the global tracer provider does until
+/// the process exits: so hold the exporter in `main` (not in a function that
+/// returns only the providers), and let it drop when `main` returns. Nothing
+/// else is needed at exit. Adapters used after that refuse what they are
+/// given, count it ([`SignalStats::refused_after_shutdown`]) and warn once.
 ///
 /// # Example
 ///
@@ -110,8 +117,29 @@ fn index(signal: Signal) -> usize {
 /// # }
 /// ```
 #[derive(Clone)]
+#[must_use = "dropping the exporter shuts it down: hold it until the application stops recording"]
 pub struct OtlpExporter {
     shared: Arc<Shared>,
+    /// Held by this value's clones and by no adapter: its drop, with the
+    /// last clone, shuts the exporter down.
+    _owner: Arc<Owner>,
+}
+
+/// Shuts the exporter down when the application's last [`OtlpExporter`]
+/// goes, whoever else still holds the shared state.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        if shared.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(err) = shared.shutdown_pipes(shared.settings.shutdown_timeout) {
+            tracing::warn!(error = %super::error::chain(&err), "the OTLP exporter was dropped; its shutdown was not clean");
+        }
+        shared.stop();
+    }
 }
 
 impl fmt::Debug for OtlpExporter {
@@ -339,18 +367,18 @@ impl OtlpExporterBuilder {
             ls,
             &runtime,
         )?;
-        Ok(OtlpExporter {
-            shared: Arc::new(Shared {
-                runtime,
-                metrics,
-                traces,
-                logs,
-                span_resource,
-                log_resource,
-                settings,
-                stopped: AtomicBool::new(false),
-            }),
-        })
+        let shared = Arc::new(Shared {
+            runtime,
+            metrics,
+            traces,
+            logs,
+            span_resource,
+            log_resource,
+            collectors: Mutex::default(),
+            settings,
+            stopped: AtomicBool::new(false),
+        });
+        Ok(OtlpExporter { _owner: Arc::new(Owner(Arc::clone(&shared))), shared })
     }
 }
 
@@ -418,20 +446,33 @@ impl OtlpExporter {
     /// # Errors
     ///
     /// The first failure, in the order metrics, traces, logs (the others
-    /// are logged through `tracing`): see [`SdkError`]. Signals already shut
-    /// down are skipped.
+    /// are logged through `tracing`): see [`SdkError`]. After
+    /// [`shutdown`](Self::shutdown), [`SdkError::AlreadyShutdown`]. A signal
+    /// shut down on its own (by its provider) is skipped, unless it refused
+    /// items since the previous flush: then those are reported.
     pub fn force_flush(&self) -> Result<(), SdkError> {
         let shared = &self.shared;
-        let open: Vec<(Signal, Outcome)> =
-            SIGNALS.iter().filter_map(|&s| shared.pipe_barrier(s).map(|barrier| (s, barrier))).collect();
-        let Some(&(first, _)) = open.first() else { return Ok(()) };
-        let barriers = open.into_iter().map(|(_, barrier)| barrier);
-        let timeout = shared.settings.flush_timeout;
-        // A timeout is reported under the first signal that was still open.
-        let results = shared
-            .runtime
-            .run(futures_util::future::join_all(barriers), timeout)
-            .map_err(|e| SdkError::from_run(e, first, false, timeout))?;
+        if shared.stopped.load(Ordering::Acquire) {
+            return Err(SdkError::AlreadyShutdown { signal: Signal::Metrics });
+        }
+        let mut results = Vec::with_capacity(SIGNALS.len());
+        let mut open = Vec::with_capacity(SIGNALS.len());
+        for signal in SIGNALS {
+            match shared.pipe_barrier(signal) {
+                Some(barrier) => open.push((signal, barrier)),
+                None => results.push(shared.refusals_since_last_report(signal)),
+            }
+        }
+        if let Some(&(first, _)) = open.first() {
+            let barriers = open.into_iter().map(|(_, barrier)| barrier);
+            let timeout = shared.settings.flush_timeout;
+            // A timeout is reported under the first signal that was still open.
+            let flushed = shared
+                .runtime
+                .run(futures_util::future::join_all(barriers), timeout)
+                .map_err(|e| shared.flush_failed(first, e, timeout))?;
+            results.splice(0..0, flushed);
+        }
         first_error(results)
     }
 
@@ -506,6 +547,26 @@ pub struct SignalStats {
     pub export: ExportStats,
     /// Items offered after the signal was shut down, refused.
     pub refused_after_shutdown: u64,
+    /// Spans and log records made on the exporter's own threads (the
+    /// `tracing` spans and events of the gRPC stack under it, seen by
+    /// `tracing-opentelemetry` and the log appender), dropped by this
+    /// crate's span and log processors so that the exporter never exports
+    /// itself. Not part of `sink.pushed`.
+    pub suppressed: u64,
+}
+
+impl SignalStats {
+    /// Everything not delivered so far, by cause.
+    pub fn undelivered(&self) -> Undelivered {
+        let unfinished = self.export.unfinished;
+        Undelivered {
+            dropped: self.sink.dropped,
+            rejected: self.export.rejected,
+            failed: self.export.failed.saturating_sub(unfinished),
+            unfinished: unfinished + self.sink.abandoned,
+            refused_after_shutdown: self.refused_after_shutdown,
+        }
+    }
 }
 
 /// The counters of an [`OtlpExporter`], per signal. Items are metric data
@@ -564,6 +625,8 @@ pub(crate) struct Shared {
     pub(crate) logs: SignalPipe<LogItem>,
     pub(crate) span_resource: Arc<ResourceSlot>,
     pub(crate) log_resource: Arc<ResourceSlot>,
+    /// The metric readers handed out, for the final collection of a shutdown.
+    pub(crate) collectors: Mutex<Vec<std::sync::Weak<Collector>>>,
     pub(crate) settings: Settings,
     /// Set once the runtime is stopped.
     stopped: AtomicBool,
@@ -576,6 +639,31 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// A flush of `signal` whose wait ended without an answer.
+    fn flush_failed(&self, signal: Signal, err: RunError, timeout: Duration) -> SdkError {
+        match err {
+            RunError::TimedOut => SdkError::FlushTimedOut { signal, timeout, waiting: self.waiting(signal) },
+            other => SdkError::from_run(other, signal, timeout),
+        }
+    }
+
+    fn waiting(&self, signal: Signal) -> Waiting {
+        match signal {
+            Signal::Metrics => self.metrics.waiting(),
+            Signal::Traces => self.traces.waiting(),
+            Signal::Logs => self.logs.waiting(),
+        }
+    }
+
+    /// For a signal shut down on its own: what it refused since it last reported.
+    fn refusals_since_last_report(&self, signal: Signal) -> Result<(), SdkError> {
+        match signal {
+            Signal::Metrics => self.metrics.report(Operation::Flush, None),
+            Signal::Traces => self.traces.report(Operation::Flush, None),
+            Signal::Logs => self.logs.report(Operation::Flush, None),
+        }
+    }
+
     fn pipe_barrier(&self, signal: Signal) -> Option<Outcome> {
         let barrier: Outcome = match signal {
             Signal::Metrics if !self.metrics.is_shut_down() => Box::pin(self.metrics.barrier()),
@@ -589,8 +677,16 @@ impl Shared {
     /// Shuts down every pipe still open, concurrently, within `timeout`.
     fn shutdown_pipes(&self, timeout: Duration) -> Result<(), SdkError> {
         let inner = inner_deadline(timeout);
+        let collectors: Vec<Arc<Collector>> = match self.collectors.lock() {
+            Ok(mut list) => std::mem::take(&mut *list).iter().filter_map(std::sync::Weak::upgrade).collect(),
+            Err(_) => Vec::new(),
+        };
+        let metrics = self
+            .metrics
+            .take_shutdown_job()
+            .map(|job| Box::pin(super::metrics::final_collection_then(collectors, inner, job)) as Outcome);
         let pending: Vec<(Signal, Outcome)> = [
-            self.metrics.take_shutdown(inner).map(|f| (Signal::Metrics, Box::pin(f) as Outcome)),
+            metrics.map(|f| (Signal::Metrics, f)),
             self.traces.take_shutdown(inner).map(|f| (Signal::Traces, Box::pin(f) as Outcome)),
             self.logs.take_shutdown(inner).map(|f| (Signal::Logs, Box::pin(f) as Outcome)),
         ]
@@ -603,7 +699,7 @@ impl Shared {
         let results = self
             .runtime
             .run(futures_util::future::join_all(shutdowns), timeout)
-            .map_err(|e| SdkError::from_run(e, first, true, timeout))?;
+            .map_err(|e| SdkError::from_run(e, first, timeout))?;
         first_error(results)
     }
 
@@ -641,21 +737,95 @@ pub(crate) fn inner_deadline(timeout: Duration) -> Duration {
 }
 
 /// Shuts a sink down: its queue is closed, everything in it written, and the
-/// client waits for every answer, all within `deadline`.
-pub(crate) async fn shutdown_sink(handle: SinkHandle, signal: Signal, deadline: Duration) -> Result<(), SdkError> {
-    handle.shutdown_timeout(deadline).await.map_err(|source: ShutdownError| SdkError::Shutdown { signal, source })
+/// client waits for every answer, all within `deadline`. What the sink says
+/// of an unclean end is only its first failure: the pipe's report (see
+/// [`SignalPipe::report`]) says what was lost.
+async fn shutdown_sink(handle: SinkHandle, deadline: Duration) -> Option<DrainError> {
+    match handle.shutdown_timeout(deadline).await {
+        Ok(()) | Err(ShutdownError::TimedOut { .. }) => None,
+        Err(ShutdownError::Drain { source, .. }) => Some(source),
+        Err(ShutdownError::ActorFailed(e)) => {
+            Some(DrainError::new(DrainErrorKind::Other, format!("the export task failed: {e}")))
+        }
+    }
+}
+
+/// What a signal's errors are computed from: its counters, and how much of
+/// them was already reported. Cloned into the futures that run on the export
+/// runtime.
+struct Ledger<T> {
+    signal: Signal,
+    sink: BackgroundSink<T>,
+    export: ExportStatsHandle,
+    refused_after_shutdown: Arc<AtomicU64>,
+    /// What earlier flushes and shutdowns reported as not delivered: each
+    /// item is reported by exactly one of them.
+    reported: Arc<Mutex<Undelivered>>,
+}
+
+// Not derived: `T` need not be `Clone`.
+impl<T> Clone for Ledger<T> {
+    fn clone(&self) -> Self {
+        Self {
+            signal: self.signal,
+            sink: self.sink.clone(),
+            export: self.export.clone(),
+            refused_after_shutdown: Arc::clone(&self.refused_after_shutdown),
+            reported: Arc::clone(&self.reported),
+        }
+    }
+}
+
+impl<T: Send + 'static> Ledger<T> {
+    fn stats(&self, suppressed: u64) -> SignalStats {
+        SignalStats {
+            sink: self.sink.stats(),
+            export: self.export.snapshot(),
+            refused_after_shutdown: self.refused_after_shutdown.load(Ordering::Relaxed),
+            suppressed,
+        }
+    }
+
+    /// `Ok` if nothing was lost since the last report; else what was, with
+    /// `cause`, the first failure the collector or the transport gave.
+    fn report(&self, operation: Operation, cause: Option<DrainError>) -> Result<(), SdkError> {
+        let now = self.stats(0).undelivered();
+        let lost = {
+            let mut reported = self.reported.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let lost = now.since(&reported);
+            *reported = now;
+            lost
+        };
+        if lost.total() == 0 && cause.is_none() {
+            return Ok(());
+        }
+        Err(SdkError::NotDelivered { signal: self.signal, operation, lost, cause })
+    }
+}
+
+/// The right to shut one pipe down, taken once.
+pub(crate) struct ShutdownJob<T> {
+    handle: SinkHandle,
+    ledger: Ledger<T>,
+}
+
+impl<T: Send + 'static> ShutdownJob<T> {
+    /// Shuts the sink down within `deadline` and reports what was lost
+    /// since the last flush.
+    pub(crate) async fn run(self, deadline: Duration) -> Result<(), SdkError> {
+        let cause = shutdown_sink(self.handle, deadline).await;
+        self.ledger.report(Operation::Shutdown, cause)
+    }
 }
 
 /// One signal's sink and the counters around it.
 pub(crate) struct SignalPipe<T> {
-    signal: Signal,
     pub(crate) sink: BackgroundSink<T>,
     /// `None` once the sink is being or has been shut down.
     handle: Mutex<Option<SinkHandle>>,
-    export: ExportStatsHandle,
-    /// The sink's `dropped` count the last barrier reported up to.
-    reported_drops: Arc<AtomicU64>,
-    refused_after_shutdown: Arc<AtomicU64>,
+    ledger: Ledger<T>,
+    /// Spans and records made on the export runtime's threads, not queued.
+    suppressed: AtomicU64,
 }
 
 impl<T: Send + 'static> SignalPipe<T> {
@@ -668,14 +838,14 @@ impl<T: Send + 'static> SignalPipe<T> {
     ) -> Result<Self, BuildError> {
         let (sink, handle) = BackgroundSink::spawn_on(drain, config, CancellationToken::new(), runtime.handle())
             .map_err(|source| BuildError::Sink { signal, source })?;
-        Ok(Self {
+        let ledger = Ledger {
             signal,
-            sink,
-            handle: Mutex::new(Some(handle)),
+            sink: sink.clone(),
             export,
-            reported_drops: Arc::default(),
             refused_after_shutdown: Arc::default(),
-        })
+            reported: Arc::default(),
+        };
+        Ok(Self { sink, handle: Mutex::new(Some(handle)), ledger, suppressed: AtomicU64::new(0) })
     }
 
     /// Queues `item` without waiting. A full queue is a drop, counted by the
@@ -686,64 +856,98 @@ impl<T: Send + 'static> SignalPipe<T> {
         match self.sink.try_push(item) {
             Ok(()) => true,
             Err(TryPushError::Closed(_)) => {
-                self.refused_after_shutdown.fetch_add(1, Ordering::Relaxed);
+                self.count_refused(1);
                 false
             }
             Err(_) => false,
         }
     }
 
-    /// Counts a refusal that happened outside [`push`](Self::push).
+    /// Counts a refusal that happened outside [`push`](Self::push); the
+    /// first one is logged.
+    #[cold]
     pub(crate) fn count_refused(&self, items: u64) {
-        self.refused_after_shutdown.fetch_add(items, Ordering::Relaxed);
+        let before = self.ledger.refused_after_shutdown.fetch_add(items, Ordering::Relaxed);
+        if before == 0 && items > 0 {
+            let signal = self.ledger.signal;
+            tracing::warn!(
+                "{} recorded after the OTLP exporter's {} pipeline shut down (by its shutdown, or because the \
+                 OtlpExporter was dropped): refused, and counted in stats().{}.refused_after_shutdown",
+                super::error::items(items, signal),
+                super::error::signal_name(signal),
+                super::error::signal_name(signal),
+            );
+        }
+    }
+
+    /// Counts an item made on the export runtime's own threads, dropped.
+    pub(crate) fn count_suppressed(&self) {
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The refusal counter, for the metric reader's pushes on the export runtime.
     pub(crate) fn refused_counter(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.refused_after_shutdown)
+        Arc::clone(&self.ledger.refused_after_shutdown)
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
         self.handle.lock().map(|h| h.is_none()).unwrap_or(true)
     }
 
+    /// See [`Ledger::report`].
+    fn report(&self, operation: Operation, cause: Option<DrainError>) -> Result<(), SdkError> {
+        self.ledger.report(operation, cause)
+    }
+
     /// The barrier, as a future to run on the export runtime: `Ok` when
-    /// every item queued before it is acknowledged and none was dropped for
-    /// a full queue since the previous barrier.
+    /// every item queued before it is acknowledged and nothing was lost
+    /// since the previous report.
     pub(crate) fn barrier(&self) -> impl Future<Output = Result<(), SdkError>> + Send + 'static {
-        let sink = self.sink.clone();
-        let signal = self.signal;
-        let reported = Arc::clone(&self.reported_drops);
+        let ledger = self.ledger.clone();
         async move {
-            // Drops up to now happened before the call: this barrier reports them.
-            let dropped_now = sink.stats().dropped;
-            let before = reported.fetch_max(dropped_now, Ordering::AcqRel);
-            sink.flush().await.map_err(|e| SdkError::from_flush(e, signal))?;
-            match dropped_now.saturating_sub(before) {
-                0 => Ok(()),
-                dropped => Err(SdkError::Dropped { signal, items: dropped }),
+            match ledger.sink.flush().await {
+                Ok(()) => ledger.report(Operation::Flush, None),
+                Err(FlushError::Drain { source, .. }) => ledger.report(Operation::Flush, Some(source)),
+                Err(_) => Err(SdkError::AlreadyShutdown { signal: ledger.signal }),
             }
+        }
+    }
+
+    /// What a flush still waits for.
+    pub(crate) fn waiting(&self) -> Waiting {
+        let export = self.ledger.export.snapshot();
+        Waiting {
+            queued: self.sink.stats().pending,
+            requests_in_flight: export.in_flight,
+            outage: self.ledger.export.outage(),
         }
     }
 
     /// Runs the barrier, waiting at most `timeout`.
     pub(crate) fn flush(&self, runtime: &ExportRuntime, timeout: Duration) -> Result<(), SdkError> {
-        runtime.run(self.barrier(), timeout).map_err(|e| SdkError::from_run(e, self.signal, false, timeout))?
+        match runtime.run(self.barrier(), timeout) {
+            Ok(result) => result,
+            Err(RunError::TimedOut) => {
+                Err(SdkError::FlushTimedOut { signal: self.ledger.signal, timeout, waiting: self.waiting() })
+            }
+            Err(other) => Err(SdkError::from_run(other, self.ledger.signal, timeout)),
+        }
     }
 
-    /// Takes the sink's handle, for the one caller that shuts the sink
-    /// down. `None` when already taken.
-    pub(crate) fn take_handle(&self) -> Option<SinkHandle> {
+    fn take_handle(&self) -> Option<SinkHandle> {
         self.handle.lock().ok()?.take()
     }
 
+    /// Takes the sink's handle, for the one caller that shuts the pipe
+    /// down. `None` when already taken.
+    pub(crate) fn take_shutdown_job(&self) -> Option<ShutdownJob<T>> {
+        self.take_handle().map(|handle| ShutdownJob { handle, ledger: self.ledger.clone() })
+    }
+
     /// Takes the sink's handle and returns the future that shuts it down
-    /// within `deadline` (see [`shutdown_sink`]). `None` when already taken.
-    pub(crate) fn take_shutdown(
-        &self,
-        deadline: Duration,
-    ) -> Option<impl Future<Output = Result<(), SdkError>> + Send + 'static> {
-        self.take_handle().map(|handle| shutdown_sink(handle, self.signal, deadline))
+    /// within `deadline`. `None` when already taken.
+    fn take_shutdown(&self, deadline: Duration) -> Option<impl Future<Output = Result<(), SdkError>> + Send + 'static> {
+        self.take_shutdown_job().map(|job| job.run(deadline))
     }
 
     /// Shuts the sink down within `timeout`.
@@ -752,16 +956,12 @@ impl<T: Send + 'static> SignalPipe<T> {
     ///
     /// [`SdkError::AlreadyShutdown`] on a second call.
     pub(crate) fn shutdown(&self, runtime: &ExportRuntime, timeout: Duration) -> Result<(), SdkError> {
-        let signal = self.signal;
+        let signal = self.ledger.signal;
         let shutdown = self.take_shutdown(inner_deadline(timeout)).ok_or(SdkError::AlreadyShutdown { signal })?;
-        runtime.run(shutdown, timeout).map_err(|e| SdkError::from_run(e, signal, true, timeout))?
+        runtime.run(shutdown, timeout).map_err(|e| SdkError::from_run(e, signal, timeout))?
     }
 
     pub(crate) fn stats(&self) -> SignalStats {
-        SignalStats {
-            sink: self.sink.stats(),
-            export: self.export.snapshot(),
-            refused_after_shutdown: self.refused_after_shutdown.load(Ordering::Relaxed),
-        }
+        self.ledger.stats(self.suppressed.load(Ordering::Relaxed))
     }
 }

@@ -15,6 +15,7 @@ use opentelemetry_sdk::Resource as SdkResource;
 use super::convert::{self, ScopeCache};
 use super::error::SdkError;
 use super::exporter::{ResourceSlot, Shared};
+use super::runtime::ExportRuntime;
 use crate::{DrainError, LogsDrain, Signal, SinkDrain};
 
 /// A record as the SDK emitted it, with its logger's scope: what the logs
@@ -28,8 +29,10 @@ pub(crate) struct LogItem {
 /// A [`LogProcessor`] that queues each record straight into the logs sink:
 /// no second queue, no thread of its own.
 ///
-/// - `emit` (on the thread that logs) copies the record, since the SDK lends
-///   it, and `try_push`es it: it never waits and takes no lock; a full queue
+/// - `emit` (on the thread that logs) drops records made on the exporter's
+///   own threads (see [`OtlpExporter`](crate::OtlpExporter)'s *No
+///   feedback*), copies the others, since the SDK lends them, and
+///   `try_push`es them: it never waits and takes no lock; a full queue
 ///   is a counted drop. The OTLP conversion happens later, on the export
 ///   runtime.
 /// - `force_flush` is the sink's barrier: `Ok` means the collector
@@ -63,6 +66,12 @@ impl OtlpLogProcessor {
 impl LogProcessor for OtlpLogProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         let pipe = &self.shared.logs;
+        // A record made on the exporter's own threads is the transport's
+        // `tracing` event (or this crate's own warning): never exported.
+        if ExportRuntime::on_current_thread() {
+            pipe.count_suppressed();
+            return;
+        }
         if pipe.sink.is_closed() {
             pipe.count_refused(1);
             return;
@@ -130,7 +139,7 @@ impl OtlpLogExporter {
         match refused {
             0 => Ok(()),
             _ if pipe.sink.is_closed() => Err(SdkError::AlreadyShutdown { signal: Signal::Logs }),
-            items => Err(SdkError::Dropped { signal: Signal::Logs, items }),
+            items => Err(SdkError::dropped_at_export(Signal::Logs, items)),
         }
     }
 }

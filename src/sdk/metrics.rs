@@ -18,7 +18,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::convert;
 use super::error::SdkError;
-use super::exporter::{inner_deadline, shutdown_sink, Shared};
+use super::exporter::{inner_deadline, Shared, ShutdownJob};
+use super::runtime::RunError;
 use crate::otlp::EncodedMetricPoint;
 use crate::{BackgroundSink, Signal, TemporalityPreference, TryPushError};
 
@@ -54,7 +55,7 @@ pub(crate) fn sdk_temporality(preference: TemporalityPreference) -> Temporality 
 /// covers every earlier one. Queueing waits for space (back-pressure, on the
 /// export runtime, never on the caller's thread) until the collection's
 /// deadline (the interval, or the flush timeout), and past it drops and
-/// counts; a flush then reports [`SdkError::Dropped`].
+/// counts; a flush then reports them ([`SdkError::NotDelivered`]).
 ///
 /// Its `force_flush` and shutdown may be called from any thread, inside a
 /// tokio runtime or not: see [`OtlpExporter`](crate::OtlpExporter).
@@ -77,7 +78,7 @@ impl fmt::Debug for OtlpMetricReader {
 /// What a collection needs; shared with the interval task. It holds no
 /// `Arc<Shared>`: nothing running on the export runtime may hold the last
 /// handle on the exporter, whose drop waits on that runtime.
-struct Collector {
+pub(crate) struct Collector {
     manual: ManualReader,
     sink: BackgroundSink<EncodedMetricPoint>,
     /// The metrics pipe's count of items refused after shutdown.
@@ -165,6 +166,12 @@ impl OtlpMetricReader {
             refused: shared.metrics.refused_counter(),
             turn: Arc::new(tokio::sync::Mutex::new(ResourceMetrics::default())),
         });
+        // The exporter's own shutdown (its drop included) makes the final
+        // collection through this.
+        if let Ok(mut collectors) = shared.collectors.lock() {
+            collectors.retain(|weak| weak.strong_count() > 0);
+            collectors.push(Arc::downgrade(&collector));
+        }
         Self { shared, collector, interval: Mutex::new(None) }
     }
 
@@ -214,12 +221,15 @@ impl MetricReader for OtlpMetricReader {
     /// acknowledged them and everything queued before.
     fn force_flush(&self) -> OTelSdkResult {
         let timeout = self.shared.settings.flush_timeout;
-        let result = self
-            .shared
-            .runtime
-            .run(self.flush_future(), timeout)
-            .map_err(|e| SdkError::from_run(e, Signal::Metrics, false, timeout))
-            .and_then(|r| r);
+        let result = match self.shared.runtime.run(self.flush_future(), timeout) {
+            Ok(result) => result,
+            Err(RunError::TimedOut) => Err(SdkError::FlushTimedOut {
+                signal: Signal::Metrics,
+                timeout,
+                waiting: self.shared.metrics.waiting(),
+            }),
+            Err(other) => Err(SdkError::from_run(other, Signal::Metrics, timeout)),
+        };
         result.map_err(Into::into)
     }
 
@@ -230,29 +240,15 @@ impl MetricReader for OtlpMetricReader {
     /// hangs) is left behind and reported; its points are refused.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.stop_interval();
-        let Some(handle) = self.shared.metrics.take_handle() else {
+        let Some(job) = self.shared.metrics.take_shutdown_job() else {
             return Err(SdkError::AlreadyShutdown { signal: Signal::Metrics }.into());
         };
-        let collector = Arc::clone(&self.collector);
-        let budget = inner_deadline(timeout);
-        let shutdown = async move {
-            let started = Instant::now();
-            let collecting = Arc::clone(&collector).collect_and_push(started + budget / 2);
-            let collected = match tokio::time::timeout(budget / 2, collecting).await {
-                Ok(collected) => collected,
-                Err(_) => Err(SdkError::Collect(OTelSdkError::Timeout(budget / 2))),
-            };
-            // The SDK's reader takes a lock that a running collection holds:
-            // released on a blocking thread, never waited for here.
-            tokio::task::spawn_blocking(move || collector.manual.shutdown());
-            let closed = shutdown_sink(handle, Signal::Metrics, budget.saturating_sub(started.elapsed())).await;
-            collected.and(closed)
-        };
+        let shutdown = final_collection_then(vec![Arc::clone(&self.collector)], inner_deadline(timeout), job);
         let result = self
             .shared
             .runtime
             .run(shutdown, timeout)
-            .map_err(|e| SdkError::from_run(e, Signal::Metrics, true, timeout))
+            .map_err(|e| SdkError::from_run(e, Signal::Metrics, timeout))
             .and_then(|r| r);
         result.map_err(Into::into)
     }
@@ -260,6 +256,34 @@ impl MetricReader for OtlpMetricReader {
     fn temporality(&self, kind: InstrumentKind) -> Temporality {
         self.collector.manual.temporality(kind)
     }
+}
+
+/// The metrics pipe's shutdown within `budget`: a final collection by each
+/// of `collectors` (given half of it), then the sink's shutdown, delivering
+/// everything. A collection still running at its deadline (an observable
+/// callback that hangs) is left behind and reported; its points are refused.
+pub(crate) async fn final_collection_then(
+    collectors: Vec<Arc<Collector>>,
+    budget: Duration,
+    shutdown: ShutdownJob<EncodedMetricPoint>,
+) -> Result<(), SdkError> {
+    let started = Instant::now();
+    let mut collected = Ok(());
+    for collector in collectors {
+        let left = (budget / 2).saturating_sub(started.elapsed());
+        let collecting = Arc::clone(&collector).collect_and_push(Instant::now() + left);
+        let outcome = match tokio::time::timeout(left, collecting).await {
+            Ok(outcome) => outcome.map(drop),
+            Err(_) => Err(SdkError::Collect(OTelSdkError::Timeout(budget / 2))),
+        };
+        collected = collected.and(outcome);
+        // The SDK's reader takes a lock that a running collection holds:
+        // released on a blocking thread, never waited for here.
+        tokio::task::spawn_blocking(move || collector.manual.shutdown());
+    }
+    let closed = shutdown.run(budget.saturating_sub(started.elapsed())).await;
+    // What was lost matters more than a collection that failed.
+    closed.and(collected)
 }
 
 /// A [`PushMetricExporter`] for the SDK's own `PeriodicReader`.
@@ -305,7 +329,7 @@ impl OtlpMetricExporter {
         match (closed, dropped) {
             (true, _) => Err(SdkError::AlreadyShutdown { signal: Signal::Metrics }),
             (false, 0) => Ok(()),
-            (false, items) => Err(SdkError::Dropped { signal: Signal::Metrics, items }),
+            (false, items) => Err(SdkError::dropped_at_export(Signal::Metrics, items)),
         }
     }
 }

@@ -31,7 +31,7 @@ mod metrics;
 mod runtime;
 mod traces;
 
-pub use error::{BuildError, SdkError};
+pub use error::{BuildError, Operation, SdkError, Undelivered, Waiting};
 pub use exporter::{ExporterStats, OtlpExporter, OtlpExporterBuilder, SignalStats};
 pub use logs::{OtlpLogExporter, OtlpLogProcessor};
 pub use metrics::{OtlpMetricExporter, OtlpMetricReader};

@@ -15,13 +15,16 @@ use opentelemetry_sdk::Resource as SdkResource;
 use super::convert::{self, ScopeCache};
 use super::error::SdkError;
 use super::exporter::{ResourceSlot, Shared};
+use super::runtime::ExportRuntime;
 use crate::{DrainError, Signal, SinkDrain, TracesDrain};
 
 /// A [`SpanProcessor`] that queues each ended span straight into the traces
 /// sink: no second queue, no thread of its own.
 ///
 /// - `on_end` (on the thread that ends the span) drops unsampled spans, as
-///   the SDK's processors do, and `try_push`es the rest: it never waits and
+///   the SDK's processors do, and spans ended on the exporter's own threads
+///   (see [`OtlpExporter`](crate::OtlpExporter)'s *No feedback*), and
+///   `try_push`es the rest: it never waits and
 ///   takes no lock; a full queue is a counted drop. The span is converted to
 ///   OTLP later, on the export runtime, so the caller pays for a queue slot
 ///   and nothing else.
@@ -53,6 +56,13 @@ impl SpanProcessor for OtlpSpanProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
+        // A span that ends on the exporter's own threads is the transport's
+        // (h2's, made by tracing-opentelemetry): exporting it would make
+        // more of them, for as long as the process lives.
+        if ExportRuntime::on_current_thread() {
+            self.shared.traces.count_suppressed();
+            return;
+        }
         if span.span_context.is_sampled() {
             self.shared.traces.push(span);
         }
@@ -107,7 +117,7 @@ impl OtlpSpanExporter {
         match refused {
             0 => Ok(()),
             _ if pipe.sink.is_closed() => Err(SdkError::AlreadyShutdown { signal: Signal::Traces }),
-            items => Err(SdkError::Dropped { signal: Signal::Traces, items }),
+            items => Err(SdkError::dropped_at_export(Signal::Traces, items)),
         }
     }
 }
