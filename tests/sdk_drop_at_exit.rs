@@ -12,84 +12,45 @@
 
 #[path = "support/background_receiver.rs"]
 mod background_receiver;
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/sdk.rs"]
 mod sdk;
 
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
-use wait_timeout::ChildExt;
 
 use background_receiver::BackgroundReceiver;
 use otlp_sink::{AnyValue, KeyValue, Signal};
 
-/// Tells the child which runtime flavor to use and where to send.
-const CHILD: &str = "OTLP_SINK_DROP_AT_EXIT_CHILD";
+/// Where the child sends.
 const ENDPOINT: &str = "OTLP_SINK_DROP_AT_EXIT_ENDPOINT";
 
 /// The child must have exited by then: a hang at exit is a failure.
 const CHILD_BOUND: Duration = Duration::from_secs(20);
 
-const TESTS: [(&str, &str); 2] =
-    [("drop_at_end_of_main_current_thread", "current_thread"), ("drop_at_end_of_main_multi_thread", "multi_thread")];
-
 fn main() -> ExitCode {
-    if let Ok(flavor) = std::env::var(CHILD) {
-        child(&flavor);
-        return ExitCode::SUCCESS;
-    }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            for (name, _) in TESTS {
-                println!("{name}: test");
-            }
-        }
-        return ExitCode::SUCCESS;
-    }
-    let exact = args.iter().any(|a| a == "--exact");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let selected = TESTS.iter().filter(|(name, _)| {
-        filters.is_empty() || filters.iter().any(|f| if exact { name == f } else { name.contains(f.as_str()) })
-    });
-    let (mut passed, mut failed) = (0, 0);
-    for (name, flavor) in selected {
-        match std::panic::catch_unwind(|| parent(flavor)) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    let outcome = if failed == 0 { "ok" } else { "FAILED" };
-    println!("\ntest result: {outcome}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    child::main(
+        &[
+            ("drop_at_end_of_main_current_thread", || parent("current_thread")),
+            ("drop_at_end_of_main_multi_thread", || parent("multi_thread")),
+        ],
+        child,
+    )
 }
 
 /// Runs the child and checks what the receiver counted.
 fn parent(flavor: &str) {
     let receiver = BackgroundReceiver::start();
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .env(CHILD, flavor)
-        .env(ENDPOINT, receiver.endpoint())
-        .env("OTEL_SERVICE_NAME", "drop-at-exit")
-        .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,team=observability")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("child starts");
-    // Woken by the child's exit (SIGCHLD), bounded by CHILD_BOUND.
-    let Some(status) = child.wait_timeout(CHILD_BOUND).expect("child status") else {
-        let _ = child.kill();
-        panic!("the child did not exit within {CHILD_BOUND:?}: dropping the providers at the end of main hangs");
-    };
-    assert!(status.success(), "child exited with {status}");
+    let endpoint = receiver.endpoint();
+    let env = [
+        (ENDPOINT, endpoint.as_str()),
+        ("OTEL_SERVICE_NAME", "drop-at-exit"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,team=observability"),
+    ];
+    let output =
+        child::run(child::command(flavor, &env), CHILD_BOUND, "dropping the providers at the end of main hangs");
+    assert!(output.status.success(), "child exited with {}", output.status);
     // The child exited after its drops returned: nothing may still be in flight.
     let counts = receiver.counts();
     assert_eq!(

@@ -1,0 +1,176 @@
+//! Programs written the way users write them, each run as a child process
+//! against a real collector (rotel): the exporter configured from the
+//! `OTEL_EXPORTER_OTLP_*` environment, `tracing-opentelemetry` and the log
+//! appender installed as a global subscriber with `.init()` (or scoped),
+//! and `main` returning without a shutdown.
+//!
+//! - **No feedback.** With the layers installed globally at TRACE (no
+//!   filter), at DEBUG (`RUST_LOG=debug`), or scoped, the application records
+//!   10 spans and 10 events, flushes, and stays idle for 3 s. Before the
+//!   guard in the span and log processors, h2's own spans and events on the
+//!   exporter's threads were exported (thousands a second at TRACE), making
+//!   more of them. The collector must hold exactly the application's records,
+//!   and at TRACE the exporter must have seen, and suppressed, the
+//!   transport's own telemetry: proof that this setup is the one that leaked.
+//! - **Exit without shutdown.** With the layers installed by `.init()`, the
+//!   global dispatcher keeps the tracer and its provider alive after `main`
+//!   returns, so no provider is ever dropped. The exporter held in `main`
+//!   delivers everything when it drops: 500 of 500 spans, exit status 0.
+//!
+//! The 3 s idle period is the scenario itself (the feedback loop needs no
+//! activity to run), not a wait for something to happen.
+
+#![cfg(feature = "sdk")]
+
+#[path = "support/child.rs"]
+mod child;
+mod support;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use otlp_sink::OtlpExporter;
+use support::rotel::{Rotel, Signal};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::EnvFilter;
+
+/// Spans, and events (one inside each span), the application records.
+const RECORDS: u64 = 10;
+/// Spans the exit scenario records.
+const EXIT_SPANS: u64 = 500;
+/// How long the application stays idle after its first flush.
+const IDLE: Duration = Duration::from_secs(3);
+/// A child must exit by then.
+const CHILD_BOUND: Duration = Duration::from_secs(60);
+/// rotel prints its count line just after answering; give it time.
+const WAIT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    child::main(
+        &[
+            ("global_subscriber_at_trace_exports_only_the_application", || no_feedback("global-trace", &[])),
+            ("global_subscriber_at_debug_from_rust_log_exports_only_the_application", || {
+                no_feedback("global-env-filter", &[("RUST_LOG", "debug")])
+            }),
+            ("scoped_subscriber_at_trace_exports_only_the_application", || no_feedback("scoped-trace", &[])),
+            ("global_subscriber_and_main_returning_without_shutdown_delivers_every_span", exit_without_shutdown),
+        ],
+        app,
+    )
+}
+
+/// The environment a user's deployment sets for the official exporter.
+fn otel_env(rotel: &Rotel) -> Vec<(&'static str, String)> {
+    vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rotel.endpoint()),
+        ("OTEL_SERVICE_NAME", "user-setup".to_owned()),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000".to_owned()),
+    ]
+}
+
+fn spawn(scenario: &str, rotel: &Rotel, extra: &[(&str, &str)]) -> std::process::Output {
+    let env = otel_env(rotel);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend_from_slice(extra);
+    let mut command = child::command(scenario, &env);
+    // Whatever the test runner's environment says, the child decides its level.
+    if !extra.iter().any(|(k, _)| *k == "RUST_LOG") {
+        command.env_remove("RUST_LOG");
+    }
+    let output = child::run(command, CHILD_BOUND, scenario);
+    assert!(output.status.success(), "{scenario}: the child exited with {}", output.status);
+    output
+}
+
+/// The counters the child printed as its last line: `{"traces": {...}, "logs": {...}}`.
+fn child_stats(output: &std::process::Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("no stats line ({e}) in the child's output:\n{text}"))
+}
+
+fn no_feedback(scenario: &str, extra: &[(&str, &str)]) {
+    let rotel = Rotel::start();
+    let stats = child_stats(&spawn(scenario, &rotel, extra));
+    for signal in ["traces", "logs"] {
+        let s = &stats[signal];
+        assert_eq!(s["pushed"], RECORDS, "{scenario}: only the application's {signal} were queued: {stats}");
+        assert_eq!(s["acked"], RECORDS, "{scenario}: {stats}");
+    }
+    if scenario == "global-trace" {
+        // The transport's own spans and events were produced on the
+        // exporter's threads, reached the processors, and were dropped there.
+        for signal in ["traces", "logs"] {
+            assert!(stats[signal]["suppressed"].as_u64() > Some(0), "{scenario}: {signal} not exercised: {stats}");
+        }
+    }
+    let counts = rotel
+        .wait_until(WAIT, |c| c.items(Signal::Traces) >= RECORDS && c.items(Signal::Logs) >= RECORDS)
+        .expect("the application's records reach the collector");
+    assert_eq!(
+        (counts.items(Signal::Traces), counts.items(Signal::Logs)),
+        (RECORDS, RECORDS),
+        "{scenario}: the collector holds exactly the application's records"
+    );
+    assert_eq!(counts.malformed, 0);
+}
+
+fn exit_without_shutdown() {
+    let rotel = Rotel::start();
+    let output = spawn("exit-without-shutdown", &rotel, &[]);
+    assert!(output.stdout.is_empty(), "the child prints nothing");
+    let delivered = rotel.wait_for(Signal::Traces, EXIT_SPANS, WAIT).expect("spans reach the collector");
+    assert_eq!(delivered, EXIT_SPANS, "every span recorded before main returned");
+}
+
+/// The child: a user's `main`.
+fn app(scenario: &str) {
+    let exporter = OtlpExporter::builder().build().expect("the exporter builds from the environment");
+    let tracers = SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build();
+    let loggers = SdkLoggerProvider::builder().with_log_processor(exporter.log_processor()).build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracers.tracer("user-app")))
+        .with(OpenTelemetryTracingBridge::new(&loggers));
+    match scenario {
+        "global-trace" => subscriber.init(),
+        "global-env-filter" => subscriber.with(EnvFilter::from_default_env()).init(),
+        "scoped-trace" => {
+            let _scope = tracing::subscriber::set_default(subscriber);
+            return idle_application(&exporter, &tracers, &loggers);
+        }
+        "exit-without-shutdown" => {
+            subscriber.init();
+            for i in 0..EXIT_SPANS {
+                let _span = tracing::info_span!("request", i).entered();
+            }
+            // `main` returns: the global dispatcher keeps `tracers` alive;
+            // `exporter`, declared first, drops last and delivers.
+            return;
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+    idle_application(&exporter, &tracers, &loggers);
+}
+
+/// Records, flushes, stays idle, flushes again, shuts down, and prints the
+/// counters as one JSON line.
+fn idle_application(exporter: &OtlpExporter, tracers: &SdkTracerProvider, loggers: &SdkLoggerProvider) {
+    for i in 0..RECORDS {
+        let _span = tracing::info_span!("work", i).entered();
+        tracing::info!(i, "did some work");
+    }
+    tracers.force_flush().expect("spans flushed");
+    loggers.force_flush().expect("log records flushed");
+    std::thread::sleep(IDLE);
+    tracers.force_flush().expect("nothing new, or only the application's");
+    loggers.force_flush().expect("nothing new, or only the application's");
+    exporter.shutdown().expect("clean shutdown");
+    let stats = exporter.stats();
+    let json = |s: otlp_sink::SignalStats| serde_json::json!({ "pushed": s.sink.pushed, "acked": s.export.acked, "suppressed": s.suppressed });
+    println!("{}", serde_json::json!({ "traces": json(stats.traces), "logs": json(stats.logs) }));
+}
