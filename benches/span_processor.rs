@@ -15,7 +15,13 @@
 //! pays: moving each span into a slot of a preallocated, already touched
 //! array, with no synchronisation at all.
 //!
-//! Run: `cargo bench --bench span_processor`
+//! Two more: what the no-feedback guard costs (`is_export_thread()`, which
+//! both `on_end` and `emit` call first, measured alone), and this crate's
+//! `OtlpLogProcessor::emit` (the guard, a copy of the lent record, a
+//! `try_push`), so the guard's share of each is on one screen.
+//!
+//! Run: `cargo bench --bench span_processor` (or `-- no_feedback_guard`,
+//! `-- log_emit` for those alone).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -23,7 +29,10 @@ use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanExporter, SpanProcessor};
 use otlp_sink::receiver::Receiver;
 use otlp_sink::{ExporterConfig, OtlpExporter, Signal, SinkConfig};
@@ -114,5 +123,53 @@ fn on_end(c: &mut Criterion) {
     exporter.shutdown().expect("clean shutdown");
 }
 
-criterion_group!(benches, on_end);
+/// A log record as the appender makes it: severity, body, two attributes.
+fn log_record() -> SdkLogRecord {
+    // Records can only be made by a logger; this one is never emitted to.
+    let provider = SdkLoggerProvider::builder().build();
+    let mut record = provider.logger("bench").create_log_record();
+    record.set_severity_number(Severity::Info);
+    record.set_body(AnyValue::from("request handled"));
+    record.add_attribute("http.route", "/orders/{id}");
+    record.add_attribute("status", 200);
+    record
+}
+
+/// Emits `iters` copies of a record; only the `emit` calls are timed.
+fn timed_emit(processor: &impl LogProcessor, iters: u64) -> Duration {
+    let scope = InstrumentationScope::builder("bench").build();
+    let mut records: Vec<SdkLogRecord> = (0..iters).map(|_| log_record()).collect();
+    let started = Instant::now();
+    for record in &mut records {
+        processor.emit(record, &scope);
+    }
+    let took = started.elapsed();
+    processor.force_flush().expect("flushed between samples");
+    took
+}
+
+fn guard_and_emit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("no_feedback_guard");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("is_export_thread", |b| b.iter(|| black_box(otlp_sink::is_export_thread())));
+    group.finish();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = runtime.block_on(Receiver::start()).unwrap();
+    let exporter = OtlpExporter::builder()
+        .with_config(ExporterConfig::builder().with_endpoint(receiver.endpoint()).build().unwrap())
+        .with_signal_sink_config(Signal::Logs, SinkConfig::default().with_queue_capacity(1 << 21).with_batch_size(2048))
+        .build_with_lookup(|_| None)
+        .unwrap();
+    let ours = exporter.log_processor();
+    let mut group = c.benchmark_group("log_emit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("otlp_sink_log_processor", |b| b.iter_custom(|iters| timed_emit(&ours, iters)));
+    group.finish();
+    let dropped = exporter.stats().logs.sink.dropped;
+    assert_eq!(dropped, 0, "records were dropped: the measurement is void");
+    exporter.shutdown().expect("clean shutdown");
+}
+
+criterion_group!(benches, on_end, guard_and_emit);
 criterion_main!(benches);

@@ -90,9 +90,9 @@ pub use sink::{
 
 #[cfg(feature = "sdk")]
 pub use sdk::{
-    BuildError, ExporterStats, Operation, OtlpExporter, OtlpExporterBuilder, OtlpLogExporter, OtlpLogProcessor,
-    OtlpMetricExporter, OtlpMetricReader, OtlpSpanExporter, OtlpSpanProcessor, SdkError, SignalStats, Undelivered,
-    Waiting,
+    is_export_thread, BuildError, ExporterStats, Operation, OtlpExporter, OtlpExporterBuilder, OtlpLogExporter,
+    OtlpLogProcessor, OtlpMetricExporter, OtlpMetricReader, OtlpSpanExporter, OtlpSpanProcessor, SdkError, SignalStats,
+    Undelivered, Waiting,
 };
 
 pub use otlp::{

@@ -115,7 +115,9 @@ impl fmt::Display for ExportError {
 impl Error for ExportError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            Self::Refused { status, .. } | Self::RetriesExhausted { status, .. } => Some(status),
+            // The status's code and message are already in this error's
+            // text: its cause is what the transport reported under it.
+            Self::Refused { status, .. } | Self::RetriesExhausted { status, .. } => status.source(),
             Self::Encode(e) => Some(e),
             Self::PartialSuccess { .. } => None,
         }

@@ -36,3 +36,19 @@ pub use exporter::{ExporterStats, OtlpExporter, OtlpExporterBuilder, SignalStats
 pub use logs::{OtlpLogExporter, OtlpLogProcessor};
 pub use metrics::{OtlpMetricExporter, OtlpMetricReader};
 pub use traces::{OtlpSpanExporter, OtlpSpanProcessor};
+
+/// Whether the calling thread is one of an exporter's own: a thread of an
+/// [`OtlpExporter`]'s export runtime, where its gRPC stack runs.
+///
+/// [`OtlpSpanProcessor`] and [`OtlpLogProcessor`] drop every span and log
+/// record made on such a thread (the transport's own `tracing` spans and
+/// events, seen by `tracing-opentelemetry` and the log appender), so that the
+/// exporter never exports itself. The SDK's own `BatchSpanProcessor` and
+/// `BatchLogProcessor` cannot tell: with [`OtlpExporter::span_exporter`] or
+/// [`OtlpExporter::log_exporter`] under them, filter the `tracing` layers
+/// that feed them with this, e.g.
+/// `tracing_subscriber::filter::dynamic_filter_fn(|_, _| !otlp_sink::is_export_thread())`.
+#[inline]
+pub fn is_export_thread() -> bool {
+    runtime::ExportRuntime::on_current_thread()
+}

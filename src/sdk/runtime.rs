@@ -104,6 +104,7 @@ impl ExportRuntime {
     }
 
     /// Whether the calling thread belongs to an export runtime.
+    #[inline]
     pub(crate) fn on_current_thread() -> bool {
         ON_EXPORT_RUNTIME.get()
     }
