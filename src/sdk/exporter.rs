@@ -91,7 +91,7 @@ fn index(signal: Signal) -> usize {
 /// # let receiver = rt.block_on(Receiver::start())?;
 /// # let endpoint = receiver.endpoint();
 /// let exporter = OtlpExporter::builder()
-///     .with_config(ExporterConfig::builder().with_endpoint(endpoint).build()?)
+///     .with_config(ExporterConfig::builder().with_endpoint(endpoint).build_without_env()?)
 ///     .build()?;
 ///
 /// let meters = SdkMeterProvider::builder().with_reader(exporter.metric_reader()).build();
@@ -275,7 +275,7 @@ impl OtlpExporterBuilder {
             let config = match &self.configs[index(signal)] {
                 Some(config) => config.clone(),
                 None => {
-                    self.settings.clone().build_with(env).map_err(|source| BuildError::Config { signal, source })?
+                    self.settings.clone().build_with_env(env).map_err(|source| BuildError::Config { signal, source })?
                 }
             };
             config.validate().map_err(|source| BuildError::Config { signal, source })?;
