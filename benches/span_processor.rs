@@ -82,7 +82,7 @@ fn on_end(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let receiver = runtime.block_on(Receiver::start()).unwrap();
     let exporter = OtlpExporter::builder()
-        .with_config(ExporterConfig::builder().with_endpoint(receiver.endpoint()).build().unwrap())
+        .with_config(ExporterConfig::builder().with_endpoint(receiver.endpoint()).build_without_env().unwrap())
         .with_signal_sink_config(
             Signal::Traces,
             SinkConfig::default().with_queue_capacity(1 << 22).with_batch_size(2048),

@@ -212,7 +212,7 @@ fn our_provider(exporter: &OtlpExporter) -> SdkMeterProvider {
 }
 
 fn config(endpoint: &str) -> ExporterConfig {
-    ExporterConfig::builder().with_endpoint(endpoint).build().expect("config")
+    ExporterConfig::builder().with_endpoint(endpoint).build_without_env().expect("config")
 }
 
 /// CPU time (user + system) of this whole process so far.
@@ -494,7 +494,7 @@ fn workload4(args: &Args, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) 
                 .with_endpoint(&endpoint)
                 .with_max_in_flight(n)
                 .with_max_request_bytes(64 << 10)
-                .build()
+                .build_without_env()
                 .expect("config");
             let e = our_exporter(cfg, None);
             let p = our_provider(&e);

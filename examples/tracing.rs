@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let runtime = tokio::runtime::Runtime::new()?;
             let receiver = runtime.block_on(Receiver::start())?;
             println!("sending to the in-process receiver at {}", receiver.endpoint());
-            let config = ExporterConfig::builder().with_endpoint(receiver.endpoint()).build()?;
+            let config = ExporterConfig::builder().with_endpoint(receiver.endpoint()).build_without_env()?;
             local = Some((runtime, receiver));
             OtlpExporter::builder().with_config(config).build()?
         }

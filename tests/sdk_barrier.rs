@@ -75,7 +75,8 @@ fn spans_dropped_for_a_full_queue_fail_the_next_flush_once() {
     const SPANS: u64 = 40;
     let receiver = BackgroundReceiver::start();
     receiver.set_default(Signal::Traces, Reply::delayed(DELAY, Reply::Ok));
-    let config = ExporterConfig::builder().with_endpoint(receiver.endpoint()).with_max_in_flight(1).build().unwrap();
+    let config =
+        ExporterConfig::builder().with_endpoint(receiver.endpoint()).with_max_in_flight(1).build_without_env().unwrap();
     let exporter = sdk::build(
         sdk::builder(&receiver.endpoint())
             .with_config(config)

@@ -49,7 +49,7 @@ fn shutdown_returns_by_its_timeout_when_the_collector_never_answers() {
     let config = ExporterConfig::builder()
         .with_endpoint(receiver.endpoint())
         .with_timeout(Duration::from_secs(60))
-        .build()
+        .build_without_env()
         .unwrap();
     let exporter = sdk::build(sdk::builder(&receiver.endpoint()).with_config(config));
     let p = sdk::providers(&exporter);

@@ -35,7 +35,7 @@ pub fn builder(endpoint: &str) -> OtlpExporterBuilder {
                 .with_max_delay(Duration::from_millis(200))
                 .with_max_elapsed(Duration::from_secs(3)),
         )
-        .build()
+        .build_without_env()
         .expect("valid config");
     OtlpExporter::builder().with_config(config).with_export_interval(Duration::from_secs(3600))
 }
