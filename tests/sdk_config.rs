@@ -17,7 +17,7 @@ use background_receiver::BackgroundReceiver;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use opentelemetry_sdk::metrics::{InstrumentKind, Temporality};
-use otlp_sink::{BuildError, ExporterConfig, OtlpExporter, Signal, TemporalityPreference};
+use otlp_sink::{BuildError, OtlpExporter, Signal, TemporalityPreference};
 
 fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
     let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
@@ -62,15 +62,18 @@ fn a_bad_variable_is_a_build_error_naming_the_signal_and_the_variable() {
     let BuildError::Config { signal, source } = &err else { panic!("{err:?}") };
     assert_eq!(
         (*signal, source.variable(), source.value()),
-        (Signal::Metrics, Some("OTEL_METRIC_EXPORT_INTERVAL"), Some("soon"))
+        (Some(Signal::Metrics), Some("OTEL_METRIC_EXPORT_INTERVAL"), Some("soon"))
     );
 
     let err = OtlpExporter::builder()
         .build_with_lookup(env(&[("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "-1".into())]))
         .expect_err("not milliseconds");
     let BuildError::Config { signal, source } = &err else { panic!("{err:?}") };
-    assert_eq!((*signal, source.variable()), (Signal::Logs, Some("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT")));
-    assert_eq!(err.to_string(), "invalid logs exporter settings");
+    assert_eq!((*signal, source.variable()), (Some(Signal::Logs), Some("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT")));
+    assert_eq!(
+        err.to_string(),
+        r#"invalid OTEL_EXPORTER_OTLP_LOGS_TIMEOUT = "-1": not a non-negative whole number of milliseconds"#
+    );
 }
 
 #[test]
@@ -83,7 +86,7 @@ fn per_signal_endpoints_and_code_settings_over_the_environment() {
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=from-env".into()),
     ]);
     let exporter = OtlpExporter::builder()
-        .with_settings(ExporterConfig::builder().with_header("x-tenant", "from-code"))
+        .with_header("x-tenant", "from-code")
         .with_export_interval(Duration::from_secs(3600))
         .build_with_lookup(lookup)
         .expect("builds");
