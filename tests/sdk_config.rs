@@ -24,8 +24,8 @@ use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use opentelemetry_sdk::metrics::{InstrumentKind, Temporality};
 use otlp_sink::receiver::{Receiver, ReceiverTls};
 use otlp_sink::{
-    BuildError, Compression, ExporterConfigErrorKind, OtlpExporter, Protocol, RetryPolicy, Signal,
-    TemporalityPreference, TlsConfig, ValueOrigin,
+    BuildError, Compression, ExporterConfig, ExporterConfigErrorKind, OtlpExporter, OtlpExporterBuilder, Protocol,
+    RetryPolicy, Signal, SinkConfig, TemporalityPreference, TlsConfig, ValueOrigin,
 };
 
 fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
@@ -447,4 +447,67 @@ fn mutual_tls_from_pem_given_to_with_tls_config() {
     assert_eq!(receiver.counts().traces.acked, sdk::SPANS);
     sdk::shutdown(&p).unwrap();
     runtime.block_on(receiver.shutdown());
+}
+/// The README's table of defaults, checked against the code: each row that
+/// names a constant or a default shows the value the code has.
+#[test]
+fn the_readme_defaults_table_matches_the_code() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("<!-- defaults-table -->").expect("the README marks its defaults table");
+    let table = &readme[start..];
+    let table = &table[..table.find("\n\n").unwrap_or(table.len())];
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|line| line.contains(name))
+            .unwrap_or_else(|| panic!("no row names {name} in the README's defaults table"))
+    };
+    let sink = SinkConfig::default();
+    let retry = RetryPolicy::default();
+    let checks: Vec<(&str, String)> = vec![
+        ("DEFAULT_METRICS_QUEUE_CAPACITY", OtlpExporterBuilder::DEFAULT_METRICS_QUEUE_CAPACITY.to_string()),
+        ("DEFAULT_METRICS_BATCH_SIZE", OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE.to_string()),
+        ("spans, log records: queue", sink.queue_capacity().to_string()),
+        ("spans, log records: batch", sink.batch_size().to_string()),
+        ("flush_interval", format!("{:?}", sink.flush_interval())),
+        ("DEFAULT_FLUSH_TIMEOUT", format!("{:?}", OtlpExporter::DEFAULT_FLUSH_TIMEOUT)),
+        ("DEFAULT_SHUTDOWN_TIMEOUT", format!("{:?}", OtlpExporter::DEFAULT_SHUTDOWN_TIMEOUT)),
+        ("DEFAULT_TIMEOUT", format!("{:?}", ExporterConfig::DEFAULT_TIMEOUT)),
+        ("max_elapsed", format!("{:?}", retry.max_elapsed())),
+        ("DEFAULT_MAX_IN_FLIGHT", ExporterConfig::DEFAULT_MAX_IN_FLIGHT.to_string()),
+        ("DEFAULT_MAX_REQUEST_BYTES", ExporterConfig::DEFAULT_MAX_REQUEST_BYTES.to_string()),
+        ("DEFAULT_ENDPOINT", ExporterConfig::DEFAULT_ENDPOINT.to_string()),
+        ("DEFAULT_METRIC_EXPORT_INTERVAL", format!("{:?}", otlp_sink::EnvSettings::DEFAULT_METRIC_EXPORT_INTERVAL)),
+        ("DEFAULT_EXPORT_THREADS", OtlpExporterBuilder::DEFAULT_EXPORT_THREADS.to_string()),
+    ];
+    for (name, value) in checks {
+        let line = row(name);
+        assert!(line.contains(&format!("`{value}`")), "the README's row for {name} should show `{value}`: {line}");
+    }
+}
+
+/// The README's bounded shutdown path: against a collector that never
+/// answers, the exporter's shutdown returns by its timeout, and the meter
+/// provider's shutdown afterwards at once.
+#[test]
+fn the_readme_shutdown_path_is_bounded_by_the_exporters_timeout() {
+    use otlp_sink::receiver::Reply;
+    let receiver = BackgroundReceiver::start();
+    for signal in [Signal::Metrics, Signal::Traces, Signal::Logs] {
+        receiver.set_default(signal, Reply::Hang);
+    }
+    let exporter = sdk::build(
+        sdk::builder(&receiver.endpoint())
+            .with_timeout(Duration::from_secs(60))
+            .with_shutdown_timeout(Duration::from_millis(400)),
+    );
+    let p = sdk::providers(&exporter);
+    sdk::record(&p);
+    let started = std::time::Instant::now();
+    assert!(exporter.shutdown().is_err(), "nothing was acknowledged");
+    let _ = p.meters.shutdown();
+    let _ = p.tracers.shutdown();
+    let _ = p.loggers.shutdown();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}, not about 0.4 s");
 }
