@@ -35,7 +35,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanExporter, SpanProcessor};
 use otlp_sink::receiver::Receiver;
-use otlp_sink::{ExporterConfig, OtlpExporter, Signal, SinkConfig};
+use otlp_sink::{OtlpExporter, Signal, SinkConfig};
 
 #[path = "support/spans.rs"]
 mod spans;
@@ -91,12 +91,12 @@ fn on_end(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let receiver = runtime.block_on(Receiver::start()).unwrap();
     let exporter = OtlpExporter::builder()
-        .with_config(ExporterConfig::builder().with_endpoint(receiver.endpoint()).build().unwrap())
+        .with_endpoint(receiver.endpoint())
         .with_signal_sink_config(
             Signal::Traces,
             SinkConfig::default().with_queue_capacity(1 << 22).with_batch_size(2048),
         )
-        .build_with_lookup(|_| None)
+        .build_without_env()
         .unwrap();
     let ours = exporter.span_processor();
     let batch = BatchSpanProcessor::builder(Discard)
@@ -157,9 +157,9 @@ fn guard_and_emit(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let receiver = runtime.block_on(Receiver::start()).unwrap();
     let exporter = OtlpExporter::builder()
-        .with_config(ExporterConfig::builder().with_endpoint(receiver.endpoint()).build().unwrap())
+        .with_endpoint(receiver.endpoint())
         .with_signal_sink_config(Signal::Logs, SinkConfig::default().with_queue_capacity(1 << 21).with_batch_size(2048))
-        .build_with_lookup(|_| None)
+        .build_without_env()
         .unwrap();
     let ours = exporter.log_processor();
     let mut group = c.benchmark_group("log_emit");

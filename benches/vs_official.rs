@@ -40,7 +40,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanProcessor};
 use otlp_sink::receiver::{Receiver, Reply};
-use otlp_sink::{ExporterConfig, OtlpExporter, Signal, SinkConfig};
+use otlp_sink::{OtlpExporter, OtlpExporterBuilder, Signal, SinkConfig};
 use plotters::prelude::*;
 use serde_json::json;
 
@@ -199,20 +199,20 @@ fn noop_provider() -> SdkMeterProvider {
     SdkMeterProvider::builder().with_reader(PeriodicReader::builder(Noop).with_interval(NEVER).build()).build()
 }
 
-fn our_exporter(config: ExporterConfig, sink: Option<(Signal, SinkConfig)>) -> OtlpExporter {
-    let mut b = OtlpExporter::builder().with_config(config).with_export_interval(NEVER);
+fn our_exporter(config: OtlpExporterBuilder, sink: Option<(Signal, SinkConfig)>) -> OtlpExporter {
+    let mut b = config.with_export_interval(NEVER);
     if let Some((signal, sink)) = sink {
         b = b.with_signal_sink_config(signal, sink);
     }
-    b.build_with_lookup(|_| None).expect("our exporter")
+    b.build_without_env().expect("our exporter")
 }
 
 fn our_provider(exporter: &OtlpExporter) -> SdkMeterProvider {
     SdkMeterProvider::builder().with_reader(exporter.metric_reader()).build()
 }
 
-fn config(endpoint: &str) -> ExporterConfig {
-    ExporterConfig::builder().with_endpoint(endpoint).build().expect("config")
+fn config(endpoint: &str) -> OtlpExporterBuilder {
+    OtlpExporter::builder().with_endpoint(endpoint)
 }
 
 /// CPU time (user + system) of this whole process so far.
@@ -490,12 +490,8 @@ fn workload4(args: &Args, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) 
     let ours: Vec<(OtlpExporter, SdkMeterProvider, Recorder)> = windows
         .iter()
         .map(|&n| {
-            let cfg = ExporterConfig::builder()
-                .with_endpoint(&endpoint)
-                .with_max_in_flight(n)
-                .with_max_request_bytes(64 << 10)
-                .build()
-                .expect("config");
+            let cfg =
+                OtlpExporter::builder().with_endpoint(&endpoint).with_max_in_flight(n).with_max_request_bytes(64 << 10);
             let e = our_exporter(cfg, None);
             let p = our_provider(&e);
             let r = Recorder::new(&p, counters, attrs.clone());

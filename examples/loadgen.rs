@@ -166,7 +166,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageEr
         match flag {
             "--endpoint" => {
                 // Checked here, so that a bad URL is a usage error naming the flag.
-                if let Err(e) = ExporterConfig::builder().with_endpoint(&value).build() {
+                if let Err(e) = ExporterConfig::builder().with_endpoint(&value).build_without_env() {
                     return Err(bad(&format!("an http:// or https:// URL ({})", error_chain(&e))));
                 }
                 options.endpoint = Some(value.clone());

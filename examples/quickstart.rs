@@ -27,7 +27,7 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use otlp_sink::receiver::Receiver;
-use otlp_sink::{ExporterConfig, OtlpExporter, Signal};
+use otlp_sink::{OtlpExporter, Signal};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Where to send: your collector, or a receiver in this process.
@@ -44,9 +44,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let runtime = tokio::runtime::Runtime::new()?;
             let receiver = runtime.block_on(Receiver::start())?;
             println!("no OTEL_EXPORTER_OTLP_ENDPOINT: sending to the in-process receiver at {}", receiver.endpoint());
-            let config = ExporterConfig::builder().with_endpoint(receiver.endpoint()).build()?;
+            let endpoint = receiver.endpoint();
             local = Some((runtime, receiver));
-            OtlpExporter::builder().with_config(config).build()?
+            // Code sets the endpoint; every other OTEL_EXPORTER_OTLP_* variable still applies.
+            OtlpExporter::builder().with_endpoint(endpoint).build()?
         }
     };
 

@@ -77,7 +77,7 @@ mod sink;
 
 pub use config::{
     Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, ExporterConfigError, ExporterConfigErrorKind,
-    Headers, Signal, TemporalityPreference, ValueOrigin,
+    Headers, Protocol, Signal, TemporalityPreference, TlsConfig, ValueOrigin,
 };
 pub use grpc::{
     ConnectError, ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, Outage, RetryPolicy,

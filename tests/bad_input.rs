@@ -434,7 +434,7 @@ async fn invalid_environment_values_are_reported_with_the_variable_and_the_value
         _ => None,
     })
     .expect("a path is not checked when parsed");
-    let config = ExporterConfig::builder().build_with(env).expect("nor when built");
+    let config = ExporterConfig::builder().build_with_env(env).expect("nor when built");
     let err = config.validate().expect_err("validate reads it");
     assert_eq!(
         (err.variable(), err.value(), err.kind()),

@@ -42,7 +42,7 @@ struct Pipeline {
 }
 
 async fn metrics_pipeline(config: ExporterConfigBuilder, sink_config: SinkConfig) -> Pipeline {
-    let config = config.build().expect("valid exporter config");
+    let config = config.build_without_env().expect("valid exporter config");
     let drain = MetricsDrain::connect(&config).await.expect("drain");
     let stats = drain.stats();
     let (sink, handle) = BackgroundSink::spawn(drain, sink_config, CancellationToken::new()).expect("sink");
@@ -240,7 +240,7 @@ async fn flush_waits_for_slow_answers_and_requests_are_pipelined() {
 async fn write_batch_does_not_wait_for_its_own_ack_while_a_slot_is_free() {
     let receiver = Receiver::start().await.unwrap();
     receiver.set_default(Signal::Metrics, Reply::delayed(Duration::from_secs(2), Reply::Ok));
-    let config = config(&receiver).with_max_in_flight(4).build().unwrap();
+    let config = config(&receiver).with_max_in_flight(4).build_without_env().unwrap();
     let mut drain = MetricsDrain::connect(&config).await.unwrap();
     let points = Shared::new().counters(1, 10);
     let started = Instant::now();
@@ -300,7 +300,7 @@ async fn headers_travel_as_metadata_and_gzip_and_zstd_are_accepted() {
 #[tokio::test]
 async fn spans_and_log_records_go_to_their_own_services() {
     let receiver = Receiver::start().await.unwrap();
-    let config = config(&receiver).build().unwrap();
+    let config = config(&receiver).build_without_env().unwrap();
     let shared = Shared::new();
 
     let traces = TracesDrain::connect(&config).await.unwrap();

@@ -90,7 +90,7 @@ fn assert_all_arrived(rotel: &Rotel, signal: Signal, sent: u64, delivered: &Deli
 #[tokio::test]
 async fn thirty_thousand_metric_points_in_many_small_requests_all_arrive() {
     let rotel = Rotel::start();
-    let config = config(&rotel).with_max_request_bytes(SMALL_REQUESTS).build().unwrap();
+    let config = config(&rotel).with_max_request_bytes(SMALL_REQUESTS).build_without_env().unwrap();
     let drain = MetricsDrain::connect(&config).await.unwrap();
     let stats = drain.stats();
 
@@ -104,7 +104,7 @@ async fn thirty_thousand_metric_points_in_many_small_requests_all_arrive() {
 #[tokio::test]
 async fn twenty_thousand_spans_all_arrive() {
     let rotel = Rotel::start();
-    let config = config(&rotel).with_max_request_bytes(SMALL_REQUESTS).build().unwrap();
+    let config = config(&rotel).with_max_request_bytes(SMALL_REQUESTS).build_without_env().unwrap();
     let drain = TracesDrain::connect(&config).await.unwrap();
     let stats = drain.stats();
 
@@ -117,7 +117,7 @@ async fn twenty_thousand_spans_all_arrive() {
 #[tokio::test]
 async fn twenty_thousand_log_records_all_arrive() {
     let rotel = Rotel::start();
-    let config = config(&rotel).with_max_request_bytes(SMALL_REQUESTS).build().unwrap();
+    let config = config(&rotel).with_max_request_bytes(SMALL_REQUESTS).build_without_env().unwrap();
     let drain = LogsDrain::connect(&config).await.unwrap();
     let stats = drain.stats();
 
@@ -131,7 +131,7 @@ async fn twenty_thousand_log_records_all_arrive() {
 async fn gzip_compressed_requests_all_arrive() {
     let rotel = Rotel::start();
     let config = config(&rotel).with_compression(Compression::Gzip).with_max_request_bytes(SMALL_REQUESTS);
-    let drain = MetricsDrain::connect(&config.build().unwrap()).await.unwrap();
+    let drain = MetricsDrain::connect(&config.build_without_env().unwrap()).await.unwrap();
     let stats = drain.stats();
 
     let delivered = deliver(drain, stats, Shared::new().counters(10, 1_000), 4_096).await;
@@ -147,7 +147,7 @@ async fn gzip_compressed_requests_all_arrive() {
 async fn zstd_is_refused_by_rotel_and_the_flush_reports_it_as_permanent() {
     let rotel = Rotel::start();
     let zstd = config(&rotel).with_compression(Compression::Zstd);
-    let drain = MetricsDrain::connect(&zstd.build().unwrap()).await.unwrap();
+    let drain = MetricsDrain::connect(&zstd.build_without_env().unwrap()).await.unwrap();
     let stats = drain.stats();
 
     let delivered = deliver(drain, stats, Shared::new().counters(2, 500), 4_096).await;
@@ -168,7 +168,7 @@ async fn zstd_is_refused_by_rotel_and_the_flush_reports_it_as_permanent() {
     // rotel prints nothing for a refused request. To know it counted nothing
     // (and not merely that its line is late), send a marker after it: once
     // the marker's line is in, the zstd request's would be too.
-    let plain = config(&rotel).build().unwrap();
+    let plain = config(&rotel).build_without_env().unwrap();
     let marker = MetricsDrain::connect(&plain).await.unwrap();
     let marker_stats = marker.stats();
     let delivered = deliver(marker, marker_stats, Shared::new().counters(1, 7), 4_096).await;
@@ -185,7 +185,7 @@ async fn zstd_is_refused_by_rotel_and_the_flush_reports_it_as_permanent() {
 async fn a_ten_megabyte_collection_arrives_whole_under_the_default_4_mib_limit() {
     const POINTS: u64 = 140_000;
     let rotel = Rotel::start();
-    let config = config(&rotel).build().unwrap();
+    let config = config(&rotel).build_without_env().unwrap();
     assert_eq!(config.max_request_bytes(), 4 * 1024 * 1024, "the default limit");
     let drain = MetricsDrain::connect(&config).await.unwrap();
     let stats = drain.stats();

@@ -126,7 +126,7 @@ struct Sent {
 /// Pushes [`POINTS`] metric points through a sink and a drain for `config`,
 /// flushes, and shuts the sink down.
 async fn send(config: ExporterConfigBuilder) -> Sent {
-    let config = config.with_retry_policy(slow_retries()).build().expect("valid exporter config");
+    let config = config.with_retry_policy(slow_retries()).build_without_env().expect("valid exporter config");
     let drain = MetricsDrain::connect(&config).await.expect("the TLS files are readable");
     let stats = drain.stats();
     // One batch, one request: a failure covers every point.
@@ -267,7 +267,7 @@ async fn a_tls_file_that_does_not_exist_is_a_read_file_error_naming_the_path() {
             "client_key",
         ),
     ] {
-        let err = MetricsDrain::connect(&config.build().unwrap()).await.expect_err("a missing file");
+        let err = MetricsDrain::connect(&config.build_without_env().unwrap()).await.expect_err("a missing file");
         let message = err.to_string();
         match err {
             ConnectError::ReadFile { what, path, origin, source, .. } => {

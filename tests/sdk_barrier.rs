@@ -19,7 +19,7 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkError;
 use otlp_sink::receiver::Reply;
-use otlp_sink::{ExporterConfig, Signal, SinkConfig};
+use otlp_sink::{ExporterConfig, RetryPolicy, Signal, SinkConfig};
 use tonic::Code;
 
 const DELAY: Duration = Duration::from_millis(300);
@@ -76,10 +76,11 @@ fn spans_dropped_for_a_full_queue_fail_the_next_flush_once() {
     const SPANS: u64 = 40;
     let receiver = BackgroundReceiver::start();
     receiver.set_default(Signal::Traces, Reply::delayed(DELAY, Reply::Ok));
-    let config = ExporterConfig::builder().with_endpoint(receiver.endpoint()).with_max_in_flight(1).build().unwrap();
     let exporter = sdk::build(
         sdk::builder(&receiver.endpoint())
-            .with_config(config)
+            .with_max_in_flight(1)
+            .with_timeout(ExporterConfig::DEFAULT_TIMEOUT)
+            .with_retry_policy(RetryPolicy::default())
             .with_signal_sink_config(Signal::Traces, SinkConfig::default().with_queue_capacity(2).with_batch_size(1)),
     );
     let p = sdk::providers(&exporter);

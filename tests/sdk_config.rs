@@ -1,7 +1,11 @@
-//! Configuration of an [`OtlpExporter`]: the OTLP environment (read through a
-//! lookup function, never the process environment) per signal, code over
-//! environment, the temporality preference end to end, and the resource and
-//! scopes the collector receives.
+//! Configuration of an [`OtlpExporter`] as a user meets it, through
+//! `OtlpExporter::builder()`: the OTLP environment (read through a lookup
+//! function; the process environment only in a child process) per signal,
+//! the builder's settings layered over it setting by setting, the path that
+//! ignores it, the variables refused by name (`OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`),
+//! the text of a `BuildError`, TLS from PEM given in code, the temporality
+//! preference end to end, the resource and scopes the collector receives,
+//! and the README's table of defaults.
 
 #![cfg(all(feature = "sdk", feature = "receiver"))]
 
@@ -11,13 +15,18 @@ mod background_receiver;
 mod sdk;
 
 use std::collections::HashMap;
+use std::error::Error as _;
 use std::time::Duration;
 
 use background_receiver::BackgroundReceiver;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use opentelemetry_sdk::metrics::{InstrumentKind, Temporality};
-use otlp_sink::{BuildError, ExporterConfig, OtlpExporter, Signal, TemporalityPreference};
+use otlp_sink::receiver::{Receiver, ReceiverTls};
+use otlp_sink::{
+    BuildError, Compression, ExporterConfig, ExporterConfigErrorKind, OtlpExporter, OtlpExporterBuilder, Protocol,
+    RetryPolicy, Signal, SinkConfig, TemporalityPreference, TlsConfig, ValueOrigin,
+};
 
 fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
     let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
@@ -62,15 +71,18 @@ fn a_bad_variable_is_a_build_error_naming_the_signal_and_the_variable() {
     let BuildError::Config { signal, source } = &err else { panic!("{err:?}") };
     assert_eq!(
         (*signal, source.variable(), source.value()),
-        (Signal::Metrics, Some("OTEL_METRIC_EXPORT_INTERVAL"), Some("soon"))
+        (Some(Signal::Metrics), Some("OTEL_METRIC_EXPORT_INTERVAL"), Some("soon"))
     );
 
     let err = OtlpExporter::builder()
         .build_with_lookup(env(&[("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "-1".into())]))
         .expect_err("not milliseconds");
     let BuildError::Config { signal, source } = &err else { panic!("{err:?}") };
-    assert_eq!((*signal, source.variable()), (Signal::Logs, Some("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT")));
-    assert_eq!(err.to_string(), "invalid logs exporter settings");
+    assert_eq!((*signal, source.variable()), (Some(Signal::Logs), Some("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT")));
+    assert_eq!(
+        err.to_string(),
+        r#"invalid OTEL_EXPORTER_OTLP_LOGS_TIMEOUT = "-1": not a non-negative whole number of milliseconds"#
+    );
 }
 
 #[test]
@@ -83,7 +95,7 @@ fn per_signal_endpoints_and_code_settings_over_the_environment() {
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=from-env".into()),
     ]);
     let exporter = OtlpExporter::builder()
-        .with_settings(ExporterConfig::builder().with_header("x-tenant", "from-code"))
+        .with_header("x-tenant", "from-code")
         .with_export_interval(Duration::from_secs(3600))
         .build_with_lookup(lookup)
         .expect("builds");
@@ -146,4 +158,356 @@ fn resource_scopes_and_log_targets_reach_the_collector() {
     log_scopes.sort();
     assert_eq!(log_scopes, ["my_app::db", "otlp-sink/tests"], "a record's target names its scope");
     sdk::shutdown(&p).unwrap();
+}
+
+/// The environment of a deployment: a collector that is not this test's
+/// receiver, credentials in headers, a timeout and compression.
+fn deployment_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1".into()),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=from-env,authorization=Bearer%20env-token".into()),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "4000".into()),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()),
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none".into()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+    ]
+}
+
+/// Quick retries, so that a test whose endpoint is wrong fails fast.
+fn quick() -> RetryPolicy {
+    RetryPolicy::new().with_initial_delay(Duration::from_millis(20)).with_max_elapsed(Duration::from_secs(2))
+}
+
+#[test]
+fn builder_settings_layer_over_the_environment_setting_by_setting() {
+    let receiver = BackgroundReceiver::start();
+    let lookup = env(&deployment_env());
+
+    // Code sets only the endpoint: every other setting is the environment's.
+    let builder = OtlpExporter::builder().with_endpoint(receiver.endpoint()).with_retry_policy(quick());
+    let metrics = builder.resolve_config(Signal::Metrics, &lookup).expect("resolves");
+    assert_eq!(metrics.endpoint().to_string(), format!("{}/", receiver.endpoint()), "code wins");
+    assert_eq!(metrics.timeout(), Duration::from_secs(4), "from OTEL_EXPORTER_OTLP_TIMEOUT");
+    assert_eq!(metrics.compression(), Compression::Gzip, "from OTEL_EXPORTER_OTLP_COMPRESSION");
+    assert_eq!(metrics.protocol(), Protocol::Grpc);
+    let traces = builder.resolve_config(Signal::Traces, &lookup).expect("resolves");
+    assert_eq!(traces.compression(), Compression::None, "the per-signal variable wins over the generic one");
+
+    // And a real flush: the data reaches the code's endpoint, with the environment's headers.
+    let exporter = builder.clone().build_with_lookup(&lookup).expect("builds");
+    let p = sdk::providers(&exporter);
+    sdk::record(&p);
+    sdk::flush(&p).expect("the receiver acknowledges everything");
+    let counts = receiver.counts();
+    assert_eq!(
+        (counts.metrics.acked, counts.traces.acked, counts.logs.acked),
+        (sdk::METRIC_POINTS, sdk::SPANS, sdk::LOG_RECORDS)
+    );
+    assert_eq!(receiver.last_header("x-tenant").as_deref(), Some("from-env"));
+    assert_eq!(receiver.last_header("authorization").as_deref(), Some("Bearer env-token"), "percent-decoded");
+    sdk::shutdown(&p).unwrap();
+
+    // Code sets more: each setting it sets wins, the others stay the environment's.
+    let receiver = BackgroundReceiver::start();
+    let builder = OtlpExporter::builder()
+        .with_endpoint(receiver.endpoint())
+        .with_header("X-Tenant", "from-code")
+        .with_timeout(Duration::from_millis(2500))
+        .with_compression(Compression::Zstd)
+        .with_retry_policy(quick());
+    let metrics = builder.resolve_config(Signal::Metrics, &lookup).expect("resolves");
+    assert_eq!((metrics.timeout(), metrics.compression()), (Duration::from_millis(2500), Compression::Zstd));
+    assert_eq!(metrics.headers().names().collect::<Vec<_>>(), ["x-tenant", "authorization"]);
+    let exporter = builder.build_with_lookup(&lookup).expect("builds");
+    let p = sdk::providers(&exporter);
+    sdk::record(&p);
+    sdk::flush(&p).expect("acknowledged");
+    assert_eq!(receiver.last_header("x-tenant").as_deref(), Some("from-code"), "code wins for its header");
+    assert_eq!(receiver.last_header("authorization").as_deref(), Some("Bearer env-token"), "the rest stay");
+    sdk::shutdown(&p).unwrap();
+}
+
+#[test]
+fn build_without_env_reads_no_variable() {
+    let receiver = BackgroundReceiver::start();
+    let mut vars = deployment_env();
+    // Each of these would fail a build that reads the environment.
+    vars.push(("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf".into()));
+    vars.push(("OTEL_METRIC_EXPORT_INTERVAL", "soon".into()));
+    let lookup = env(&vars);
+    let builder = OtlpExporter::builder().with_endpoint(receiver.endpoint()).with_header("x-code", "1");
+    assert!(builder.clone().build_with_lookup(&lookup).is_err(), "this environment is refused when read");
+    assert!(matches!(builder.resolve_config(Signal::Traces, |_| None), Ok(c) if c.headers().len() == 1));
+
+    let exporter = builder.build_without_env().expect("nothing read, nothing refused");
+    assert_eq!(exporter.export_interval(), Duration::from_secs(60), "the default, not the environment's");
+    let p = sdk::providers(&exporter);
+    sdk::record(&p);
+    sdk::flush(&p).expect("acknowledged");
+    assert_eq!(receiver.counts().traces.acked, sdk::SPANS);
+    assert_eq!(receiver.last_header("x-code").as_deref(), Some("1"));
+    sdk::shutdown(&p).unwrap();
+}
+
+/// The child half of [`build_reads_the_process_environment_and_build_without_env_does_not`],
+/// run in a process of its own whose environment the parent sets.
+#[test]
+#[ignore = "run by build_reads_the_process_environment_and_build_without_env_does_not, in a child process"]
+fn child_with_a_process_environment() {
+    let endpoint = std::env::var("OTLP_SINK_TEST_RECEIVER").expect("run by the parent test");
+    let err = OtlpExporter::builder().with_endpoint(&endpoint).build().expect_err("build() reads the process env");
+    assert!(err.to_string().starts_with(r#"invalid OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf": "#), "{err}");
+
+    let exporter = OtlpExporter::builder()
+        .with_endpoint(&endpoint)
+        .with_header("x-code", "child")
+        .build_without_env()
+        .expect("build_without_env() reads none of it");
+    let p = sdk::providers(&exporter);
+    sdk::record(&p);
+    sdk::flush(&p).expect("acknowledged");
+    sdk::shutdown(&p).unwrap();
+}
+
+#[test]
+fn build_reads_the_process_environment_and_build_without_env_does_not() {
+    let receiver = BackgroundReceiver::start();
+    // The test's own process environment is never changed: the child gets one of its own.
+    let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--ignored", "--exact", "child_with_a_process_environment", "--test-threads", "1"])
+        .env_clear()
+        .env("OTLP_SINK_TEST_RECEIVER", receiver.endpoint())
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-env=from-env")
+        .status()
+        .expect("the child runs");
+    assert!(status.success(), "the child test failed: {status}");
+    assert_eq!(receiver.counts().traces.acked, sdk::SPANS, "the child's build_without_env exporter delivered");
+    assert_eq!(receiver.last_header("x-code").as_deref(), Some("child"));
+    assert_eq!(receiver.last_header("x-env"), None, "no header from the environment");
+}
+
+#[test]
+fn http_protocols_are_refused_at_build_naming_the_variable_and_grpc() {
+    let receiver = BackgroundReceiver::start();
+    for (variable, value, signal) in [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", None),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", None),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", Some(Signal::Traces)),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json", Some(Signal::Logs)),
+    ] {
+        let err = OtlpExporter::builder()
+            .with_endpoint(receiver.endpoint())
+            .build_with_lookup(env(&[(variable, value.into())]))
+            .expect_err("OTLP/HTTP is not spoken here");
+        let BuildError::Config { signal: got, source } = &err else { panic!("{err:?}") };
+        assert_eq!(*got, signal, "{variable}");
+        assert_eq!(source.kind(), ExporterConfigErrorKind::UnsupportedProtocol);
+        let text = err.to_string();
+        assert!(text.starts_with(&format!("invalid {variable} = \"{value}\": ")), "{text}");
+        assert!(text.contains("supports only grpc"), "{text}");
+    }
+    let err = OtlpExporter::builder()
+        .build_with_lookup(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into())]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid OTEL_EXPORTER_OTLP_PROTOCOL = \"http/protobuf\": this exporter supports only grpc: OTLP/HTTP \
+         (http/protobuf, http/json) is not implemented yet; set it to grpc or unset it, and send to the \
+         collector's OTLP/gRPC port (4317 by default)"
+    );
+
+    // An unknown protocol is refused too, even when code sets one.
+    let err = OtlpExporter::builder()
+        .with_protocol(Protocol::Grpc)
+        .build_with_lookup(env(&[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http".into())]))
+        .unwrap_err();
+    assert!(matches!(&err, BuildError::Config { signal: Some(Signal::Metrics), source }
+        if source.kind() == ExporterConfigErrorKind::UnknownProtocol && source.value() == Some("http")));
+
+    // Code's protocol wins over the environment's http/protobuf, and the data gets through.
+    let exporter = OtlpExporter::builder()
+        .with_endpoint(receiver.endpoint())
+        .with_protocol(Protocol::Grpc)
+        .build_with_lookup(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into())]))
+        .expect("code wins");
+    let p = sdk::providers(&exporter);
+    sdk::record(&p);
+    sdk::flush(&p).expect("acknowledged");
+    assert_eq!(receiver.counts().metrics.acked, sdk::METRIC_POINTS);
+    sdk::shutdown(&p).unwrap();
+}
+
+#[test]
+fn a_build_error_names_the_variable_and_value_and_a_signal_only_for_a_per_signal_variable() {
+    let build = |vars: &[(&str, &str)]| {
+        let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        OtlpExporter::builder().build_with_lookup(env(&vars)).expect_err("a bad variable")
+    };
+
+    // A generic variable: reported once, under no signal, and the text says no "metrics".
+    let err = build(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "soon")]);
+    assert!(matches!(err, BuildError::Config { signal: None, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        r#"invalid OTEL_EXPORTER_OTLP_TIMEOUT = "soon": not a non-negative whole number of milliseconds"#
+    );
+    assert!(err.source().unwrap().is::<std::num::ParseIntError>(), "the cause, not the same text again");
+
+    // A per-signal variable: its signal, which its name says.
+    let err = build(&[("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "brotli")]);
+    assert!(matches!(err, BuildError::Config { signal: Some(Signal::Traces), .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        r#"invalid OTEL_EXPORTER_OTLP_TRACES_COMPRESSION = "brotli": the compression must be none, gzip or zstd"#
+    );
+
+    // A header value is never shown, even in the chain.
+    let err = build(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization Bearer s3cr3t")]);
+    assert_eq!(
+        err.to_string(),
+        "invalid OTEL_EXPORTER_OTLP_HEADERS (entry 1, value hidden): a header must be written name=value, \
+         with a non-empty name"
+    );
+    assert!(!format!("{err} {err:?}").contains("s3cr3t"));
+
+    // A certificate file that does not exist, named by a generic variable.
+    let err = build(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/definitely/not/here/ca.pem")]);
+    assert!(matches!(err, BuildError::Config { signal: None, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        r#"invalid OTEL_EXPORTER_OTLP_CERTIFICATE = "/definitely/not/here/ca.pem": the file cannot be read"#
+    );
+    assert_eq!(err.source().unwrap().downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::NotFound);
+
+    // A setting made in code: named as a setting.
+    let err = OtlpExporter::builder().with_timeout(Duration::ZERO).build_without_env().unwrap_err();
+    assert!(
+        matches!(&err, BuildError::Config { signal: None, source } if source.origin() == ValueOrigin::Code("timeout"))
+    );
+    assert_eq!(err.to_string(), r#"invalid setting `timeout` = "0ns": must be greater than zero"#);
+}
+
+/// A receiver with TLS on a runtime of its own, demanding a client
+/// certificate from `client_ca`: (runtime, receiver, server CA PEM).
+fn tls_receiver(
+    client_ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+) -> (tokio::runtime::Runtime, Receiver, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "server CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = server.signed_by(&key, &ca).unwrap();
+    let tls = ReceiverTls::new(cert.pem(), key.serialize_pem()).with_client_ca(client_ca.pem());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let receiver = runtime.block_on(Receiver::builder().with_tls(tls).start()).expect("TLS receiver starts");
+    (runtime, receiver, ca.pem())
+}
+
+fn client_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "client CA");
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+#[test]
+fn mutual_tls_from_pem_given_to_with_tls_config() {
+    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
+    let clients = client_ca();
+    let (runtime, receiver, server_ca) = tls_receiver(&clients);
+    let mut params = CertificateParams::new(vec!["client".to_owned()]).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &clients).unwrap();
+
+    let tls =
+        TlsConfig::new().with_ca_certificate_pem(server_ca).with_client_identity_pem(cert.pem(), key.serialize_pem());
+    let exporter = OtlpExporter::builder()
+        .with_endpoint(receiver.endpoint())
+        .with_tls_config(tls)
+        .with_timeout(Duration::from_secs(5))
+        .with_retry_policy(RetryPolicy::disabled())
+        .with_export_interval(Duration::from_secs(3600))
+        // The environment names files that do not exist: the code's PEM wins.
+        .build_with_lookup(env(&[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/not/here/ca.pem".into()),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/not/here/c.pem".into()),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/not/here/c.key".into()),
+        ]))
+        .expect("builds");
+    let p = sdk::providers(&exporter);
+    sdk::record(&p);
+    sdk::flush(&p).expect("acknowledged over mutual TLS");
+    assert_eq!(receiver.counts().traces.acked, sdk::SPANS);
+    sdk::shutdown(&p).unwrap();
+    runtime.block_on(receiver.shutdown());
+}
+/// The README's table of defaults, checked against the code: each row that
+/// names a constant or a default shows the value the code has.
+#[test]
+fn the_readme_defaults_table_matches_the_code() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("<!-- defaults-table -->").expect("the README marks its defaults table");
+    let table = &readme[start..];
+    let table = &table[..table.find("\n\n").unwrap_or(table.len())];
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|line| line.contains(name))
+            .unwrap_or_else(|| panic!("no row names {name} in the README's defaults table"))
+    };
+    let sink = SinkConfig::default();
+    let retry = RetryPolicy::default();
+    let checks: Vec<(&str, String)> = vec![
+        ("DEFAULT_METRICS_QUEUE_CAPACITY", OtlpExporterBuilder::DEFAULT_METRICS_QUEUE_CAPACITY.to_string()),
+        ("DEFAULT_METRICS_BATCH_SIZE", OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE.to_string()),
+        ("spans, log records: queue", sink.queue_capacity().to_string()),
+        ("spans, log records: batch", sink.batch_size().to_string()),
+        ("flush_interval", format!("{:?}", sink.flush_interval())),
+        ("DEFAULT_FLUSH_TIMEOUT", format!("{:?}", OtlpExporter::DEFAULT_FLUSH_TIMEOUT)),
+        ("DEFAULT_SHUTDOWN_TIMEOUT", format!("{:?}", OtlpExporter::DEFAULT_SHUTDOWN_TIMEOUT)),
+        ("DEFAULT_TIMEOUT", format!("{:?}", ExporterConfig::DEFAULT_TIMEOUT)),
+        ("max_elapsed", format!("{:?}", retry.max_elapsed())),
+        ("DEFAULT_MAX_IN_FLIGHT", ExporterConfig::DEFAULT_MAX_IN_FLIGHT.to_string()),
+        ("DEFAULT_MAX_REQUEST_BYTES", ExporterConfig::DEFAULT_MAX_REQUEST_BYTES.to_string()),
+        ("DEFAULT_ENDPOINT", ExporterConfig::DEFAULT_ENDPOINT.to_string()),
+        ("DEFAULT_METRIC_EXPORT_INTERVAL", format!("{:?}", otlp_sink::EnvSettings::DEFAULT_METRIC_EXPORT_INTERVAL)),
+        ("DEFAULT_EXPORT_THREADS", OtlpExporterBuilder::DEFAULT_EXPORT_THREADS.to_string()),
+    ];
+    for (name, value) in checks {
+        let line = row(name);
+        assert!(line.contains(&format!("`{value}`")), "the README's row for {name} should show `{value}`: {line}");
+    }
+}
+
+/// The README's bounded shutdown path: against a collector that never
+/// answers, the exporter's shutdown returns by its timeout, and the meter
+/// provider's shutdown afterwards at once.
+#[test]
+fn the_readme_shutdown_path_is_bounded_by_the_exporters_timeout() {
+    use otlp_sink::receiver::Reply;
+    let receiver = BackgroundReceiver::start();
+    for signal in [Signal::Metrics, Signal::Traces, Signal::Logs] {
+        receiver.set_default(signal, Reply::Hang);
+    }
+    let exporter = sdk::build(
+        sdk::builder(&receiver.endpoint())
+            .with_timeout(Duration::from_secs(60))
+            .with_shutdown_timeout(Duration::from_millis(400)),
+    );
+    let p = sdk::providers(&exporter);
+    sdk::record(&p);
+    let started = std::time::Instant::now();
+    assert!(exporter.shutdown().is_err(), "nothing was acknowledged");
+    let _ = p.meters.shutdown();
+    let _ = p.tracers.shutdown();
+    let _ = p.loggers.shutdown();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}, not about 0.4 s");
 }

@@ -21,7 +21,7 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks, SpanProcessor};
 use otlp_sink::receiver::Reply;
-use otlp_sink::{ExporterConfig, SdkError, Signal};
+use otlp_sink::{RetryPolicy, SdkError, Signal};
 
 #[test]
 fn the_reader_collects_every_interval_without_a_flush() {
@@ -46,12 +46,11 @@ fn the_reader_collects_every_interval_without_a_flush() {
 fn shutdown_returns_by_its_timeout_when_the_collector_never_answers() {
     let receiver = BackgroundReceiver::start();
     receiver.set_default(Signal::Traces, Reply::Hang);
-    let config = ExporterConfig::builder()
-        .with_endpoint(receiver.endpoint())
-        .with_timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let exporter = sdk::build(sdk::builder(&receiver.endpoint()).with_config(config));
+    let exporter = sdk::build(
+        sdk::builder(&receiver.endpoint())
+            .with_timeout(Duration::from_secs(60))
+            .with_retry_policy(RetryPolicy::default()),
+    );
     let p = sdk::providers(&exporter);
     sdk::record(&p);
     let timeout = Duration::from_millis(500);

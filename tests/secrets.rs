@@ -107,7 +107,7 @@ fn tokens_never_show_in_debug_errors_or_the_logs_of_failing_exports() {
                     .with_max_elapsed(Duration::from_millis(700)),
             );
         shown.push(format!("{builder:?}"));
-        let config = builder.build_with(env).expect("valid config");
+        let config = builder.build_with_env(env).expect("valid config");
         shown.extend([format!("{config:?}"), format!("{config:#?}"), format!("{:?}", config.headers())]);
         let drain = MetricsDrain::connect(&config).await.expect("drain");
         shown.push(format!("{drain:?}"));

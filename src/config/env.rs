@@ -9,7 +9,7 @@ use http::Uri;
 
 use super::endpoint::parse_endpoint;
 use super::headers::parse_env_headers;
-use super::{Compression, ConfigPath, ExporterConfigError, ExporterConfigErrorKind, Headers, ValueOrigin};
+use super::{Compression, ConfigPath, ExporterConfigError, ExporterConfigErrorKind, Headers, Protocol, ValueOrigin};
 
 /// The telemetry signal an exporter sends, which picks its per-signal
 /// environment variables (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, ...).
@@ -50,6 +50,7 @@ struct Names {
     certificate: &'static str,
     client_key: &'static str,
     client_certificate: &'static str,
+    protocol: &'static str,
 }
 
 macro_rules! names {
@@ -63,6 +64,7 @@ macro_rules! names {
             certificate: concat!($prefix, "CERTIFICATE"),
             client_key: concat!($prefix, "CLIENT_KEY"),
             client_certificate: concat!($prefix, "CLIENT_CERTIFICATE"),
+            protocol: concat!($prefix, "PROTOCOL"),
         }
     };
 }
@@ -74,6 +76,7 @@ const LOGS: Names = names!("OTEL_EXPORTER_OTLP_LOGS_");
 
 const TEMPORALITY_PREFERENCE: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
 const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+const DEFAULT_HISTOGRAM_AGGREGATION: &str = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION";
 
 impl Signal {
     fn names(self) -> &'static Names {
@@ -83,6 +86,31 @@ impl Signal {
             Self::Logs => &LOGS,
         }
     }
+
+    /// The signal a variable is read for alone, `None` for a generic
+    /// `OTEL_EXPORTER_OTLP_*` variable (read for every signal) and for any
+    /// other name.
+    pub(crate) fn of_variable(variable: &str) -> Option<Self> {
+        if variable == METRIC_EXPORT_INTERVAL {
+            return Some(Self::Metrics);
+        }
+        let rest = variable.strip_prefix("OTEL_EXPORTER_OTLP_")?;
+        [("TRACES_", Self::Traces), ("METRICS_", Self::Metrics), ("LOGS_", Self::Logs)]
+            .into_iter()
+            .find_map(|(prefix, signal)| rest.starts_with(prefix).then_some(signal))
+    }
+}
+
+/// The protocol variable's value, kept until the build: a protocol this
+/// version does not implement is refused only if code does not set one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EnvProtocol {
+    Supported(Protocol),
+    /// `http/protobuf` or `http/json`: valid, but not implemented here.
+    NotImplemented {
+        variable: &'static str,
+        value: String,
+    },
 }
 
 /// The exporter settings found in the environment: each is `None` when its
@@ -91,13 +119,14 @@ impl Signal {
 ///
 /// Build one with [`from_lookup`](Self::from_lookup) (pure, for tests and
 /// for configuration read from elsewhere) or [`from_env`](Self::from_env),
-/// then hand it to [`ExporterConfigBuilder::build_with`](crate::ExporterConfigBuilder::build_with),
+/// then hand it to [`ExporterConfigBuilder::build_with_env`](crate::ExporterConfigBuilder::build_with_env),
 /// where settings made in code win over it. `Default` is an empty
 /// environment.
 ///
 /// Header values are not shown by `Debug`.
 #[derive(Debug, Clone, Default)]
 pub struct EnvSettings {
+    pub(crate) protocol: Option<EnvProtocol>,
     pub(crate) endpoint: Option<Uri>,
     pub(crate) headers: Option<Headers>,
     pub(crate) timeout: Option<Duration>,
@@ -124,6 +153,11 @@ impl EnvSettings {
     /// (`OTEL_EXPORTER_OTLP_TIMEOUT`), as a whole: per-signal headers replace
     /// the generic headers, they are not merged with them. Values:
     ///
+    /// - `PROTOCOL`: `grpc`, `http/protobuf` or `http/json`. This version
+    ///   speaks only `grpc`: the other two are kept here and refused when
+    ///   building (unless code sets the protocol, which wins), by
+    ///   [`ExporterConfigErrorKind::UnsupportedProtocol`]. Any other value is
+    ///   an error here.
     /// - `ENDPOINT`: an `http://` or `https://` URL with a host, used as
     ///   given (no `/v1/metrics` is appended for gRPC).
     /// - `HEADERS`: `name=value,name2=value2`; names and values trimmed,
@@ -137,10 +171,14 @@ impl EnvSettings {
     ///   unchecked; [`ExporterConfig::validate`](crate::ExporterConfig::validate)
     ///   checks them.
     ///
-    /// For [`Signal::Metrics`] only, two more:
+    /// For [`Signal::Metrics`] only, three more:
     /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (`cumulative`,
-    /// `delta` or `lowmemory`) and `OTEL_METRIC_EXPORT_INTERVAL` (whole
-    /// milliseconds, greater than zero).
+    /// `delta` or `lowmemory`), `OTEL_METRIC_EXPORT_INTERVAL` (whole
+    /// milliseconds, greater than zero), and
+    /// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`, where only
+    /// `explicit_bucket_histogram` (what the SDK does anyway) is accepted:
+    /// `base2_exponential_bucket_histogram` is refused, the SDK's readers
+    /// having no way to choose it.
     ///
     /// Words (compression, booleans, temporality) are case-insensitive, and
     /// every value is trimmed of surrounding whitespace.
@@ -176,6 +214,9 @@ impl EnvSettings {
         };
 
         let mut settings = Self::default();
+        if let Some((variable, value)) = read(|n| n.protocol) {
+            settings.protocol = Some(parse_protocol(variable, &value)?);
+        }
         if let Some((variable, value)) = read(|n| n.endpoint) {
             settings.endpoint = Some(parse_endpoint(ValueOrigin::Env(variable), &value)?);
         }
@@ -203,6 +244,9 @@ impl EnvSettings {
             if let Some((variable, value)) = read_var(&lookup, METRIC_EXPORT_INTERVAL) {
                 settings.metric_export_interval = Some(parse_millis(variable, &value)?);
             }
+            if let Some((variable, value)) = read_var(&lookup, DEFAULT_HISTOGRAM_AGGREGATION) {
+                check_histogram_aggregation(variable, &value)?;
+            }
         }
         Ok(settings)
     }
@@ -216,6 +260,16 @@ impl EnvSettings {
     /// As [`from_lookup`](Self::from_lookup).
     pub fn from_env(signal: Signal) -> Result<Self, ExporterConfigError> {
         Self::from_lookup(signal, |name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned()))
+    }
+
+    /// The transport (`PROTOCOL`). `None` when unset, and also when it
+    /// names `http/protobuf` or `http/json`, which this version does not
+    /// speak and a build refuses unless code sets the protocol.
+    pub fn protocol(&self) -> Option<Protocol> {
+        match self.protocol {
+            Some(EnvProtocol::Supported(protocol)) => Some(protocol),
+            _ => None,
+        }
     }
 
     /// The collector's URL.
@@ -289,6 +343,24 @@ fn parse_millis(variable: &'static str, value: &str) -> Result<Duration, Exporte
         return Err(ExporterConfigError::new(origin, value, ExporterConfigErrorKind::Zero));
     }
     Ok(Duration::from_millis(millis))
+}
+
+fn parse_protocol(variable: &'static str, value: &str) -> Result<EnvProtocol, ExporterConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "grpc" => Ok(EnvProtocol::Supported(Protocol::Grpc)),
+        "http/protobuf" | "http/json" => Ok(EnvProtocol::NotImplemented { variable, value: value.to_owned() }),
+        _ => Err(ExporterConfigError::new(ValueOrigin::Env(variable), value, ExporterConfigErrorKind::UnknownProtocol)),
+    }
+}
+
+/// Only the SDK's own default, explicit buckets, can be honoured.
+fn check_histogram_aggregation(variable: &'static str, value: &str) -> Result<(), ExporterConfigError> {
+    let kind = match value.to_ascii_lowercase().as_str() {
+        "explicit_bucket_histogram" => return Ok(()),
+        "base2_exponential_bucket_histogram" => ExporterConfigErrorKind::UnsupportedHistogramAggregation,
+        _ => ExporterConfigErrorKind::UnknownHistogramAggregation,
+    };
+    Err(ExporterConfigError::new(ValueOrigin::Env(variable), value, kind))
 }
 
 fn parse_compression(variable: &'static str, value: &str) -> Result<Compression, ExporterConfigError> {
@@ -560,10 +632,124 @@ mod tests {
                 names.certificate,
                 names.client_key,
                 names.client_certificate,
+                names.protocol,
             ]);
         }
-        all.extend([TEMPORALITY_PREFERENCE, METRIC_EXPORT_INTERVAL]);
+        all.extend([TEMPORALITY_PREFERENCE, METRIC_EXPORT_INTERVAL, DEFAULT_HISTOGRAM_AGGREGATION]);
         all
+    }
+
+    /// How many variables `from_lookup` reads for one signal.
+    const VARIABLES: usize = 21;
+
+    #[test]
+    fn every_variable_of_the_specification_is_known() {
+        // The exporter variables of the OTLP exporter specification, for
+        // metrics: each generic and per signal, plus the three metrics-only ones.
+        let mut expected: Vec<String> = Vec::new();
+        for prefix in ["OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_METRICS_"] {
+            for name in [
+                "ENDPOINT",
+                "HEADERS",
+                "TIMEOUT",
+                "COMPRESSION",
+                "INSECURE",
+                "CERTIFICATE",
+                "CLIENT_KEY",
+                "CLIENT_CERTIFICATE",
+                "PROTOCOL",
+            ] {
+                expected.push(format!("{prefix}{name}"));
+            }
+        }
+        expected.extend([
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE".into(),
+            "OTEL_METRIC_EXPORT_INTERVAL".into(),
+            "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION".into(),
+        ]);
+        let mut known: Vec<String> = all_variables().into_iter().map(str::to_owned).collect();
+        known.sort();
+        expected.sort();
+        assert_eq!(known, expected);
+        assert_eq!(known.len(), VARIABLES);
+        for (names, signal) in [(&TRACES, Signal::Traces), (&LOGS, Signal::Logs)] {
+            assert_eq!(names.protocol, format!("OTEL_EXPORTER_OTLP_{signal:?}_PROTOCOL").to_uppercase());
+        }
+    }
+
+    #[test]
+    fn the_protocol_is_read_per_signal_then_generic() {
+        let s = metrics(&[("OTEL_EXPORTER_OTLP_PROTOCOL", " GRPC ")]);
+        assert_eq!(s.protocol(), Some(Protocol::Grpc));
+        assert_eq!(s.protocol, Some(EnvProtocol::Supported(Protocol::Grpc)));
+        assert_eq!(metrics(&[]).protocol(), None);
+
+        // http/protobuf and http/json are kept, with the variable that named
+        // them, for the build to refuse (unless code sets a protocol).
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json"),
+        ];
+        assert_eq!(parse(Signal::Metrics, &vars).unwrap().protocol(), Some(Protocol::Grpc));
+        let traces = parse(Signal::Traces, &vars).unwrap();
+        assert_eq!(traces.protocol(), None, "not a protocol this version speaks");
+        assert_eq!(
+            traces.protocol,
+            Some(EnvProtocol::NotImplemented {
+                variable: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                value: "http/protobuf".into()
+            })
+        );
+        let logs = parse(Signal::Logs, &vars).unwrap();
+        assert!(matches!(
+            logs.protocol,
+            Some(EnvProtocol::NotImplemented { variable: "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", .. })
+        ));
+    }
+
+    #[test]
+    fn only_the_explicit_bucket_histogram_aggregation_is_accepted() {
+        let var = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION";
+        assert!(parse(Signal::Metrics, &[(var, "Explicit_Bucket_Histogram")]).is_ok());
+        let err = metrics_err(&[(var, "base2_exponential_bucket_histogram")]);
+        assert_eq!(err.kind(), ExporterConfigErrorKind::UnsupportedHistogramAggregation);
+        assert_eq!((err.variable(), err.value()), (Some(var), Some("base2_exponential_bucket_histogram")));
+        assert_eq!(
+            err.to_string(),
+            "invalid OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION = \"base2_exponential_bucket_histogram\": \
+             only explicit_bucket_histogram (the SDK's default) is supported here"
+        );
+        let err = metrics_err(&[(var, "exponential")]);
+        assert_eq!(err.kind(), ExporterConfigErrorKind::UnknownHistogramAggregation);
+        assert!(parse(Signal::Traces, &[(var, "exponential")]).is_ok(), "a metrics-only variable");
+    }
+
+    #[test]
+    fn unknown_protocols_name_the_variable_and_value() {
+        let err = parse(Signal::Traces, &[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/xml")]).unwrap_err();
+        assert_eq!(err.kind(), ExporterConfigErrorKind::UnknownProtocol);
+        assert_eq!((err.variable(), err.value()), (Some("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), Some("http/xml")));
+        assert_eq!(err.signal(), Some(Signal::Traces));
+        assert!(err.to_string().contains("supports grpc only"), "{err}");
+    }
+
+    #[test]
+    fn variables_map_to_their_signal() {
+        assert_eq!(Signal::of_variable("OTEL_EXPORTER_OTLP_ENDPOINT"), None);
+        assert_eq!(Signal::of_variable("OTEL_EXPORTER_OTLP_PROTOCOL"), None);
+        assert_eq!(Signal::of_variable("OTEL_EXPORTER_OTLP_TRACES_HEADERS"), Some(Signal::Traces));
+        assert_eq!(Signal::of_variable("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY"), Some(Signal::Metrics));
+        assert_eq!(Signal::of_variable("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"), Some(Signal::Logs));
+        assert_eq!(Signal::of_variable(TEMPORALITY_PREFERENCE), Some(Signal::Metrics));
+        assert_eq!(Signal::of_variable(METRIC_EXPORT_INTERVAL), Some(Signal::Metrics));
+        assert_eq!(Signal::of_variable("OTEL_SERVICE_NAME"), None);
+        for names in [&GENERIC, &TRACES, &METRICS, &LOGS] {
+            let signal = Signal::of_variable(names.timeout);
+            assert!([names.endpoint, names.headers, names.protocol, names.client_key]
+                .iter()
+                .all(|v| Signal::of_variable(v) == signal));
+        }
     }
 
     #[test]
@@ -583,7 +769,7 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_values_give_ok_or_a_named_error(
-            values in proptest::collection::vec(proptest::option::of(any::<String>()), 18),
+            values in proptest::collection::vec(proptest::option::of(any::<String>()), VARIABLES),
         ) {
             let names = all_variables();
             let vars: HashMap<&str, String> =
@@ -597,7 +783,7 @@ mod tests {
 
         #[test]
         fn plausible_values_for_one_variable_never_panic(
-            index in 0usize..18,
+            index in 0usize..VARIABLES,
             value in "[ -~\t\n\u{e9}]{0,30}",
         ) {
             let variable = all_variables()[index];

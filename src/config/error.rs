@@ -60,6 +60,17 @@ pub enum ExporterConfigErrorKind {
     IncompleteClientIdentity,
     /// A file named by the configuration cannot be read.
     UnreadableFile,
+    /// A protocol other than `grpc`, `http/protobuf` and `http/json`.
+    UnknownProtocol,
+    /// `http/protobuf` or `http/json`: OTLP/HTTP, which this version does
+    /// not implement (it speaks `grpc` only).
+    UnsupportedProtocol,
+    /// A default histogram aggregation other than `explicit_bucket_histogram`
+    /// and `base2_exponential_bucket_histogram`.
+    UnknownHistogramAggregation,
+    /// `base2_exponential_bucket_histogram`, which the SDK's readers cannot
+    /// be asked for.
+    UnsupportedHistogramAggregation,
 }
 
 impl fmt::Display for ExporterConfigErrorKind {
@@ -80,6 +91,20 @@ impl fmt::Display for ExporterConfigErrorKind {
             Self::UnknownTemporality => "the temporality preference must be cumulative, delta or lowmemory",
             Self::IncompleteClientIdentity => "a client certificate and a client key must be given together",
             Self::UnreadableFile => "the file cannot be read",
+            Self::UnknownProtocol => {
+                "the protocol must be grpc, http/protobuf or http/json, and this exporter supports grpc only"
+            }
+            Self::UnsupportedProtocol => {
+                "this exporter supports only grpc: OTLP/HTTP (http/protobuf, http/json) is not implemented yet; \
+                 set it to grpc or unset it, and send to the collector's OTLP/gRPC port (4317 by default)"
+            }
+            Self::UnknownHistogramAggregation => {
+                "the default histogram aggregation must be explicit_bucket_histogram or \
+                 base2_exponential_bucket_histogram"
+            }
+            Self::UnsupportedHistogramAggregation => {
+                "only explicit_bucket_histogram (the SDK's default) is supported here"
+            }
         })
     }
 }
@@ -184,6 +209,15 @@ impl ExporterConfigError {
     /// What is wrong with the value.
     pub fn kind(&self) -> ExporterConfigErrorKind {
         self.kind
+    }
+
+    /// The signal whose own variable holds the bad value
+    /// (`OTEL_EXPORTER_OTLP_LOGS_TIMEOUT`: [`Signal::Logs`](crate::Signal::Logs);
+    /// `OTEL_METRIC_EXPORT_INTERVAL`: metrics). `None` for a generic
+    /// `OTEL_EXPORTER_OTLP_*` variable and for a setting made in code, which
+    /// apply to every signal.
+    pub fn signal(&self) -> Option<crate::Signal> {
+        self.variable().and_then(crate::Signal::of_variable)
     }
 }
 

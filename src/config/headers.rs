@@ -45,7 +45,7 @@ impl<T> fmt::Display for Redacted<T> {
 /// ```
 /// use otlp_sink::ExporterConfig;
 ///
-/// let config = ExporterConfig::builder().with_header("Authorization", "Bearer s3cr3t").build()?;
+/// let config = ExporterConfig::builder().with_header("Authorization", "Bearer s3cr3t").build_without_env()?;
 /// assert!(config.headers().contains("authorization"));
 /// assert_eq!(format!("{:?}", config.headers()), r#"{"authorization": <redacted>}"#);
 /// # Ok::<(), otlp_sink::ExporterConfigError>(())

@@ -11,8 +11,8 @@ mod endpoint;
 mod env;
 mod error;
 mod headers;
+mod tls;
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,11 +21,38 @@ use http::Uri;
 
 use crate::grpc::RetryPolicy;
 use endpoint::parse_endpoint;
+use env::EnvProtocol;
 use headers::{parse_code_headers, Redacted};
 
 pub use env::{EnvSettings, Signal, TemporalityPreference};
 pub use error::{ExporterConfigError, ExporterConfigErrorKind, ValueOrigin};
 pub use headers::Headers;
+pub use tls::TlsConfig;
+pub(crate) use tls::{ConfigPath, Pem};
+
+/// The OTLP transport: how export requests travel to the collector.
+///
+/// This version speaks OTLP/gRPC only. `OTEL_EXPORTER_OTLP_PROTOCOL` (and
+/// its per-signal variants) set to `http/protobuf` or `http/json` is refused
+/// at build time, naming the variable, rather than sending gRPC to a port
+/// that expects HTTP. OTLP/HTTP will be added as more values of this enum
+/// (named as in `opentelemetry-otlp`: `HttpBinary`, `HttpJson`).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    /// OTLP/gRPC (`grpc`), default port 4317. The default.
+    #[default]
+    Grpc,
+}
+
+impl Protocol {
+    /// The protocol's name in `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+        }
+    }
+}
 
 /// How export requests are compressed.
 #[non_exhaustive]
@@ -40,48 +67,15 @@ pub enum Compression {
     Zstd,
 }
 
-/// A file path and where it was configured, so that a missing file is
-/// reported under the variable or setting that named it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ConfigPath {
-    path: PathBuf,
-    origin: ValueOrigin,
-}
-
-impl ConfigPath {
-    pub(crate) fn new(path: impl Into<PathBuf>, origin: ValueOrigin) -> Self {
-        Self { path: path.into(), origin }
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub(crate) fn origin(&self) -> ValueOrigin {
-        self.origin
-    }
-
-    fn error(&self, kind: ExporterConfigErrorKind) -> ExporterConfigError {
-        ExporterConfigError::new(self.origin, self.path.display().to_string(), kind)
-    }
-
-    /// Checks that the path names a file this process can open.
-    fn check_readable(&self) -> Result<(), ExporterConfigError> {
-        let unreadable = |err: io::Error| self.error(ExporterConfigErrorKind::UnreadableFile).with_source(err);
-        let file = std::fs::File::open(&self.path).map_err(unreadable)?;
-        // Opening a directory succeeds on Unix; reading it would not.
-        if file.metadata().map_err(unreadable)?.is_dir() {
-            return Err(unreadable(io::ErrorKind::IsADirectory.into()));
-        }
-        Ok(())
-    }
-}
-
-/// The settings of the OTLP/gRPC exporter, resolved: every setting has its
-/// final value.
+/// The settings of one signal's OTLP/gRPC drain ([`MetricsDrain`](crate::MetricsDrain),
+/// [`TracesDrain`](crate::TracesDrain), [`LogsDrain`](crate::LogsDrain)),
+/// resolved: every setting has its final value.
 ///
-/// Make one with [`ExporterConfig::builder`], which applies the precedence
-/// *code > environment > default*, or take [`ExporterConfig::default`].
+/// With the OpenTelemetry SDK you do not need this type:
+/// [`OtlpExporter::builder()`](crate::OtlpExporter::builder) takes the same
+/// settings directly. Make one with [`ExporterConfig::builder`], which
+/// applies the precedence *code > environment > default*, or take
+/// [`ExporterConfig::default`].
 ///
 /// `Debug` never shows header values.
 ///
@@ -101,7 +95,7 @@ impl ConfigPath {
 /// let config = ExporterConfig::builder()
 ///     .with_timeout(Duration::from_secs(5)) // code wins over the environment
 ///     .with_header("authorization", "Bearer s3cr3t")
-///     .build_with(env)?;
+///     .build_with_env(env)?;
 ///
 /// assert_eq!(config.endpoint(), "https://collector.example:4317/"); // from the environment
 /// assert_eq!(config.timeout(), Duration::from_secs(5)); // from code
@@ -112,6 +106,7 @@ impl ConfigPath {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
+    protocol: Protocol,
     /// Scheme `http` or `https`, with a host, no query.
     endpoint: Uri,
     headers: Headers,
@@ -133,6 +128,7 @@ pub struct ExporterConfig {
 impl Default for ExporterConfig {
     fn default() -> Self {
         Self {
+            protocol: Protocol::Grpc,
             endpoint: Uri::from_static(Self::DEFAULT_ENDPOINT),
             headers: Headers::default(),
             timeout: Self::DEFAULT_TIMEOUT,
@@ -168,6 +164,11 @@ impl ExporterConfig {
     /// environment given to the build, else from the defaults.
     pub fn builder() -> ExporterConfigBuilder {
         ExporterConfigBuilder::default()
+    }
+
+    /// The transport. Default (and, in this version, only) [`Protocol::Grpc`].
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// The collector's URL, used as given (no path is appended for gRPC).
@@ -208,22 +209,38 @@ impl ExporterConfig {
         self.insecure
     }
 
-    /// The CA certificate (PEM) that server certificates are checked against,
-    /// instead of the system's roots. Used only with TLS.
+    /// The CA certificate file (PEM) that server certificates are checked
+    /// against, instead of the system's roots. Used only with TLS. `None`
+    /// also when the certificate was given as PEM bytes
+    /// ([`TlsConfig::with_ca_certificate_pem`]); see
+    /// [`has_ca_certificate`](Self::has_ca_certificate).
     pub fn ca_certificate(&self) -> Option<&Path> {
-        self.ca_certificate.as_ref().map(ConfigPath::path)
+        self.ca_certificate.as_ref().and_then(ConfigPath::file)
     }
 
-    /// The client certificate (PEM) for mutual TLS. Set exactly when
-    /// [`client_key`](Self::client_key) is. Used only with TLS.
+    /// Whether a CA certificate is set, as a file or as PEM bytes.
+    pub fn has_ca_certificate(&self) -> bool {
+        self.ca_certificate.is_some()
+    }
+
+    /// The client certificate file (PEM) for mutual TLS. Set exactly when
+    /// [`client_key`](Self::client_key) is, unless both were given as PEM
+    /// bytes; see [`has_client_identity`](Self::has_client_identity). Used
+    /// only with TLS.
     pub fn client_certificate(&self) -> Option<&Path> {
-        self.client_certificate.as_ref().map(ConfigPath::path)
+        self.client_certificate.as_ref().and_then(ConfigPath::file)
     }
 
-    /// The client private key (PEM) for mutual TLS. Set exactly when
-    /// [`client_certificate`](Self::client_certificate) is.
+    /// The client private key file (PEM) for mutual TLS. Set exactly when
+    /// [`client_certificate`](Self::client_certificate) is, unless both were
+    /// given as PEM bytes.
     pub fn client_key(&self) -> Option<&Path> {
-        self.client_key.as_ref().map(ConfigPath::path)
+        self.client_key.as_ref().and_then(ConfigPath::file)
+    }
+
+    /// Whether a client certificate and key are set, as files or PEM bytes.
+    pub fn has_client_identity(&self) -> bool {
+        self.client_key.is_some()
     }
 
     /// The largest encoded export request. Default 4 MiB.
@@ -266,25 +283,29 @@ impl ExporterConfig {
 
 /// Settings made in code for an [`ExporterConfig`]. Each `with_*` call sets
 /// one; a setting left alone is taken from the environment given to the
-/// build, else from its default. Values are checked when building.
+/// build, else from its default. Values are checked when building. The
+/// `with_*` methods are those of [`OtlpExporterBuilder`](crate::OtlpExporterBuilder)
+/// (and of `opentelemetry-otlp`'s builders).
 ///
-/// Three ways to build, by how much of the environment is used:
+/// Three ways to build, each named for the environment it uses:
 ///
-/// - [`build`](Self::build): none (code, then defaults);
-/// - [`build_with`](Self::build_with): [`EnvSettings`] you parsed, for example
-///   with [`EnvSettings::from_lookup`] (pure);
-/// - [`build_from_env`](Self::build_from_env): the process environment.
+/// - [`build_from_env`](Self::build_from_env): the process environment;
+/// - [`build_with_env`](Self::build_with_env): [`EnvSettings`] you parsed,
+///   for example with [`EnvSettings::from_lookup`] (pure);
+/// - [`build_without_env`](Self::build_without_env): none (code, then
+///   defaults).
 ///
 /// `Debug` never shows header values.
 #[derive(Debug, Clone, Default)]
 pub struct ExporterConfigBuilder {
+    protocol: Option<Protocol>,
     endpoint: Option<String>,
     headers: Vec<(String, Redacted<String>)>,
     timeout: Option<Duration>,
     compression: Option<Compression>,
     insecure: Option<bool>,
-    ca_certificate: Option<PathBuf>,
-    client_identity: Option<(PathBuf, PathBuf)>,
+    ca_certificate: Option<Pem>,
+    client_identity: Option<(Pem, Pem)>,
     max_request_bytes: Option<usize>,
     max_in_flight: Option<usize>,
     retry_policy: Option<RetryPolicy>,
@@ -297,6 +318,14 @@ fn layered<T>(code: Option<T>, env: Option<T>, default: T) -> T {
 }
 
 impl ExporterConfigBuilder {
+    /// The transport. Wins over `OTEL_EXPORTER_OTLP_PROTOCOL` (and its
+    /// per-signal variants); default [`Protocol::Grpc`].
+    #[must_use]
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
     /// The collector's URL: `http://` or `https://`, with a host, maybe a
     /// port and a path, no query. The scheme decides TLS.
     #[must_use]
@@ -314,6 +343,17 @@ impl ExporterConfigBuilder {
     #[must_use]
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), Redacted::new(value.into())));
+        self
+    }
+
+    /// Adds headers, as [`with_header`](Self::with_header) does one by one.
+    /// Takes a `HashMap<String, String>` as `opentelemetry-otlp`'s
+    /// `with_headers` does, or any list of pairs.
+    #[must_use]
+    pub fn with_headers<K: Into<String>, V: Into<String>>(mut self, headers: impl IntoIterator<Item = (K, V)>) -> Self {
+        for (name, value) in headers {
+            self = self.with_header(name, value);
+        }
         self
     }
 
@@ -343,7 +383,7 @@ impl ExporterConfigBuilder {
     /// system's roots.
     #[must_use]
     pub fn with_ca_certificate(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_certificate = Some(path.into());
+        self.ca_certificate = Some(Pem::File(path.into()));
         self
     }
 
@@ -351,7 +391,21 @@ impl ExporterConfigBuilder {
     /// They are one setting: set here, both replace the environment's.
     #[must_use]
     pub fn with_client_identity(mut self, certificate: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.client_identity = Some((certificate.into(), key.into()));
+        self.client_identity = Some((Pem::File(certificate.into()), Pem::File(key.into())));
+        self
+    }
+
+    /// The TLS settings: what `tls` sets (CA certificate, client identity,
+    /// as files or PEM bytes) replaces the same setting made earlier or in
+    /// the environment; what it leaves unset is kept.
+    #[must_use]
+    pub fn with_tls_config(mut self, tls: TlsConfig) -> Self {
+        if let Some(ca) = tls.ca_certificate {
+            self.ca_certificate = Some(ca);
+        }
+        if let Some(identity) = tls.client_identity {
+            self.client_identity = Some(identity);
+        }
         self
     }
 
@@ -377,14 +431,14 @@ impl ExporterConfigBuilder {
         self
     }
 
-    /// Builds from the settings made in code and the defaults, ignoring the
-    /// environment.
+    /// Builds from the settings made in code and the defaults only: no
+    /// `OTEL_*` variable is read, not even `OTEL_EXPORTER_OTLP_HEADERS`.
     ///
     /// # Errors
     ///
-    /// As [`build_with`](Self::build_with).
-    pub fn build(self) -> Result<ExporterConfig, ExporterConfigError> {
-        self.build_with(EnvSettings::default())
+    /// As [`build_with_env`](Self::build_with_env).
+    pub fn build_without_env(self) -> Result<ExporterConfig, ExporterConfigError> {
+        self.build_with_env(EnvSettings::default())
     }
 
     /// Builds with the precedence code > `env` > default, setting by setting.
@@ -397,11 +451,27 @@ impl ExporterConfigBuilder {
     /// An [`ExporterConfigError`] with [`ValueOrigin::Code`] for a setting
     /// made in code that is invalid: an endpoint that is not an `http(s)` URL
     /// with a host, a header name or value that is not valid gRPC metadata,
-    /// a zero timeout, request size or in-flight limit. And
+    /// a zero timeout, request size or in-flight limit. And two errors
+    /// about the environment: [`ExporterConfigErrorKind::UnsupportedProtocol`]
+    /// when code sets no protocol and the environment names one this version
+    /// does not speak (`http/protobuf`, `http/json`), and
     /// [`ExporterConfigErrorKind::IncompleteClientIdentity`] when the
     /// environment gives only one of the client certificate and key.
-    pub fn build_with(self, env: EnvSettings) -> Result<ExporterConfig, ExporterConfigError> {
+    pub fn build_with_env(self, env: EnvSettings) -> Result<ExporterConfig, ExporterConfigError> {
         let defaults = ExporterConfig::default();
+
+        let protocol = match (self.protocol, env.protocol) {
+            (Some(code), _) => code,
+            (None, Some(EnvProtocol::Supported(protocol))) => protocol,
+            (None, Some(EnvProtocol::NotImplemented { variable, value })) => {
+                return Err(ExporterConfigError::new(
+                    ValueOrigin::Env(variable),
+                    value,
+                    ExporterConfigErrorKind::UnsupportedProtocol,
+                ));
+            }
+            (None, None) => defaults.protocol,
+        };
 
         let code_endpoint = self.endpoint.map(|raw| parse_endpoint(ValueOrigin::Code("endpoint"), &raw)).transpose()?;
         let code_headers = parse_code_headers(&self.headers)?;
@@ -411,8 +481,8 @@ impl ExporterConfigBuilder {
 
         let code_identity = self.client_identity.map(|(certificate, key)| {
             (
-                ConfigPath::new(certificate, ValueOrigin::Code("client_certificate")),
-                ConfigPath::new(key, ValueOrigin::Code("client_key")),
+                ConfigPath::from_pem(certificate, ValueOrigin::Code("client_certificate")),
+                ConfigPath::from_pem(key, ValueOrigin::Code("client_key")),
             )
         });
         let (client_certificate, client_key) = match code_identity {
@@ -425,7 +495,8 @@ impl ExporterConfigBuilder {
             },
         };
 
-        Ok(ExporterConfig {
+        let config = ExporterConfig {
+            protocol,
             endpoint: layered(code_endpoint, env.endpoint, defaults.endpoint),
             headers: env.headers.unwrap_or_default().overlaid_with(code_headers),
             timeout: layered(timeout, env.timeout, defaults.timeout),
@@ -433,7 +504,7 @@ impl ExporterConfigBuilder {
             insecure: layered(self.insecure, env.insecure, defaults.insecure),
             ca_certificate: self
                 .ca_certificate
-                .map(|p| ConfigPath::new(p, ValueOrigin::Code("ca_certificate")))
+                .map(|p| ConfigPath::from_pem(p, ValueOrigin::Code("ca_certificate")))
                 .or(env.ca_certificate),
             client_certificate,
             client_key,
@@ -441,19 +512,47 @@ impl ExporterConfigBuilder {
             max_request_bytes: layered(max_request_bytes, None, defaults.max_request_bytes),
             max_in_flight: layered(max_in_flight, None, defaults.max_in_flight),
             retry_policy: layered(self.retry_policy, None, defaults.retry_policy),
-        })
+        };
+        config.warn_about_unused_tls_settings();
+        Ok(config)
     }
 
-    /// [`build_with`](Self::build_with) the process environment for `signal`,
-    /// read by [`EnvSettings::from_env`].
+    /// [`build_with_env`](Self::build_with_env) the process environment for
+    /// `signal`, read by [`EnvSettings::from_env`].
     ///
     /// # Errors
     ///
     /// A bad environment variable (see [`EnvSettings::from_lookup`]), or as
-    /// [`build_with`](Self::build_with).
+    /// [`build_with_env`](Self::build_with_env).
     pub fn build_from_env(self, signal: Signal) -> Result<ExporterConfig, ExporterConfigError> {
         let env = EnvSettings::from_env(signal)?;
-        self.build_with(env)
+        self.build_with_env(env)
+    }
+}
+
+impl ExporterConfig {
+    /// The endpoint's scheme decides TLS. Settings that only matter for the
+    /// other choice are not refused (the specification lets the scheme
+    /// decide), but they are not silently dropped either: each is named in a
+    /// warning.
+    fn warn_about_unused_tls_settings(&self) {
+        let tls = self.uses_tls();
+        let origin = |path: &Option<ConfigPath>| path.as_ref().map(ConfigPath::origin);
+        if !tls {
+            for origin in [origin(&self.ca_certificate), origin(&self.client_certificate)].into_iter().flatten() {
+                tracing::warn!(
+                    %origin,
+                    endpoint = %self.endpoint,
+                    "a TLS certificate is set but the endpoint is http://, so the connection is plaintext and it is not used"
+                );
+            }
+        }
+        if self.insecure && tls {
+            tracing::warn!(
+                endpoint = %self.endpoint,
+                "insecure is true but the endpoint is https://: the scheme decides, and the connection uses TLS"
+            );
+        }
     }
 }
 
@@ -476,6 +575,7 @@ fn positive<T>(
 mod tests {
     use std::collections::HashMap;
     use std::error::Error as _;
+    use std::io;
 
     use super::*;
 
@@ -532,13 +632,13 @@ mod tests {
 
     #[test]
     fn an_empty_builder_with_an_empty_environment_gives_the_defaults() {
-        let built = ExporterConfig::builder().build().unwrap();
+        let built = ExporterConfig::builder().build_without_env().unwrap();
         assert_eq!(format!("{built:?}"), format!("{:?}", ExporterConfig::default()));
     }
 
     #[test]
     fn the_environment_fills_what_code_leaves_alone() {
-        let c = ExporterConfig::builder().build_with(full_env()).unwrap();
+        let c = ExporterConfig::builder().build_with_env(full_env()).unwrap();
         assert_eq!(c.endpoint(), "https://env:4317/");
         assert!(c.uses_tls());
         assert_eq!(c.headers().value("authorization"), Some("env"));
@@ -552,7 +652,7 @@ mod tests {
 
     #[test]
     fn code_wins_over_the_environment_for_every_setting() {
-        let c = full_code().build_with(full_env()).unwrap();
+        let c = full_code().build_with_env(full_env()).unwrap();
         assert_eq!(c.endpoint(), "http://code:4317/");
         assert!(!c.uses_tls());
         assert_eq!(c.timeout(), Duration::from_secs(7));
@@ -568,7 +668,7 @@ mod tests {
 
     #[test]
     fn headers_merge_by_name_with_code_winning() {
-        let c = full_code().build_with(full_env()).unwrap();
+        let c = full_code().build_with_env(full_env()).unwrap();
         let h = c.headers();
         assert_eq!(h.names().collect::<Vec<_>>(), ["authorization", "x-env", "x-code"]);
         assert_eq!(h.value("authorization"), Some("code"));
@@ -587,13 +687,15 @@ mod tests {
     fn the_client_identity_is_taken_whole() {
         // Code gives a pair, the environment a pair: code's pair, not a mix.
         let half_env = env(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/c.key")]);
-        let c =
-            ExporterConfig::builder().with_client_identity("/code/c.pem", "/code/c.key").build_with(half_env).unwrap();
+        let c = ExporterConfig::builder()
+            .with_client_identity("/code/c.pem", "/code/c.key")
+            .build_with_env(half_env)
+            .unwrap();
         assert_eq!(c.client_key(), Some(Path::new("/code/c.key")));
 
         // The environment alone gives half a pair: an error naming it.
         let half_env = env(&[("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", "/env/c.pem")]);
-        let err = ExporterConfig::builder().build_with(half_env).unwrap_err();
+        let err = ExporterConfig::builder().build_with_env(half_env).unwrap_err();
         assert_eq!(err.kind(), ExporterConfigErrorKind::IncompleteClientIdentity);
         assert_eq!(err.variable(), Some("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE"));
         assert_eq!(err.value(), Some("/env/c.pem"));
@@ -601,23 +703,23 @@ mod tests {
 
     #[test]
     fn invalid_code_settings_are_named() {
-        let err = ExporterConfig::builder().with_endpoint("localhost:4317").build().unwrap_err();
+        let err = ExporterConfig::builder().with_endpoint("localhost:4317").build_without_env().unwrap_err();
         assert_eq!(
             (err.origin(), err.kind()),
             (ValueOrigin::Code("endpoint"), ExporterConfigErrorKind::UnsupportedScheme)
         );
         assert_eq!(err.value(), Some("localhost:4317"));
 
-        let err = ExporterConfig::builder().with_timeout(Duration::ZERO).build().unwrap_err();
+        let err = ExporterConfig::builder().with_timeout(Duration::ZERO).build_without_env().unwrap_err();
         assert_eq!((err.origin(), err.kind()), (ValueOrigin::Code("timeout"), ExporterConfigErrorKind::Zero));
         assert_eq!(err.to_string(), r#"invalid setting `timeout` = "0ns": must be greater than zero"#);
 
-        let err = ExporterConfig::builder().with_max_request_bytes(0).build().unwrap_err();
+        let err = ExporterConfig::builder().with_max_request_bytes(0).build_without_env().unwrap_err();
         assert_eq!(err.origin(), ValueOrigin::Code("max_request_bytes"));
-        let err = ExporterConfig::builder().with_max_in_flight(0).build().unwrap_err();
+        let err = ExporterConfig::builder().with_max_in_flight(0).build_without_env().unwrap_err();
         assert_eq!(err.origin(), ValueOrigin::Code("max_in_flight"));
 
-        let err = ExporterConfig::builder().with_header("bad name", "v").build().unwrap_err();
+        let err = ExporterConfig::builder().with_header("bad name", "v").build_without_env().unwrap_err();
         assert_eq!(
             (err.origin(), err.kind()),
             (ValueOrigin::Code("headers"), ExporterConfigErrorKind::InvalidHeaderName)
@@ -626,7 +728,7 @@ mod tests {
 
     #[test]
     fn a_code_endpoint_is_checked_even_when_the_environment_has_one() {
-        let err = ExporterConfig::builder().with_endpoint("ftp://x").build_with(full_env()).unwrap_err();
+        let err = ExporterConfig::builder().with_endpoint("ftp://x").build_with_env(full_env()).unwrap_err();
         assert_eq!(err.origin(), ValueOrigin::Code("endpoint"));
     }
 
@@ -635,13 +737,13 @@ mod tests {
         let secret = "s3cr3t";
         let builder = ExporterConfig::builder().with_header("authorization", "Bearer s3cr3t");
         assert!(!format!("{builder:?}").contains(secret), "{builder:?}");
-        let config = builder.build().unwrap();
+        let config = builder.build_without_env().unwrap();
         let debug = format!("{config:?}");
         assert!(debug.contains("authorization") && !debug.contains(secret), "{debug}");
         assert!(!format!("{:#?}", config).contains(secret));
 
         let from_env = ExporterConfig::builder()
-            .build_with(env(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cr3t")]))
+            .build_with_env(env(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cr3t")]))
             .unwrap();
         assert!(!format!("{from_env:?}").contains(secret));
 
@@ -649,9 +751,12 @@ mod tests {
         let vars = HashMap::from([("OTEL_EXPORTER_OTLP_HEADERS", "authorization: Bearer s3cr3t")]);
         let err = EnvSettings::from_lookup(Signal::Traces, |n| vars.get(n).map(|v| v.to_string())).unwrap_err();
         assert!(!format!("{err} {err:?}").contains(secret), "{err}");
-        let err = ExporterConfig::builder().with_header("authorization", "Bearer s3cr3t\r\n").build().unwrap_err();
+        let err = ExporterConfig::builder()
+            .with_header("authorization", "Bearer s3cr3t\r\n")
+            .build_without_env()
+            .unwrap_err();
         assert!(!format!("{err} {err:?}").contains(secret), "{err}");
-        let err = ExporterConfig::builder().with_header("Bearer s3cr3t", "").build().unwrap_err();
+        let err = ExporterConfig::builder().with_header("Bearer s3cr3t", "").build_without_env().unwrap_err();
         assert!(!format!("{err} {err:?}").contains(secret), "{err}");
     }
 
@@ -685,7 +790,7 @@ mod tests {
             .with_endpoint("https://collector:4317")
             .with_ca_certificate(ca)
             .with_client_identity(cert, key)
-            .build()
+            .build_without_env()
             .unwrap();
         assert!(config.validate().is_ok());
     }
@@ -696,7 +801,7 @@ mod tests {
         let missing = dir.0.join("nope.pem");
         let missing_str = missing.to_str().unwrap().to_owned();
         let config = ExporterConfig::builder()
-            .build_with(env(&[("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", &missing_str)]))
+            .build_with_env(env(&[("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", &missing_str)]))
             .unwrap();
         let err = config.validate().unwrap_err();
         assert_eq!(err.kind(), ExporterConfigErrorKind::UnreadableFile);
@@ -705,7 +810,7 @@ mod tests {
         let io = err.source().unwrap().downcast_ref::<io::Error>().unwrap();
         assert_eq!(io.kind(), io::ErrorKind::NotFound);
 
-        let config = ExporterConfig::builder().with_ca_certificate(&dir.0).build().unwrap();
+        let config = ExporterConfig::builder().with_ca_certificate(&dir.0).build_without_env().unwrap();
         let err = config.validate().unwrap_err();
         assert_eq!(err.origin(), ValueOrigin::Code("ca_certificate"));
         let io = err.source().unwrap().downcast_ref::<io::Error>().unwrap();
@@ -741,7 +846,7 @@ mod tests {
             .collect();
             match EnvSettings::from_lookup(Signal::Metrics, |n| vars.get(n).cloned()) {
                 Err(err) => proptest::prop_assert!(err.variable().is_some_and(|v| vars.contains_key(v))),
-                Ok(env) => match builder.build_with(env) {
+                Ok(env) => match builder.build_with_env(env) {
                     Ok(config) => {
                         proptest::prop_assert!(timeout_ms > 0 && !config.timeout().is_zero());
                         let shown = format!("{config:?}");
@@ -762,7 +867,155 @@ mod tests {
         let config = ExporterConfig::builder()
             .with_ca_certificate("/definitely/not/here.pem")
             .with_client_identity("/not/here.pem", "/not/here.key")
-            .build();
+            .build_without_env();
         assert!(config.is_ok(), "missing files are for validate() to report");
+    }
+
+    fn try_env(vars: &[(&str, &str)]) -> Result<EnvSettings, ExporterConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        EnvSettings::from_lookup(Signal::Metrics, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn http_protocols_from_the_environment_are_refused_at_build_naming_variable_value_and_grpc() {
+        for (variable, value) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "HTTP/JSON"),
+        ] {
+            let err = ExporterConfig::builder().build_with_env(env(&[(variable, value)])).unwrap_err();
+            assert_eq!(err.kind(), ExporterConfigErrorKind::UnsupportedProtocol, "{variable}={value}");
+            assert_eq!((err.variable(), err.value()), (Some(variable), Some(value)));
+            let text = err.to_string();
+            assert!(text.starts_with(&format!("invalid {variable} = {value:?}: ")), "{text}");
+            assert!(text.contains("supports only grpc"), "{text}");
+        }
+        let err = ExporterConfig::builder()
+            .build_with_env(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid OTEL_EXPORTER_OTLP_PROTOCOL = \"http/protobuf\": this exporter supports only grpc: OTLP/HTTP \
+             (http/protobuf, http/json) is not implemented yet; set it to grpc or unset it, and send to the \
+             collector's OTLP/gRPC port (4317 by default)"
+        );
+        assert_eq!(err.signal(), None, "a generic variable belongs to no one signal");
+        let err = ExporterConfig::builder()
+            .build_with_env(env(&[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json")]))
+            .unwrap_err();
+        assert_eq!(err.signal(), Some(Signal::Metrics));
+    }
+
+    #[test]
+    fn the_protocol_set_in_code_wins_over_the_environment() {
+        let http = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
+        let c = ExporterConfig::builder().with_protocol(Protocol::Grpc).build_with_env(http).unwrap();
+        assert_eq!(c.protocol(), Protocol::Grpc);
+        // grpc in the environment, generic or per signal, is honoured; the per-signal one wins.
+        let c = ExporterConfig::builder().build_with_env(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).unwrap();
+        assert_eq!(c.protocol(), Protocol::Grpc);
+        let mixed =
+            env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")]);
+        assert_eq!(ExporterConfig::builder().build_with_env(mixed).unwrap().protocol(), Protocol::Grpc);
+        assert_eq!(ExporterConfig::default().protocol(), Protocol::Grpc);
+        assert_eq!(Protocol::Grpc.as_str(), "grpc");
+    }
+
+    #[test]
+    fn an_unknown_protocol_is_refused_when_read_even_if_code_sets_one() {
+        for value in ["grpcs", "http", "http/proto", "udp"] {
+            let err = try_env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", value)]).unwrap_err();
+            assert_eq!(err.kind(), ExporterConfigErrorKind::UnknownProtocol);
+            assert_eq!((err.variable(), err.value()), (Some("OTEL_EXPORTER_OTLP_PROTOCOL"), Some(value)));
+        }
+        let err = try_env(&[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "h2")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = \"h2\": the protocol must be grpc, http/protobuf or \
+             http/json, and this exporter supports grpc only"
+        );
+    }
+
+    #[test]
+    fn with_headers_adds_pairs_and_takes_a_hash_map() {
+        let map: HashMap<String, String> = HashMap::from([("x-a".to_string(), "1".to_string())]);
+        let c = ExporterConfig::builder()
+            .with_header("x-a", "0")
+            .with_headers(map)
+            .with_headers([("X-B", "2"), ("x-c", "3")])
+            .build_with_env(env(&[("OTEL_EXPORTER_OTLP_HEADERS", "x-b=env,x-env=e")]))
+            .unwrap();
+        let h = c.headers();
+        assert_eq!(h.names().collect::<Vec<_>>(), ["x-b", "x-env", "x-a", "x-c"]);
+        assert_eq!((h.value("x-a"), h.value("x-b"), h.value("x-env")), (Some("1"), Some("2"), Some("e")));
+    }
+
+    #[test]
+    fn a_tls_config_sets_what_it_names_and_leaves_the_rest_to_the_environment() {
+        let tls_env = || {
+            env(&[
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/env/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/env/c.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/c.key"),
+            ])
+        };
+        let c = ExporterConfig::builder()
+            .with_endpoint("https://collector:4317")
+            .with_tls_config(TlsConfig::new().with_ca_certificate_file("/code/ca.pem"))
+            .build_with_env(tls_env())
+            .unwrap();
+        assert_eq!(c.ca_certificate(), Some(Path::new("/code/ca.pem")));
+        assert_eq!(c.client_certificate(), Some(Path::new("/env/c.pem")), "not set in code: the environment's");
+        assert_eq!(c.ca_certificate.as_ref().unwrap().origin(), ValueOrigin::Code("ca_certificate"));
+
+        let c = ExporterConfig::builder()
+            .with_tls_config(TlsConfig::new().with_client_identity_files("/code/c.pem", "/code/c.key"))
+            .build_with_env(tls_env())
+            .unwrap();
+        assert_eq!(c.ca_certificate(), Some(Path::new("/env/ca.pem")));
+        assert_eq!(
+            (c.client_certificate(), c.client_key()),
+            (Some(Path::new("/code/c.pem")), Some(Path::new("/code/c.key")))
+        );
+
+        // A later TLS config replaces only what it sets.
+        let c = ExporterConfig::builder()
+            .with_tls_config(TlsConfig::new().with_ca_certificate_file("/a.pem").with_client_identity_files("/c", "/k"))
+            .with_tls_config(TlsConfig::new().with_ca_certificate_file("/b.pem"))
+            .build_without_env()
+            .unwrap();
+        assert_eq!((c.ca_certificate(), c.client_key()), (Some(Path::new("/b.pem")), Some(Path::new("/k"))));
+    }
+
+    #[tokio::test]
+    async fn pem_given_in_code_is_used_as_is_never_shown_and_needs_no_file() {
+        let key = b"-----BEGIN PRIVATE KEY-----\ns3cr3t\n-----END PRIVATE KEY-----\n".to_vec();
+        let tls = TlsConfig::new()
+            .with_ca_certificate_pem(b"ca pem".to_vec())
+            .with_client_identity_pem(b"cert pem".to_vec(), key.clone());
+        assert!(!format!("{tls:?}").contains("s3cr3t"), "{tls:?}");
+        let c = ExporterConfig::builder()
+            .with_endpoint("https://collector:4317")
+            .with_tls_config(tls)
+            .build_with_env(env(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/c.key")]))
+            .unwrap();
+        assert!(c.has_ca_certificate() && c.has_client_identity());
+        assert_eq!((c.ca_certificate(), c.client_certificate(), c.client_key()), (None, None, None), "no files");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        assert_eq!(c.validate().ok(), Some(()), "nothing to read from disk");
+        assert_eq!(c.ca_certificate.as_ref().unwrap().read().await.unwrap(), b"ca pem");
+        assert_eq!(c.client_key.as_ref().unwrap().read().await.unwrap(), key);
+    }
+
+    #[test]
+    fn a_config_error_belongs_to_a_signal_only_when_its_variable_does() {
+        let signal = |vars: &[(&str, &str)]| try_env(vars).unwrap_err().signal();
+        assert_eq!(signal(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "x")]), None);
+        assert_eq!(signal(&[("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "x")]), Some(Signal::Metrics));
+        assert_eq!(signal(&[("OTEL_METRIC_EXPORT_INTERVAL", "x")]), Some(Signal::Metrics));
+        assert_eq!(signal(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "x")]), Some(Signal::Metrics));
+        let code = ExporterConfig::builder().with_timeout(Duration::ZERO).build_without_env().unwrap_err();
+        assert_eq!(code.signal(), None);
     }
 }

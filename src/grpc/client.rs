@@ -63,7 +63,7 @@ impl std::error::Error for ConnectError {
 
 async fn read(what: &'static str, file: &ConfigPath) -> Result<Vec<u8>, ConnectError> {
     let path = file.path();
-    tokio::fs::read(path).await.map_err(|source| ConnectError::ReadFile {
+    file.read().await.map_err(|source| ConnectError::ReadFile {
         what,
         path: path.to_owned(),
         origin: file.origin(),

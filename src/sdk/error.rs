@@ -14,12 +14,25 @@ use crate::{ConfigError, ConnectError, DrainError, ExporterConfigError, Outage, 
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum BuildError {
-    /// A signal's exporter settings are invalid (a bad environment variable,
-    /// a bad setting made in code, or a TLS file that cannot be read).
+    /// The exporter settings are invalid: a bad environment variable, a
+    /// variable naming something this version does not support (such as
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`), a bad setting made in
+    /// code, or a TLS file that cannot be read.
+    ///
+    /// Its `Display` is the [`ExporterConfigError`]'s: the variable or
+    /// setting, the value (never a header value) and what is wrong, for
+    /// example `invalid OTEL_EXPORTER_OTLP_TIMEOUT = "soon": not a
+    /// non-negative whole number of milliseconds`. Its
+    /// [`source`](Error::source) is therefore the cause below that error
+    /// (the parse or I/O error), so that a printed chain does not repeat it.
     Config {
-        /// The signal whose settings are invalid.
-        signal: Signal,
-        /// What is wrong, naming the variable or setting.
+        /// The signal whose own variable is at fault
+        /// (`OTEL_EXPORTER_OTLP_LOGS_TIMEOUT`: logs), as
+        /// [`ExporterConfigError::signal`] says. `None` for a generic
+        /// `OTEL_EXPORTER_OTLP_*` variable or a setting made in code, which
+        /// apply to every signal and are reported once.
+        signal: Option<Signal>,
+        /// What is wrong, naming the variable or setting and the value.
         source: ExporterConfigError,
     },
     /// A sink setting is out of range.
@@ -40,10 +53,18 @@ pub enum BuildError {
     Runtime(io::Error),
 }
 
+impl BuildError {
+    /// A configuration error, under the signal its variable belongs to.
+    pub(crate) fn config(source: ExporterConfigError) -> Self {
+        Self::Config { signal: source.signal(), source }
+    }
+}
+
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Config { signal, .. } => write!(f, "invalid {} exporter settings", signal_name(*signal)),
+            // The variable (per signal or not) or the setting names itself.
+            Self::Config { source, .. } => fmt::Display::fmt(source, f),
             Self::Sink { signal, .. } => write!(f, "invalid {} sink settings", signal_name(*signal)),
             Self::Connect { signal, .. } => write!(f, "cannot set up the {} gRPC client", signal_name(*signal)),
             Self::Runtime(_) => f.write_str("cannot start the export runtime"),
@@ -54,7 +75,8 @@ impl fmt::Display for BuildError {
 impl Error for BuildError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            Self::Config { source, .. } => Some(source),
+            // `Display` already shows the configuration error itself.
+            Self::Config { source, .. } => source.source(),
             Self::Sink { source, .. } => Some(source),
             Self::Connect { source, .. } => Some(source),
             Self::Runtime(e) => Some(e),

@@ -17,9 +17,9 @@ use super::traces::{OtlpSpanExporter, OtlpSpanProcessor, SpansAdapterDrain};
 use crate::grpc::GrpcDrain;
 use crate::otlp::{EncodedMetricPoint, EncodedMetrics, Resource};
 use crate::{
-    BackgroundSink, DrainError, DrainErrorKind, EnvSettings, ExportStats, ExportStatsHandle, ExporterConfig,
-    ExporterConfigBuilder, FlushError, LogsDrain, ShutdownError, Signal, SinkConfig, SinkDrain, SinkHandle, SinkStats,
-    TemporalityPreference, TracesDrain, TryPushError,
+    BackgroundSink, Compression, DrainError, DrainErrorKind, EnvSettings, ExportStats, ExportStatsHandle,
+    ExporterConfig, ExporterConfigBuilder, FlushError, LogsDrain, Protocol, RetryPolicy, ShutdownError, Signal,
+    SinkConfig, SinkDrain, SinkHandle, SinkStats, TemporalityPreference, TlsConfig, TracesDrain, TryPushError,
 };
 
 /// A future of one signal's barrier or shutdown, boxed so that the three
@@ -90,16 +90,15 @@ fn index(signal: Signal) -> usize {
 /// use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 /// use opentelemetry_sdk::metrics::SdkMeterProvider;
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
-/// use otlp_sink::{ExporterConfig, OtlpExporter};
+/// use otlp_sink::OtlpExporter;
 /// # use otlp_sink::receiver::Receiver;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let rt = tokio::runtime::Runtime::new()?;
 /// # let receiver = rt.block_on(Receiver::start())?;
 /// # let endpoint = receiver.endpoint();
-/// let exporter = OtlpExporter::builder()
-///     .with_config(ExporterConfig::builder().with_endpoint(endpoint).build()?)
-///     .build()?;
+/// // Code sets the endpoint; OTEL_EXPORTER_OTLP_* variables supply what it leaves alone.
+/// let exporter = OtlpExporter::builder().with_endpoint(endpoint).build()?;
 ///
 /// let meters = SdkMeterProvider::builder().with_reader(exporter.metric_reader()).build();
 /// let tracers = SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build();
@@ -148,15 +147,55 @@ impl fmt::Debug for OtlpExporter {
     }
 }
 
-/// Settings of an [`OtlpExporter`]. Each is optional: what code leaves
-/// alone comes from the environment (for a build that reads one), else from
-/// the defaults listed on each method.
+/// Settings of an [`OtlpExporter`], with the precedence *code >
+/// environment > default*, setting by setting: what code leaves alone comes
+/// from the environment, else from the default listed on each method.
+///
+/// The exporter settings ([`with_endpoint`](Self::with_endpoint),
+/// [`with_protocol`](Self::with_protocol), [`with_headers`](Self::with_headers),
+/// [`with_timeout`](Self::with_timeout), [`with_compression`](Self::with_compression),
+/// [`with_tls_config`](Self::with_tls_config), and the request size, window
+/// and retries) apply to all three signals, each over its own environment:
+/// the per-signal variable (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`), then the
+/// generic one (`OTEL_EXPORTER_OTLP_TIMEOUT`). Headers merge by name: a
+/// header set in code replaces the environment's header of that name, and
+/// the environment's other headers are still sent. The method names are
+/// those of `opentelemetry-otlp`'s builders, so code written for it keeps
+/// reading the same.
+///
+/// Three ways to build, each named for the environment it reads:
+///
+/// - [`build`](Self::build): the process environment;
+/// - [`build_with_lookup`](Self::build_with_lookup): an environment read
+///   through a function (tests, configuration kept elsewhere);
+/// - [`build_without_env`](Self::build_without_env): none: code and defaults
+///   only, every `OTEL_*` variable ignored.
+///
+/// ```
+/// use std::time::Duration;
+/// use otlp_sink::{Compression, OtlpExporter};
+///
+/// // The environment, as a deployment would set it (`build()` reads the real one).
+/// let env = |name: &str| match name {
+///     "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://from-env:4317".to_string()),
+///     "OTEL_EXPORTER_OTLP_HEADERS" => Some("authorization=Bearer%20t0ken".to_string()),
+///     _ => None,
+/// };
+/// let builder = OtlpExporter::builder()
+///     .with_endpoint("http://collector.example:4317") // code wins over the environment...
+///     .with_timeout(Duration::from_secs(3))
+///     .with_compression(Compression::Gzip);
+/// let traces = builder.resolve_config(otlp_sink::Signal::Traces, env)?;
+/// assert_eq!(traces.endpoint(), "http://collector.example:4317/");
+/// assert!(traces.headers().contains("authorization")); // ...which still supplies the rest
+///
+/// let exporter = builder.build_with_lookup(env)?;
+/// # Ok::<(), otlp_sink::BuildError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct OtlpExporterBuilder {
-    /// Settings made in code, layered over each signal's environment.
-    settings: ExporterConfigBuilder,
-    /// Complete configurations per signal, used as they are.
-    configs: [Option<ExporterConfig>; 3],
+    /// Exporter settings made in code, layered over each signal's environment.
+    exporter: ExporterConfigBuilder,
     sinks: [Option<SinkConfig>; 3],
     temporality: Option<TemporalityPreference>,
     export_interval: Option<Duration>,
@@ -168,47 +207,172 @@ pub struct OtlpExporterBuilder {
 impl Default for OtlpExporterBuilder {
     fn default() -> Self {
         Self {
-            settings: ExporterConfigBuilder::default(),
-            configs: [None, None, None],
+            exporter: ExporterConfigBuilder::default(),
             sinks: [None, None, None],
             temporality: None,
             export_interval: None,
             flush_timeout: OtlpExporter::DEFAULT_FLUSH_TIMEOUT,
             shutdown_timeout: OtlpExporter::DEFAULT_SHUTDOWN_TIMEOUT,
-            export_threads: 1,
+            export_threads: Self::DEFAULT_EXPORT_THREADS,
         }
     }
 }
 
 impl OtlpExporterBuilder {
-    /// Exporter settings made in code, applied to every signal over that
-    /// signal's environment (`OTEL_EXPORTER_OTLP_{METRICS,TRACES,LOGS}_*`,
-    /// then `OTEL_EXPORTER_OTLP_*`): code wins setting by setting.
+    /// The default queue capacity of the metrics sink, in data points: large
+    /// enough that a collection fits. Spans and log records use
+    /// [`SinkConfig::default`].
+    pub const DEFAULT_METRICS_QUEUE_CAPACITY: usize = 65_536;
+
+    /// The default batch size of the metrics sink, in data points.
+    pub const DEFAULT_METRICS_BATCH_SIZE: usize = 8_192;
+
+    /// The default number of [export runtime](Self::with_export_threads) threads.
+    pub const DEFAULT_EXPORT_THREADS: usize = 1;
+
+    /// The collector's URL: `http://` or `https://` (which decides TLS), a
+    /// host, maybe a port and a path. Wins over `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// and its per-signal variants; default
+    /// [`ExporterConfig::DEFAULT_ENDPOINT`] (`http://localhost:4317`). Every
+    /// other setting still comes from the environment where code leaves it.
+    ///
+    /// ```
+    /// use otlp_sink::{OtlpExporter, Signal};
+    ///
+    /// let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_TIMEOUT").then(|| "2500".to_string());
+    /// let builder = OtlpExporter::builder().with_endpoint("https://collector.example:4317");
+    /// let config = builder.resolve_config(Signal::Metrics, env)?;
+    /// assert!(config.uses_tls());
+    /// assert_eq!(config.timeout().as_millis(), 2500); // from the environment
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
     #[must_use]
-    pub fn with_settings(mut self, settings: ExporterConfigBuilder) -> Self {
-        self.settings = settings;
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.exporter = self.exporter.with_endpoint(endpoint);
         self
     }
 
-    /// A complete configuration for every signal, used as it is: the
-    /// `OTEL_EXPORTER_OTLP_*` variables are not read (build it with
-    /// [`ExporterConfigBuilder::build_from_env`] to have them).
+    /// The transport. Wins over `OTEL_EXPORTER_OTLP_PROTOCOL` and its
+    /// per-signal variants; default [`Protocol::Grpc`], the only one this
+    /// version speaks. Setting it in code makes a build ignore an
+    /// environment that asks for `http/protobuf` (which it otherwise refuses).
+    ///
+    /// ```
+    /// use otlp_sink::{OtlpExporter, Protocol};
+    ///
+    /// let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/protobuf".to_string());
+    /// assert!(OtlpExporter::builder().build_with_lookup(env).is_err());
+    /// let exporter = OtlpExporter::builder().with_protocol(Protocol::Grpc).build_with_lookup(env)?;
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
     #[must_use]
-    pub fn with_config(mut self, config: ExporterConfig) -> Self {
-        self.configs = [Some(config.clone()), Some(config.clone()), Some(config)];
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.exporter = self.exporter.with_protocol(protocol);
         self
     }
 
-    /// A complete configuration for one signal, used as it is.
+    /// Adds a header (gRPC metadata) sent with every request. The name is
+    /// lowercased; the value is used as given. A later call with the same
+    /// name replaces the value; one set here replaces the environment's
+    /// header of the same name (`OTEL_EXPORTER_OTLP_HEADERS`), and the
+    /// environment's other headers are kept.
     #[must_use]
-    pub fn with_signal_config(mut self, signal: Signal, config: ExporterConfig) -> Self {
-        self.configs[index(signal)] = Some(config);
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.exporter = self.exporter.with_header(name, value);
+        self
+    }
+
+    /// Adds headers, as [`with_header`](Self::with_header) does one by one:
+    /// a `HashMap<String, String>` (what `opentelemetry-otlp`'s
+    /// `with_headers` takes) or any list of pairs.
+    ///
+    /// ```
+    /// use otlp_sink::{OtlpExporter, Signal};
+    ///
+    /// let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_HEADERS").then(|| "x-tenant=env,x-region=eu".to_string());
+    /// let builder = OtlpExporter::builder().with_headers([("x-tenant", "code"), ("x-team", "checkout")]);
+    /// let config = builder.resolve_config(Signal::Logs, env)?;
+    /// assert_eq!(config.headers().names().collect::<Vec<_>>(), ["x-tenant", "x-region", "x-team"]);
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn with_headers<K: Into<String>, V: Into<String>>(mut self, headers: impl IntoIterator<Item = (K, V)>) -> Self {
+        self.exporter = self.exporter.with_headers(headers);
+        self
+    }
+
+    /// The timeout of one export attempt (connection, request and answer);
+    /// a failed attempt is retried within the [retry budget](Self::with_retry_policy).
+    /// Wins over `OTEL_EXPORTER_OTLP_TIMEOUT` and its per-signal variants;
+    /// default [`ExporterConfig::DEFAULT_TIMEOUT`] (10 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.exporter = self.exporter.with_timeout(timeout);
+        self
+    }
+
+    /// The request compression. Wins over `OTEL_EXPORTER_OTLP_COMPRESSION`
+    /// and its per-signal variants; default [`Compression::None`].
+    #[must_use]
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.exporter = self.exporter.with_compression(compression);
+        self
+    }
+
+    /// TLS settings: a CA certificate, a client certificate and key, as
+    /// files or PEM bytes. What `tls` sets wins over
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`, `_CLIENT_CERTIFICATE`, `_CLIENT_KEY`
+    /// (and their per-signal variants); what it leaves unset still comes from
+    /// them. Used with an `https://` endpoint; with `http://` they are not
+    /// used, and the build logs a warning naming them.
+    ///
+    /// ```
+    /// use otlp_sink::{OtlpExporter, Signal, TlsConfig};
+    ///
+    /// let ca_pem = b"-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n".to_vec();
+    /// let builder = OtlpExporter::builder()
+    ///     .with_endpoint("https://collector.example:4317")
+    ///     .with_tls_config(TlsConfig::new().with_ca_certificate_pem(ca_pem));
+    /// let config = builder.resolve_config(Signal::Traces, |_| None)?;
+    /// assert!(config.uses_tls() && config.has_ca_certificate());
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn with_tls_config(mut self, tls: TlsConfig) -> Self {
+        self.exporter = self.exporter.with_tls_config(tls);
+        self
+    }
+
+    /// The largest encoded export request; larger batches are split. Keep
+    /// it at or below the collector's receive limit. No variable; default
+    /// [`ExporterConfig::DEFAULT_MAX_REQUEST_BYTES`] (4 MiB).
+    #[must_use]
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.exporter = self.exporter.with_max_request_bytes(bytes);
+        self
+    }
+
+    /// How many export requests per signal may await their answer at once.
+    /// No variable; default [`ExporterConfig::DEFAULT_MAX_IN_FLIGHT`] (4).
+    #[must_use]
+    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
+        self.exporter = self.exporter.with_max_in_flight(requests);
+        self
+    }
+
+    /// How failed requests are retried, and for how long. No variable;
+    /// default [`RetryPolicy::default`] (30 s budget).
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.exporter = self.exporter.with_retry_policy(policy);
         self
     }
 
     /// The queue and batching of every signal's sink. Defaults:
     /// [`SinkConfig::default`] for spans and log records; for metric points
-    /// a queue of 65 536 and batches of 8 192, so that a collection fits.
+    /// a queue of [`DEFAULT_METRICS_QUEUE_CAPACITY`](Self::DEFAULT_METRICS_QUEUE_CAPACITY)
+    /// and batches of [`DEFAULT_METRICS_BATCH_SIZE`](Self::DEFAULT_METRICS_BATCH_SIZE),
+    /// so that a collection fits.
     #[must_use]
     pub fn with_sink_config(mut self, config: SinkConfig) -> Self {
         self.sinks = [Some(config.clone()), Some(config.clone()), Some(config)];
@@ -266,6 +430,28 @@ impl OtlpExporterBuilder {
         self
     }
 
+    /// The exporter settings one signal would be built with from the
+    /// environment read through `lookup`: code, then that signal's
+    /// variables, then the defaults. [`build_with_lookup`](Self::build_with_lookup)
+    /// uses exactly this for each signal; call it to see or log what a build
+    /// will use. Reads nothing but `lookup` and the certificate files'
+    /// metadata.
+    ///
+    /// # Errors
+    ///
+    /// As [`build_with_lookup`](Self::build_with_lookup), for the
+    /// configuration part.
+    pub fn resolve_config(
+        &self,
+        signal: Signal,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<ExporterConfig, BuildError> {
+        let env = EnvSettings::from_lookup(signal, lookup).map_err(BuildError::config)?;
+        let config = self.exporter.clone().build_with_env(env).map_err(BuildError::config)?;
+        config.validate().map_err(BuildError::config)?;
+        Ok(config)
+    }
+
     /// Builds with the process environment: see
     /// [`build_with_lookup`](Self::build_with_lookup).
     ///
@@ -276,10 +462,35 @@ impl OtlpExporterBuilder {
         self.build_with_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
     }
 
+    /// Builds from code and defaults only: no `OTEL_*` variable is read,
+    /// not `OTEL_EXPORTER_OTLP_ENDPOINT`, not `_HEADERS`, not the TLS files,
+    /// not the temporality preference or the export interval. For tests and
+    /// for applications that own their whole configuration.
+    ///
+    /// ```
+    /// use otlp_sink::OtlpExporter;
+    ///
+    /// let exporter = OtlpExporter::builder().with_endpoint("http://127.0.0.1:4317").build_without_env()?;
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`build_with_lookup`](Self::build_with_lookup), for settings made
+    /// in code.
+    pub fn build_without_env(self) -> Result<OtlpExporter, BuildError> {
+        self.build_with_lookup(|_| None)
+    }
+
     /// Builds with the environment read through `lookup` (a variable name to
     /// its value), for settings code left alone: each signal's exporter
-    /// settings unless a complete configuration was given, the temporality
-    /// preference and the export interval.
+    /// settings (see [`resolve_config`](Self::resolve_config)), the
+    /// temporality preference and the export interval.
+    ///
+    /// Every variable this crate knows is honoured or refused here, by name:
+    /// a bad value is an error, and so is `OTEL_EXPORTER_OTLP_PROTOCOL` (or
+    /// a per-signal one) set to `http/protobuf` or `http/json`, which this
+    /// version does not speak, unless code sets the protocol.
     ///
     /// Starts the export runtime, prepares the three gRPC clients (they
     /// connect on first use, so a collector that is not up yet is no error)
@@ -288,28 +499,16 @@ impl OtlpExporterBuilder {
     ///
     /// # Errors
     ///
-    /// A [`BuildError`] naming the signal: a bad variable or setting, a
-    /// certificate file that cannot be read, TLS settings refused, a sink
+    /// A [`BuildError`]: [`BuildError::Config`] for a bad variable or
+    /// setting or a certificate file that cannot be read (its text names the
+    /// variable or setting and the value); TLS settings refused, a sink
     /// setting out of range, or no thread for the runtime.
     pub fn build_with_lookup(self, lookup: impl Fn(&str) -> Option<String>) -> Result<OtlpExporter, BuildError> {
         let mut configs = Vec::with_capacity(3);
-        let mut metrics_env = None;
         for signal in SIGNALS {
-            let env =
-                EnvSettings::from_lookup(signal, &lookup).map_err(|source| BuildError::Config { signal, source })?;
-            if signal == Signal::Metrics {
-                metrics_env = Some(env.clone());
-            }
-            let config = match &self.configs[index(signal)] {
-                Some(config) => config.clone(),
-                None => {
-                    self.settings.clone().build_with(env).map_err(|source| BuildError::Config { signal, source })?
-                }
-            };
-            config.validate().map_err(|source| BuildError::Config { signal, source })?;
-            configs.push(config);
+            configs.push(self.resolve_config(signal, &lookup)?);
         }
-        let metrics_env = metrics_env.unwrap_or_default();
+        let metrics_env = EnvSettings::from_lookup(Signal::Metrics, &lookup).map_err(BuildError::config)?;
         let sinks: Vec<SinkConfig> = SIGNALS
             .iter()
             .map(|&signal| self.sinks[index(signal)].clone().unwrap_or_else(|| default_sink_config(signal)))
@@ -384,7 +583,9 @@ impl OtlpExporterBuilder {
 
 fn default_sink_config(signal: Signal) -> SinkConfig {
     match signal {
-        Signal::Metrics => SinkConfig::default().with_queue_capacity(65_536).with_batch_size(8_192),
+        Signal::Metrics => SinkConfig::default()
+            .with_queue_capacity(OtlpExporterBuilder::DEFAULT_METRICS_QUEUE_CAPACITY)
+            .with_batch_size(OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE),
         _ => SinkConfig::default(),
     }
 }

@@ -31,7 +31,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub async fn start(config: ExporterConfigBuilder, sink_config: SinkConfig) -> Self {
-        let config = config.build().expect("valid exporter config");
+        let config = config.build_without_env().expect("valid exporter config");
         let drain = MetricsDrain::connect(&config).await.expect("drain");
         let export = drain.stats();
         let (sink, handle) = BackgroundSink::spawn(drain, sink_config, CancellationToken::new()).expect("sink");

@@ -16,7 +16,7 @@ use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use otlp_sink::{ExporterConfig, OtlpExporter, OtlpExporterBuilder, RetryPolicy};
+use otlp_sink::{OtlpExporter, OtlpExporterBuilder, RetryPolicy};
 
 /// Items [`record`] produces per call.
 pub const METRIC_POINTS: u64 = 6;
@@ -26,7 +26,7 @@ pub const LOG_RECORDS: u64 = 4;
 /// An exporter builder aimed at `endpoint`, with quick retries, a collection
 /// interval long enough that only flushes export, and no environment.
 pub fn builder(endpoint: &str) -> OtlpExporterBuilder {
-    let config = ExporterConfig::builder()
+    OtlpExporter::builder()
         .with_endpoint(endpoint)
         .with_timeout(Duration::from_secs(5))
         .with_retry_policy(
@@ -35,14 +35,12 @@ pub fn builder(endpoint: &str) -> OtlpExporterBuilder {
                 .with_max_delay(Duration::from_millis(200))
                 .with_max_elapsed(Duration::from_secs(3)),
         )
-        .build()
-        .expect("valid config");
-    OtlpExporter::builder().with_config(config).with_export_interval(Duration::from_secs(3600))
+        .with_export_interval(Duration::from_secs(3600))
 }
 
 /// Builds `builder` without reading the process environment.
 pub fn build(builder: OtlpExporterBuilder) -> OtlpExporter {
-    builder.build_with_lookup(|_| None).expect("exporter builds")
+    builder.build_without_env().expect("exporter builds")
 }
 
 /// The three providers, on this crate's reader and processors.
