@@ -80,7 +80,8 @@ pub use config::{
     Headers, Signal, TemporalityPreference, ValueOrigin,
 };
 pub use grpc::{
-    ConnectError, ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, RetryPolicy, TracesDrain,
+    ConnectError, ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, RetryPolicy, TlsError,
+    TlsErrorKind, TracesDrain,
 };
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,

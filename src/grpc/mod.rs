@@ -1,11 +1,12 @@
 //! The gRPC transport: the [`GrpcDrain`] that sends encoded batches to a
 //! collector with a window of requests in flight, the one client every
-//! signal shares, and the classification of failed exports with the backoff
-//! between attempts.
+//! signal shares, its TLS connector, and the classification of failed
+//! exports with the backoff between attempts.
 
 mod client;
 mod drain;
 mod retry;
+mod tls;
 
 pub use client::ConnectError;
 #[cfg(feature = "sdk")]
@@ -14,3 +15,4 @@ pub use drain::{ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsD
 #[cfg(feature = "receiver")]
 pub(crate) use retry::status_with_retry_delay;
 pub use retry::RetryPolicy;
+pub use tls::{TlsError, TlsErrorKind};
