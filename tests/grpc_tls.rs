@@ -19,15 +19,24 @@ mod tls;
 
 use std::error::Error;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use errors::chain;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use otlp_sink::receiver::{Receiver, ReceiverTls};
 use otlp_sink::{
     ConnectError, DrainErrorKind, ExportError, ExporterConfig, FlushError, MetricsDrain, TlsErrorKind, ValueOrigin,
 };
 use rcgen::KeyPair;
 use tls::{new_ca, send, Pki, Sent, TempDir, POINTS};
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// The receiver's TLS settings: a certificate for `localhost` from the CA.
 fn server_tls(pki: &Pki) -> ReceiverTls {
@@ -237,4 +246,60 @@ async fn a_tls_file_without_pem_contents_is_an_invalid_file_error_naming_the_pat
         assert!(err.source().is_some(), "the parser's or rustls's reason: {err:?}");
         assert!(message.contains(role) && message.contains(&format!("setting `{setting}`")), "{message}");
     }
+}
+
+/// Counts the metric data points it is sent, and answers OK.
+struct CountingMetrics(Arc<AtomicU64>);
+
+#[tonic::async_trait]
+impl MetricsService for CountingMetrics {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let points: usize = request
+            .get_ref()
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .map(|m| match &m.data {
+                Some(Data::Sum(sum)) => sum.data_points.len(),
+                _ => 0,
+            })
+            .sum();
+        self.0.fetch_add(points as u64, Ordering::Relaxed);
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
+
+/// A server that asks for a client certificate but does not require one
+/// (rustls's verifier with unauthenticated clients allowed still sends a
+/// CertificateRequest) takes a client without one. Being asked is not
+/// being refused: the exporter delivers, without a retry.
+#[tokio::test]
+async fn a_server_that_asks_for_a_client_certificate_without_requiring_one_receives_everything() {
+    let pki = Pki::new("optional-client-cert");
+    let (cert, key) = pki.server_pem();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(cert, key))
+        .client_ca_root(Certificate::from_pem(pki.ca.pem()))
+        .client_auth_optional(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Arc::new(AtomicU64::new(0));
+    let server = Server::builder()
+        .tls_config(tls)
+        .unwrap()
+        .add_service(MetricsServiceServer::new(CountingMetrics(Arc::clone(&received))))
+        .serve_with_incoming(TcpIncoming::from(listener));
+    let server = tokio::spawn(server);
+
+    let endpoint = format!("https://localhost:{port}");
+    let sent = send(ExporterConfig::builder().with_endpoint(endpoint).with_ca_certificate(&pki.ca_file)).await;
+
+    sent.flushed.unwrap_or_else(|e| panic!("flush to a server with optional client auth: {}", chain(&e)));
+    assert_eq!((sent.stats.acked, sent.stats.failed, sent.stats.retries), (POINTS, 0, 0));
+    assert_eq!(received.load(Ordering::Relaxed), POINTS);
+    server.abort();
 }
