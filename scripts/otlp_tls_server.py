@@ -17,11 +17,12 @@ prints one JSON line with that port:
 
     {"port": 40123}
 
-then one JSON line per request it received:
+then one JSON line per request it received, before it answers:
 
-    {"signal": "metrics", "items": 1000}
+    {"signal": "metrics", "items": 1000, "client": "exporter"}
 
-(items: metric data points, spans or log records). It stops when its standard
+(items: metric data points, spans or log records; client: the common name of
+the client certificate, "" without one). It stops when its standard
 input reaches end of file, so that it never outlives the process that started
 it, or on SIGTERM / SIGINT.
 """
@@ -47,6 +48,15 @@ def emit(record):
         print(json.dumps(record), flush=True)
 
 
+def client_name(context):
+    names = context.auth_context().get("x509_common_name") or [b""]
+    return names[0].decode(errors="replace")
+
+
+def received(signal_name, items, context):
+    emit({"signal": signal_name, "items": items, "client": client_name(context)})
+
+
 def metric_points(request):
     points = 0
     for resource in request.resource_metrics:
@@ -60,21 +70,21 @@ def metric_points(request):
 
 class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
     def Export(self, request, context):
-        emit({"signal": "metrics", "items": metric_points(request)})
+        received("metrics", metric_points(request), context)
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
 class Traces(trace_service_pb2_grpc.TraceServiceServicer):
     def Export(self, request, context):
         spans = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
-        emit({"signal": "traces", "items": spans})
+        received("traces", spans, context)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
 class Logs(logs_service_pb2_grpc.LogsServiceServicer):
     def Export(self, request, context):
         records = sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
-        emit({"signal": "logs", "items": records})
+        received("logs", records, context)
         return logs_service_pb2.ExportLogsServiceResponse()
 
 

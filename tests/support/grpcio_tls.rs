@@ -4,9 +4,9 @@
 //! `rotel::venv_python`).
 //!
 //! The server prints its port once it serves, then one line per request with
-//! its item count; a reader thread turns those lines into a channel that
-//! [`GrpcioTls::start`] and [`GrpcioTls::wait_for_items`] wait on, each with a
-//! deadline. The server stops when its standard input closes, which dropping
+//! its item count and the client certificate's name, before it answers; a
+//! reader thread turns those lines into a channel that [`GrpcioTls::start`]
+//! and [`GrpcioTls::wait_for_client`] wait on, each with a deadline. The server stops when its standard input closes, which dropping
 //! the [`GrpcioTls`] does (it also kills it and reaps it).
 //!
 //! Include with `#[path = "support/grpcio_tls.rs"] mod grpcio_tls;`.
@@ -40,15 +40,24 @@ pub struct ServerFiles<'a> {
     pub client_ca: Option<&'a Path>,
 }
 
+/// One request the server received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Metric data points, spans or log records in it.
+    pub items: u64,
+    /// The common name of the client's certificate, empty without one.
+    pub client: String,
+}
+
 /// A running `otlp_tls_server.py`.
 pub struct GrpcioTls {
     child: Child,
     port: u16,
-    /// The server's request lines, parsed: item counts in arrival order.
-    /// Disconnected when the server's standard output closes.
-    requests: mpsc::Receiver<u64>,
-    /// Items in the requests received so far.
-    items: u64,
+    /// The server's request lines, parsed, in arrival order. Disconnected
+    /// when the server's standard output closes.
+    lines: mpsc::Receiver<Request>,
+    /// The requests received so far, in arrival order.
+    received: Vec<Request>,
 }
 
 impl GrpcioTls {
@@ -69,7 +78,7 @@ impl GrpcioTls {
         let stdout = child.stdout.take().expect("piped stdout");
 
         let (port_tx, port_rx) = mpsc::channel();
-        let (requests_tx, requests) = mpsc::channel();
+        let (requests_tx, lines) = mpsc::channel();
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -83,12 +92,13 @@ impl GrpcioTls {
                 if let Some(port) = record.get("port").and_then(Value::as_u64) {
                     let _ = port_tx.send(port);
                 } else if let Some(items) = record.get("items").and_then(Value::as_u64) {
-                    let _ = requests_tx.send(items);
+                    let client = record.get("client").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let _ = requests_tx.send(Request { items, client });
                 }
             }
         });
 
-        let mut server = Self { child, port: 0, requests, items: 0 };
+        let mut server = Self { child, port: 0, lines, received: Vec::new() };
         let port = match port_rx.recv_timeout(READY_TIMEOUT) {
             Ok(port) => port,
             Err(e) => {
@@ -106,27 +116,21 @@ impl GrpcioTls {
         format!("https://localhost:{}", self.port)
     }
 
-    /// Items (points, spans or log records) in the requests received so far,
-    /// without waiting.
-    pub fn items_so_far(&mut self) -> u64 {
-        while let Ok(items) = self.requests.try_recv() {
-            self.items += items;
-        }
-        self.items
-    }
-
-    /// Waits until the server has received at least `items` items, or
-    /// `timeout` has passed; returns what it received.
-    pub fn wait_for_items(&mut self, items: u64, timeout: Duration) -> u64 {
+    /// Waits until the server has printed a request from the client whose
+    /// certificate is named `client`, or `timeout` has passed, and returns
+    /// every request received so far. Lines come in the order the server
+    /// printed them, so once `client`'s is in, every request received before
+    /// it is too.
+    pub fn wait_for_client(&mut self, client: &str, timeout: Duration) -> &[Request] {
         let deadline = Instant::now() + timeout;
-        while self.items < items {
+        while !self.received.iter().any(|r| r.client == client) {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.requests.recv_timeout(left) {
-                Ok(received) => self.items += received,
+            match self.lines.recv_timeout(left) {
+                Ok(request) => self.received.push(request),
                 Err(_) => break,
             }
         }
-        self.items
+        &self.received
     }
 }
 
