@@ -50,6 +50,10 @@ pub enum ExportError {
     /// fix (the collector requires a client certificate none is configured
     /// for, or its certificate is not trusted here). No gRPC status is
     /// involved: the collector answered no request. Its points are lost.
+    ///
+    /// Its message and its [`source`](Error::source) are the [`TlsError`]'s:
+    /// what failed, the variables and builder method to set, then rustls's
+    /// reason.
     Tls {
         /// What failed, and what to configure.
         error: TlsError,
