@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need that cargo does not: the rotel OTLP
-# collector (from PyPI) and the OpenTelemetry Python protobuf classes used by
-# scripts/otlp_send.py. Idempotent: a second run only checks.
+# collector (from PyPI) and grpcio with the OpenTelemetry Python protobuf classes
+# used by scripts/otlp_send.py and scripts/otlp_tls_server.py. Idempotent: a
+# second run only checks.
 #
 #   scripts/install-test-deps.sh            # venv in <repo>/target/test-venv
 #   TEST_VENV=/some/dir scripts/install-test-deps.sh
@@ -46,8 +47,15 @@ agent="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dir
 # The binary links libpython3.11.so.1.0 (Debian package libpython3.11): prove it runs.
 version="$("$agent" --version 2>&1)" || die "$agent does not run: $version (missing libpython3.11? apt-get install libpython3.11)"
 
-"$venv/bin/python" -c 'import grpc; from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc' \
+# scripts/otlp_send.py and scripts/otlp_tls_server.py (the TLS server of
+# tests/grpc_tls_grpcio.rs) use grpcio with its TLS and all three services.
+"$venv/bin/python" -c 'import grpc; grpc.ssl_server_credentials
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc' \
     || die "grpcio / opentelemetry-proto do not import from $venv"
+"$venv/bin/python" "$repo/scripts/otlp_tls_server.py" --help >/dev/null \
+    || die "scripts/otlp_tls_server.py does not run with $venv/bin/python"
 
 printf '%s\n' "$agent" > "$venv/rotel-agent.path"
 say "$version at $agent"

@@ -80,8 +80,8 @@ pub use config::{
     Headers, Protocol, Signal, TemporalityPreference, TlsConfig, ValueOrigin,
 };
 pub use grpc::{
-    ConnectError, ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, Outage, RetryPolicy,
-    TracesDrain,
+    ConnectError, ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, Outage, RetryPolicy, TlsError,
+    TlsErrorKind, TracesDrain,
 };
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,

@@ -1,172 +1,85 @@
 //! The OTLP/gRPC drain over TLS and mutual TLS, against the crate's in-process
 //! receiver (rotel's receivers have no TLS, see `tests/support/ROTEL.md`).
 //!
-//! Every test makes its own certificates with rcgen: a CA, a server
-//! certificate for `localhost` (the host of [`Receiver::endpoint`] with TLS),
-//! client certificates. The files the exporter reads are written as PEM to a
-//! directory of the test's own under the system temp directory, removed when
-//! the test ends. No key is committed.
+//! Every test makes its own certificates with rcgen (`tests/support/tls.rs`):
+//! a CA, a server certificate for `localhost` (the host of
+//! [`Receiver::endpoint`] with TLS), client certificates, in a directory of
+//! the test's own removed when the test ends. No key is committed. The same
+//! failures against a server that is not this crate's are in
+//! `tests/grpc_tls_grpcio.rs`.
 
 #![cfg(feature = "receiver")]
 
-#[path = "support/points.rs"]
-mod points;
-
-use std::error::Error;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use otlp_sink::receiver::{Receiver, ReceiverTls};
-use otlp_sink::{
-    BackgroundSink, ConnectError, DrainErrorKind, ExportError, ExportStats, ExporterConfig, ExporterConfigBuilder,
-    FlushError, MetricsDrain, RetryPolicy, SinkConfig, ValueOrigin,
-};
-use points::Shared;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-use tokio_util::sync::CancellationToken;
-
-const POINTS: u64 = 1_000;
-
-/// A directory under the system temp directory, unique to one test, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_nanos();
-        let name =
-            format!("otlp-sink-tls-{label}-{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let path = std::env::temp_dir().join(name);
-        // `create_dir` (not `_all`) fails if the name is taken: the directory is ours alone.
-        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-        Self(path)
-    }
-
-    /// Writes `contents` to the file `name` in this directory and returns its path.
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-type Ca = CertifiedIssuer<'static, KeyPair>;
-
-fn new_ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names to check");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA certificate")
-}
-
-/// A certificate for `name` issued by `ca`, for `usage`: (certificate PEM, key PEM).
-fn issue(ca: &Ca, name: &str, usage: ExtendedKeyUsagePurpose) -> (String, String) {
-    let mut params = CertificateParams::new(vec![name.to_owned()]).expect("a valid DNS name");
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().expect("key");
-    let cert = params.signed_by(&key, ca).expect("certificate");
-    (cert.pem(), key.serialize_pem())
-}
-
-/// What one test needs: a CA, a receiver certificate for `localhost` from it,
-/// and the directory for the files the exporter reads (`ca.pem` is in it).
-struct Pki {
-    dir: TempDir,
-    ca: Ca,
-    ca_file: PathBuf,
-}
-
-impl Pki {
-    fn new(label: &str) -> Self {
-        let dir = TempDir::new(label);
-        let ca = new_ca("otlp-sink test CA");
-        let ca_file = dir.write("ca.pem", &ca.pem());
-        Self { dir, ca, ca_file }
-    }
-
-    /// The receiver's TLS settings: a certificate for `localhost` from the CA.
-    fn server_tls(&self) -> ReceiverTls {
-        let (cert, key) = issue(&self.ca, "localhost", ExtendedKeyUsagePurpose::ServerAuth);
-        ReceiverTls::new(cert, key)
-    }
-
-    /// A client certificate from `ca`, written to files: (certificate, key).
-    fn client_identity(&self, ca: &Ca, name: &str) -> (PathBuf, PathBuf) {
-        let (cert, key) = issue(ca, name, ExtendedKeyUsagePurpose::ClientAuth);
-        (self.dir.write(&format!("{name}.pem"), &cert), self.dir.write(&format!("{name}-key.pem"), &key))
-    }
-}
-
-/// A retry policy that would make any retry obvious: the first one waits 10 s.
-fn slow_retries() -> RetryPolicy {
-    RetryPolicy::new()
-        .with_initial_delay(Duration::from_secs(10))
-        .with_max_delay(Duration::from_secs(10))
-        .with_max_elapsed(Duration::from_secs(60))
-}
-
-struct Sent {
-    flushed: Result<(), FlushError>,
-    took: Duration,
-    stats: ExportStats,
-}
-
-/// Pushes [`POINTS`] metric points through a sink and a drain for `config`,
-/// flushes, and shuts the sink down.
-async fn send(config: ExporterConfigBuilder) -> Sent {
-    let config = config.with_retry_policy(slow_retries()).build_without_env().expect("valid exporter config");
-    let drain = MetricsDrain::connect(&config).await.expect("the TLS files are readable");
-    let stats = drain.stats();
-    // One batch, one request: a failure covers every point.
-    let sink_config = SinkConfig::default().with_queue_capacity(10_000).with_batch_size(POINTS as usize);
-    let (sink, handle) = BackgroundSink::spawn(drain, sink_config, CancellationToken::new()).expect("sink");
-    for point in Shared::new().counters(1, POINTS as usize) {
-        sink.try_push(point).unwrap_or_else(|e| panic!("queue refused a point: {e}"));
-    }
-    let started = Instant::now();
-    let flushed = sink.flush().await;
-    let took = started.elapsed();
-    // Nothing is in flight after the flush: shutdown returns at once.
-    let _ = handle.shutdown_timeout(Duration::from_secs(5)).await;
-    Sent { flushed, took, stats: stats.snapshot() }
-}
-
 #[path = "support/errors.rs"]
 mod errors;
+#[path = "support/points.rs"]
+mod points;
+#[path = "support/tls.rs"]
+mod tls;
+
+use std::error::Error;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use errors::chain;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use otlp_sink::receiver::{Receiver, ReceiverTls};
+use otlp_sink::{
+    ConnectError, DrainErrorKind, ExportError, ExporterConfig, FlushError, MetricsDrain, TlsErrorKind, ValueOrigin,
+};
+use rcgen::KeyPair;
+use tls::{new_ca, send, Pki, Sent, TempDir, POINTS};
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// The receiver's TLS settings: a certificate for `localhost` from the CA.
+fn server_tls(pki: &Pki) -> ReceiverTls {
+    let (cert, key) = pki.server_pem();
+    ReceiverTls::new(cert, key)
+}
 
 /// Asserts that the flush failed for good on the first attempt, without a
-/// retry, and returns the error chain.
-fn assert_refused_at_once(sent: &Sent) -> String {
+/// retry, and returns the drain's error and the error chain.
+fn assert_failed_at_once(sent: &Sent) -> (&ExportError, String) {
     let err = sent.flushed.as_ref().expect_err("the flush must fail");
     let FlushError::Drain { source, .. } = err else { panic!("expected a drain failure, got {err:?}") };
     assert_eq!(source.kind(), DrainErrorKind::Permanent, "{}", chain(err));
     assert_eq!(source.items(), Some(POINTS));
     let export = source.source().and_then(|s| s.downcast_ref::<ExportError>()).expect("an ExportError");
-    let ExportError::Refused { attempts, .. } = export else { panic!("expected Refused, got {export:?}") };
-    assert_eq!(*attempts, 1, "{}", chain(err));
     assert_eq!((sent.stats.retries, sent.stats.acked, sent.stats.failed), (0, 0, POINTS));
     // A retry would have waited 10 s first.
     assert!(sent.took < Duration::from_secs(5), "the failure took {:?}", sent.took);
-    chain(err)
+    (export, chain(err))
+}
+
+/// As [`assert_failed_at_once`], for a collector that refused with a gRPC
+/// status or a TLS alert about the client's certificate.
+fn assert_refused_at_once(sent: &Sent) -> String {
+    let (export, chain) = assert_failed_at_once(sent);
+    let ExportError::Refused { attempts, .. } = export else { panic!("expected Refused, got {export:?}") };
+    assert_eq!(*attempts, 1, "{chain}");
+    chain
+}
+
+/// As [`assert_failed_at_once`], for a TLS failure of `kind`: not a gRPC status.
+fn assert_tls_failure_at_once(sent: &Sent, kind: TlsErrorKind) -> String {
+    let (export, chain) = assert_failed_at_once(sent);
+    let ExportError::Tls { error, attempts, .. } = export else { panic!("expected Tls, got {export:?}") };
+    assert_eq!((error.kind(), *attempts), (kind, 1), "{chain}");
+    assert_eq!(export.code(), None, "no gRPC status was involved");
+    chain
 }
 
 #[tokio::test]
 async fn a_custom_ca_verifies_the_receiver_and_every_point_arrives() {
     let pki = Pki::new("custom-ca");
-    let receiver = Receiver::builder().with_tls(pki.server_tls()).start().await.unwrap();
+    let receiver = Receiver::builder().with_tls(server_tls(&pki)).start().await.unwrap();
     assert!(receiver.endpoint().starts_with("https://localhost:"), "{}", receiver.endpoint());
 
     let sent =
@@ -180,7 +93,7 @@ async fn a_custom_ca_verifies_the_receiver_and_every_point_arrives() {
 #[tokio::test]
 async fn mutual_tls_with_a_client_certificate_delivers() {
     let pki = Pki::new("mtls");
-    let tls = pki.server_tls().with_client_ca(pki.ca.pem());
+    let tls = server_tls(&pki).with_client_ca(pki.ca.pem());
     let receiver = Receiver::builder().with_tls(tls).start().await.unwrap();
     let (cert, key) = pki.client_identity(&pki.ca, "exporter");
 
@@ -200,34 +113,36 @@ async fn mutual_tls_with_a_client_certificate_delivers() {
 #[tokio::test]
 async fn a_receiver_certificate_from_another_ca_fails_at_once_and_for_good() {
     let pki = Pki::new("wrong-ca");
-    let receiver = Receiver::builder().with_tls(pki.server_tls()).start().await.unwrap();
-    let other_ca = pki.dir.write("other-ca.pem", &new_ca("some other CA").pem());
+    let receiver = Receiver::builder().with_tls(server_tls(&pki)).start().await.unwrap();
+    let other_ca = pki.other_ca_file();
 
     let sent = send(ExporterConfig::builder().with_endpoint(receiver.endpoint()).with_ca_certificate(other_ca)).await;
 
-    let chain = assert_refused_at_once(&sent);
+    let chain = assert_tls_failure_at_once(&sent, TlsErrorKind::UntrustedServerCertificate);
     assert!(chain.contains("invalid peer certificate: UnknownIssuer"), "{chain}");
+    assert!(chain.contains("OTEL_EXPORTER_OTLP_CERTIFICATE"), "{chain}");
     assert_eq!(receiver.counts().metrics.requests, 0, "no request passed the handshake");
 }
 
 #[tokio::test]
 async fn a_missing_client_certificate_is_refused_by_an_mtls_receiver_at_once_and_for_good() {
     let pki = Pki::new("no-client-cert");
-    let tls = pki.server_tls().with_client_ca(pki.ca.pem());
+    let tls = server_tls(&pki).with_client_ca(pki.ca.pem());
     let receiver = Receiver::builder().with_tls(tls).start().await.unwrap();
 
     let sent =
         send(ExporterConfig::builder().with_endpoint(receiver.endpoint()).with_ca_certificate(&pki.ca_file)).await;
 
-    let chain = assert_refused_at_once(&sent);
+    let chain = assert_tls_failure_at_once(&sent, TlsErrorKind::ClientCertificateRequired);
     assert!(chain.contains("received fatal alert: CertificateRequired"), "{chain}");
+    assert!(chain.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"), "{chain}");
     assert_eq!(receiver.counts().metrics.requests, 0);
 }
 
 #[tokio::test]
 async fn a_client_certificate_from_an_unknown_ca_is_refused_at_once_and_for_good() {
     let pki = Pki::new("untrusted-client");
-    let tls = pki.server_tls().with_client_ca(pki.ca.pem());
+    let tls = server_tls(&pki).with_client_ca(pki.ca.pem());
     let receiver = Receiver::builder().with_tls(tls).start().await.unwrap();
     let (cert, key) = pki.client_identity(&new_ca("some other CA"), "stranger");
 
@@ -289,4 +204,102 @@ fn the_temp_dir_is_removed_with_its_keys() {
     assert!(key.is_file());
     drop(dir);
     assert!(!Path::new(&path).exists(), "{} is still there", path.display());
+}
+
+/// A file that is there but holds no PEM certificate (or key) is refused when
+/// the drain is made, naming the file's role, its path and its setting.
+#[tokio::test]
+async fn a_tls_file_without_pem_contents_is_an_invalid_file_error_naming_the_path() {
+    let pki = Pki::new("not-pem");
+    let (cert, key) = pki.client_identity(&pki.ca, "exporter");
+    let garbage = pki.dir.write("garbage.pem", "not a PEM file\n");
+    let https = ExporterConfig::builder().with_endpoint("https://localhost:1");
+
+    for (config, role, setting) in [
+        (https.clone().with_ca_certificate(&garbage), "CA certificate", "ca_certificate"),
+        (
+            https.clone().with_ca_certificate(&pki.ca_file).with_client_identity(&garbage, &key),
+            "client certificate",
+            "client_certificate",
+        ),
+        (
+            https.clone().with_ca_certificate(&pki.ca_file).with_client_identity(&cert, &garbage),
+            "client key",
+            "client_key",
+        ),
+        // A key that is not the certificate's.
+        (
+            https
+                .clone()
+                .with_ca_certificate(&pki.ca_file)
+                .with_client_identity(&cert, pki.client_identity(&pki.ca, "other").1),
+            "client key",
+            "client_key",
+        ),
+    ] {
+        let err = MetricsDrain::connect(&config.build_without_env().unwrap()).await.expect_err("an unusable file");
+        let message = err.to_string();
+        let ConnectError::InvalidFile { what, origin, .. } = &err else {
+            panic!("expected InvalidFile for the {role}, got {err:?}")
+        };
+        assert_eq!((*what, *origin), (role, ValueOrigin::Code(setting)), "{}", chain(&err));
+        assert!(err.source().is_some(), "the parser's or rustls's reason: {err:?}");
+        assert!(message.contains(role) && message.contains(&format!("setting `{setting}`")), "{message}");
+    }
+}
+
+/// Counts the metric data points it is sent, and answers OK.
+struct CountingMetrics(Arc<AtomicU64>);
+
+#[tonic::async_trait]
+impl MetricsService for CountingMetrics {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let points: usize = request
+            .get_ref()
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .map(|m| match &m.data {
+                Some(Data::Sum(sum)) => sum.data_points.len(),
+                _ => 0,
+            })
+            .sum();
+        self.0.fetch_add(points as u64, Ordering::Relaxed);
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
+
+/// A server that asks for a client certificate but does not require one
+/// (rustls's verifier with unauthenticated clients allowed still sends a
+/// CertificateRequest) takes a client without one. Being asked is not
+/// being refused: the exporter delivers, without a retry.
+#[tokio::test]
+async fn a_server_that_asks_for_a_client_certificate_without_requiring_one_receives_everything() {
+    let pki = Pki::new("optional-client-cert");
+    let (cert, key) = pki.server_pem();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(cert, key))
+        .client_ca_root(Certificate::from_pem(pki.ca.pem()))
+        .client_auth_optional(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Arc::new(AtomicU64::new(0));
+    let server = Server::builder()
+        .tls_config(tls)
+        .unwrap()
+        .add_service(MetricsServiceServer::new(CountingMetrics(Arc::clone(&received))))
+        .serve_with_incoming(TcpIncoming::from(listener));
+    let server = tokio::spawn(server);
+
+    let endpoint = format!("https://localhost:{port}");
+    let sent = send(ExporterConfig::builder().with_endpoint(endpoint).with_ca_certificate(&pki.ca_file)).await;
+
+    sent.flushed.unwrap_or_else(|e| panic!("flush to a server with optional client auth: {}", chain(&e)));
+    assert_eq!((sent.stats.acked, sent.stats.failed, sent.stats.retries), (POINTS, 0, 0));
+    assert_eq!(received.load(Ordering::Relaxed), POINTS);
+    server.abort();
 }

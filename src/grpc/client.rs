@@ -6,22 +6,26 @@
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
-use http::uri::PathAndQuery;
+use http::uri::{PathAndQuery, Scheme};
+use http::Uri;
 use prost::Message;
 use tonic::client::Grpc;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-use crate::config::{Compression, ConfigPath, ExporterConfig, ValueOrigin};
+use super::tls::{Refusal, TlsConnector};
+use crate::config::{Compression, ExporterConfig, ValueOrigin};
 use crate::otlp::Signal as Encoding;
 
 /// Why an exporter could not be set up: a TLS file that cannot be read or
-/// parsed, or an endpoint tonic refuses.
+/// holds nothing usable, or TLS settings that cannot be used.
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum ConnectError {
@@ -30,15 +34,36 @@ pub enum ConnectError {
         /// What the file is: `"CA certificate"`, `"client certificate"` or `"client key"`.
         what: &'static str,
         /// Its path.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// Where the path was configured: the environment variable or the
         /// builder setting that named it.
         origin: ValueOrigin,
         /// The I/O error.
         source: io::Error,
     },
-    /// The TLS settings were refused (for example, a file that is not PEM).
-    Tls(tonic::transport::Error),
+    /// A TLS file was read but holds nothing usable: no PEM certificate in a
+    /// certificate file, no PEM private key in a key file, or a key that
+    /// does not match its certificate.
+    InvalidFile {
+        /// What the file is: `"CA certificate"`, `"client certificate"` or `"client key"`.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// Where the path was configured: the environment variable or the
+        /// builder setting that named it.
+        origin: ValueOrigin,
+        /// What the PEM parser or rustls said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// No CA certificate is configured, and no root certificate of the
+    /// system could be loaded to check the collector's certificate against.
+    NoSystemRoots {
+        /// The first error met loading them, if there was one.
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The TLS settings were refused (for example, an endpoint host that is
+    /// not a valid TLS server name).
+    Tls(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl fmt::Display for ConnectError {
@@ -47,6 +72,13 @@ impl fmt::Display for ConnectError {
             Self::ReadFile { what, path, origin, .. } => {
                 write!(f, "cannot read the {what} file {:?} named by {origin}", path.display().to_string())
             }
+            Self::InvalidFile { what, path, origin, .. } => {
+                write!(f, "the {what} file {:?} named by {origin} holds no usable {what}", path.display().to_string())
+            }
+            Self::NoSystemRoots { .. } => f.write_str(
+                "no CA certificate is configured (OTEL_EXPORTER_OTLP_CERTIFICATE, \
+                 ExporterConfigBuilder::with_ca_certificate) and the system's root certificates cannot be loaded",
+            ),
             Self::Tls(_) => f.write_str("the TLS settings were refused"),
         }
     }
@@ -56,19 +88,10 @@ impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::ReadFile { source, .. } => Some(source),
-            Self::Tls(e) => Some(e),
+            Self::InvalidFile { source, .. } | Self::Tls(source) => Some(&**source),
+            Self::NoSystemRoots { source } => source.as_deref().map(|e| e as _),
         }
     }
-}
-
-async fn read(what: &'static str, file: &ConfigPath) -> Result<Vec<u8>, ConnectError> {
-    let path = file.path();
-    file.read().await.map_err(|source| ConnectError::ReadFile {
-        what,
-        path: path.to_owned(),
-        origin: file.origin(),
-        source,
-    })
 }
 
 /// A cloneable handle on one HTTP/2 channel to the collector, with the
@@ -80,6 +103,9 @@ pub(crate) struct ExportClient {
     /// `Debug` does not print them.
     metadata: MetadataMap,
     timeout: Duration,
+    /// With TLS: where the connections record a collector that ended one for
+    /// want of a client certificate.
+    refusal: Option<Arc<Refusal>>,
 }
 
 impl fmt::Debug for ExportClient {
@@ -96,33 +122,34 @@ impl ExportClient {
     /// Must be called inside a tokio runtime: the channel spawns its
     /// connection task there.
     pub(crate) async fn connect(config: &ExporterConfig) -> Result<Self, ConnectError> {
-        let mut endpoint = Endpoint::from(config.endpoint().clone())
-            .connect_timeout(config.timeout())
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(config.timeout());
-        if config.uses_tls() {
-            let mut tls = ClientTlsConfig::new();
-            tls = match &config.ca_certificate {
-                // A custom CA replaces the system roots: the collector is
-                // expected to present a certificate from it.
-                Some(ca) => tls.ca_certificate(Certificate::from_pem(read("CA certificate", ca).await?)),
-                None => tls.with_native_roots(),
-            };
-            if let (Some(cert), Some(key)) = (&config.client_certificate, &config.client_key) {
-                let cert = read("client certificate", cert).await?;
-                let key = read("client key", key).await?;
-                tls = tls.identity(Identity::from_pem(cert, key));
-            }
-            endpoint = endpoint.tls_config(tls).map_err(ConnectError::Tls)?;
-        }
-        let mut grpc = Grpc::new(endpoint.connect_lazy()).max_decoding_message_size(16 * 1024 * 1024);
+        let endpoint = |uri: Uri| {
+            Endpoint::from(uri)
+                .connect_timeout(config.timeout())
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(config.timeout())
+        };
+        let (channel, refusal) = if config.uses_tls() {
+            let connector = TlsConnector::new(config).await?;
+            let refusal = connector.refusal();
+            // The connector does the TLS, so tonic must see a plaintext URI
+            // (it refuses an `https` one without its own TLS); the requests
+            // still carry the `https` scheme and the authority, as the origin.
+            let mut parts = config.endpoint().clone().into_parts();
+            parts.scheme = Some(Scheme::HTTP);
+            let dialled = Uri::from_parts(parts).map_err(|e| ConnectError::Tls(Box::new(e)))?;
+            let channel = endpoint(dialled).origin(config.endpoint().clone()).connect_with_connector_lazy(connector);
+            (channel, Some(refusal))
+        } else {
+            (endpoint(config.endpoint().clone()).connect_lazy(), None)
+        };
+        let mut grpc = Grpc::new(channel).max_decoding_message_size(16 * 1024 * 1024);
         grpc = match config.compression() {
             Compression::Gzip => grpc.send_compressed(CompressionEncoding::Gzip),
             Compression::Zstd => grpc.send_compressed(CompressionEncoding::Zstd),
             _ => grpc,
         };
-        Ok(Self { grpc, metadata: config.headers().to_metadata(), timeout: config.timeout() })
+        Ok(Self { grpc, metadata: config.headers().to_metadata(), timeout: config.timeout(), refusal })
     }
 
     /// One attempt: sends `body`, an encoded `S::Request`, and waits for the
@@ -143,14 +170,29 @@ impl ExportClient {
             let path = PathAndQuery::from_static(S::EXPORT_PATH);
             grpc.unary(request, path, PreEncoded::<S::Response>::default()).await.map(tonic::Response::into_inner)
         };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(answer) => answer,
+        let failed = match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err(status)) => status,
             Err(_elapsed) if timeout < self.timeout => {
-                Err(Status::deadline_exceeded(format!("no answer within the {timeout:?} left of the retry budget")))
+                Status::deadline_exceeded(format!("no answer within the {timeout:?} left of the retry budget"))
             }
-            Err(_elapsed) => {
-                Err(Status::deadline_exceeded(format!("no answer within the {timeout:?} per-attempt timeout")))
+            Err(_elapsed) => Status::deadline_exceeded(format!("no answer within the {timeout:?} per-attempt timeout")),
+        };
+        Err(self.with_refusal(failed))
+    }
+
+    /// A failed attempt's status, or, when the collector was seen ending a
+    /// connection for want of the client certificate it asked for, a status
+    /// that carries that [`TlsError`](super::TlsError) as its source. The connection's end
+    /// reaches here through h2, which keeps only the text of its error.
+    fn with_refusal(&self, failed: Status) -> Status {
+        match self.refusal.as_ref().and_then(|refusal| refusal.get()) {
+            Some(refused) => {
+                let mut status = Status::unavailable(refused.to_string());
+                status.set_source(Arc::new(refused));
+                status
             }
+            None => failed,
         }
     }
 }

@@ -16,7 +16,7 @@ use tonic::{Code, Status};
 use super::client::{ConnectError, ExportClient};
 use super::outage::{Outage, OutageTracker};
 use super::retry::{classify, classify_status, RetryDecision};
-use super::RetryPolicy;
+use super::{RetryPolicy, TlsError};
 use crate::config::ExporterConfig;
 use crate::otlp::{encode, EncodeError, Signal as Encoding};
 use crate::sink::{DrainError, DrainErrorKind, SinkDrain};
@@ -47,6 +47,20 @@ pub enum ExportError {
         /// Time from the first attempt to giving up.
         elapsed: Duration,
     },
+    /// The TLS connection to the collector failed in a way retrying cannot
+    /// fix (the collector requires a client certificate none is configured
+    /// for, or its certificate is not trusted here). No gRPC status is
+    /// involved: the collector answered no request. Its points are lost.
+    ///
+    /// Its message and its [`source`](Error::source) are the [`TlsError`]'s:
+    /// what failed, the variables and builder method to set, then rustls's
+    /// reason.
+    Tls {
+        /// What failed, and what to configure.
+        error: TlsError,
+        /// Attempts made, the last included.
+        attempts: u32,
+    },
     /// The collector accepted a request but refused some of its points (OTLP
     /// partial success). They are not retried.
     PartialSuccess {
@@ -66,13 +80,21 @@ impl ExportError {
     pub fn code(&self) -> Option<Code> {
         match self {
             Self::Refused { status, .. } | Self::RetriesExhausted { status, .. } => Some(status.code()),
-            Self::PartialSuccess { .. } | Self::Encode(_) => None,
+            Self::Tls { .. } | Self::PartialSuccess { .. } | Self::Encode(_) => None,
+        }
+    }
+
+    /// The failure of a request whose attempt `attempts` failed for good with `status`.
+    fn permanent(status: Status, attempts: u32) -> Self {
+        match tls_failure(&status) {
+            Some(error) => Self::Tls { error: error.clone(), attempts },
+            None => Self::Refused { status, attempts },
         }
     }
 
     fn kind(&self) -> DrainErrorKind {
         match self {
-            Self::Refused { .. } => DrainErrorKind::Permanent,
+            Self::Refused { .. } | Self::Tls { .. } => DrainErrorKind::Permanent,
             Self::RetriesExhausted { status, .. } if status.code() == Code::DeadlineExceeded => {
                 DrainErrorKind::TimedOut
             }
@@ -103,6 +125,8 @@ impl fmt::Display for ExportError {
                 status.code(),
                 status.message()
             ),
+            // What TLS error says is the whole message: transparent.
+            Self::Tls { error, .. } => fmt::Display::fmt(error, f),
             Self::PartialSuccess { rejected, message } => {
                 write!(f, "collector rejected {rejected} point(s): {message}")
             }
@@ -118,6 +142,7 @@ impl Error for ExportError {
             // The status's code and message are already in this error's
             // text: its cause is what the transport reported under it.
             Self::Refused { status, .. } | Self::RetriesExhausted { status, .. } => status.source(),
+            Self::Tls { error, .. } => error.source(),
             Self::Encode(e) => Some(e),
             Self::PartialSuccess { .. } => None,
         }
@@ -496,7 +521,7 @@ impl Delivery {
             };
             let decision = classify_attempt(&status);
             let failure = match decision.delay(&self.retry, attempts - 1, rand::random::<f64>()) {
-                None => ExportError::Refused { status, attempts },
+                None => ExportError::permanent(status, attempts),
                 Some(delay) if self.retry.allows_retry(started.elapsed(), delay) => {
                     outage.failed(&AttemptFailure(&status), Some(delay));
                     self.ticket.counters.retries.fetch_add(1, Ordering::Relaxed);
@@ -568,7 +593,13 @@ impl fmt::Display for AttemptFailure<'_> {
 /// tonic reports those as UNKNOWN, which the spec table calls permanent, but
 /// the request may simply not have arrived, so they are retried like
 /// UNAVAILABLE. A TLS certificate failure is the exception: retrying cannot fix it.
+/// A [`TlsError`] from this crate's connector is one for certain; other
+/// certificate failures (a client certificate the collector refuses) are
+/// recognised from rustls's errors.
 fn classify_attempt(status: &Status) -> RetryDecision {
+    if tls_failure(status).is_some() {
+        return RetryDecision::Permanent;
+    }
     if status.code() == Code::Unknown && status.source().is_some() {
         if certificate_failure(status) {
             return RetryDecision::Permanent;
@@ -579,6 +610,21 @@ fn classify_attempt(status: &Status) -> RetryDecision {
         return RetryDecision::Permanent;
     }
     classify_status(status)
+}
+
+/// The [`TlsError`] of the connector in the status's source chain, if there
+/// is one. An `io::Error`'s `source` skips the error it wraps, so that one is
+/// looked at too.
+fn tls_failure(status: &Status) -> Option<&TlsError> {
+    let mut cause: Option<&(dyn Error + 'static)> = status.source();
+    while let Some(err) = cause {
+        let wrapped = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|e| e as &dyn Error);
+        if let Some(tls) = [Some(err), wrapped].into_iter().flatten().find_map(|e| e.downcast_ref::<TlsError>()) {
+            return Some(tls);
+        }
+        cause = err.source();
+    }
+    None
 }
 
 /// Whether a rustls certificate error is anywhere in the status's source
@@ -763,6 +809,32 @@ mod tests {
         ] {
             assert_eq!(classify_attempt(&status), RetryDecision::Permanent, "{status:?}");
         }
+    }
+
+    #[test]
+    fn a_tls_error_of_the_connector_is_permanent_and_reported_as_such_not_as_a_status() {
+        let end = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        let refused = crate::TlsError::client_certificate_required(end);
+        // Directly below the status (the client's refusal), or deeper in the
+        // chain (a connect error, wrapped by tonic and tower).
+        let direct = transport_status(Code::Unavailable, refused.clone());
+        let nested = transport_status(Code::Unavailable, io(refused.clone()));
+        for status in [direct, nested] {
+            assert_eq!(classify_attempt(&status), RetryDecision::Permanent, "{status:?}");
+            let failure = ExportError::permanent(status, 1);
+            let ExportError::Tls { error, attempts } = &failure else { panic!("expected Tls, got {failure:?}") };
+            assert_eq!((error.kind(), *attempts), (crate::TlsErrorKind::ClientCertificateRequired, 1));
+            assert_eq!(failure.code(), None, "no gRPC status was involved");
+            assert_eq!(failure.kind(), DrainErrorKind::Permanent);
+            assert_eq!(failure.to_string(), refused.to_string(), "the TLS error is the message");
+        }
+    }
+
+    #[test]
+    fn a_permanent_status_without_a_tls_error_stays_a_refusal() {
+        let failure = ExportError::permanent(Status::permission_denied("no"), 2);
+        assert!(matches!(failure, ExportError::Refused { attempts: 2, .. }), "{failure:?}");
+        assert_eq!(failure.code(), Some(Code::PermissionDenied));
     }
 
     #[test]
