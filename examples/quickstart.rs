@@ -126,7 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "  {:>7}: {} {unit} ({} sent, {} rejected, {} failed, {} dropped)",
                     format!("{signal:?}").to_lowercase(),
                     s.export.acked,
-                    s.export.points_sent,
+                    s.export.items_sent,
                     s.export.rejected,
                     s.export.failed,
                     s.sink.dropped

@@ -9,10 +9,19 @@
 //! ```
 //!
 //! Without `OTEL_EXPORTER_OTLP_ENDPOINT` it sends to the crate's in-process
-//! receiver. This crate's own diagnostics (its `tracing` warnings when an
-//! export fails, and those of the gRPC stack under it) are emitted on its
-//! export runtime, where OpenTelemetry is suppressed: they reach the console
-//! layer but are never exported back into the exporter.
+//! receiver, and checks afterwards that the receiver got everything.
+//!
+//! The pattern for `tracing` users: build the exporter first and hold it
+//! until the application is done; install the layers with `.init()`. The
+//! global subscriber keeps the providers alive until the process exits, so
+//! they are never dropped; the exporter is, and its drop delivers everything
+//! still queued, on every signal, within the shutdown timeout. No explicit
+//! shutdown is needed.
+//!
+//! This crate's own diagnostics (its `tracing` warnings when an export fails,
+//! and the spans and events of the gRPC stack under it) are made on its
+//! export runtime's threads: they reach the console layer, and the span and
+//! log processors drop them, so they are never exported back into it.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
@@ -43,23 +52,38 @@ fn price(order: u32) -> u32 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let collector = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|v| !v.trim().is_empty());
-    let mut local = None;
-    let exporter = match &collector {
-        Some(endpoint) => {
-            println!("sending to the collector at {endpoint}");
-            OtlpExporter::builder().build()?
+    let Some(endpoint) = collector else {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let receiver = runtime.block_on(Receiver::start())?;
+        println!("sending to the in-process receiver at {}", receiver.endpoint());
+        let events = application(Some(receiver.endpoint()))?;
+        // `application` returned, and with it the exporter was dropped: what
+        // it delivered is at the receiver already.
+        let counts = receiver.counts();
+        let (spans, records) = (counts.signal(Signal::Traces).acked, counts.signal(Signal::Logs).acked);
+        println!("acknowledged by the receiver: {spans} spans, {records} log records");
+        runtime.block_on(receiver.shutdown());
+        if (spans, records) != (8, events) {
+            return Err(format!("expected 8 spans and {events} log records").into());
         }
-        None => {
-            let runtime = tokio::runtime::Runtime::new()?;
-            let receiver = runtime.block_on(Receiver::start())?;
-            println!("sending to the in-process receiver at {}", receiver.endpoint());
-            let endpoint = receiver.endpoint();
-            local = Some((runtime, receiver));
-            // Code sets the endpoint; every other OTEL_EXPORTER_OTLP_* variable still applies.
-            OtlpExporter::builder().with_endpoint(endpoint).build()?
-        }
+        return Ok(());
     };
+    println!("sending to the collector at {endpoint}");
+    application(None)?;
+    println!("everything recorded was delivered when the exporter dropped");
+    Ok(())
+}
 
+/// The application: builds the exporter (from the environment, with the
+/// endpoint set in code when given), installs the global subscriber,
+/// records, and returns the number of events it logged. It calls no
+/// shutdown: the exporter's drop at the end of this function delivers.
+fn application(endpoint: Option<String>) -> Result<u64, Box<dyn std::error::Error>> {
+    let exporter = match endpoint {
+        // Code sets the endpoint; every other OTEL_EXPORTER_OTLP_* variable still applies.
+        Some(endpoint) => OtlpExporter::builder().with_endpoint(endpoint).build()?,
+        None => OtlpExporter::builder().build()?,
+    };
     let resource = Resource::builder().with_service_name("otlp-sink-tracing-example").build();
     let tracers = SdkTracerProvider::builder()
         .with_resource(resource.clone())
@@ -79,31 +103,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let totals: Vec<u32> = (1..=4).map(handle).collect();
-    let large = totals.iter().filter(|&&t| t > 40).count();
-    println!("handled 4 orders, totals {totals:?}: 8 spans (handle, price) and {} events", 8 + large);
-
-    tracers.force_flush()?;
-    loggers.force_flush()?;
-    let stats = exporter.stats();
-    match &local {
-        Some((_, receiver)) => {
-            let counts = receiver.counts();
-            println!(
-                "acknowledged by the receiver: {} spans, {} log records",
-                counts.signal(Signal::Traces).acked,
-                counts.signal(Signal::Logs).acked
-            );
-        }
-        None => println!(
-            "acknowledged by the collector: {} spans, {} log records",
-            stats.traces.export.acked, stats.logs.export.acked
-        ),
-    }
-
-    tracers.shutdown()?;
-    loggers.shutdown()?;
-    if let Some((runtime, receiver)) = local {
-        runtime.block_on(receiver.shutdown());
-    }
-    Ok(())
+    let large = totals.iter().filter(|&&t| t > 40).count() as u64;
+    // handle's "order received" and price's "looking up the price", 4 times, and the warnings.
+    let events = 8 + large;
+    println!("handled 4 orders, totals {totals:?}: 8 spans (handle, price) and {events} events");
+    Ok(events)
+    // `exporter` drops here and delivers; the global subscriber still holds
+    // `tracers` and `loggers`.
 }

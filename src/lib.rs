@@ -66,6 +66,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 mod config;
+mod deliver;
 mod grpc;
 mod otlp;
 pub(crate) mod pb;
@@ -74,19 +75,19 @@ pub mod receiver;
 #[cfg(feature = "sdk")]
 mod sdk;
 mod sink;
+mod tls;
 
 pub use config::{
     Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, ExporterConfigError, ExporterConfigErrorKind,
-    Headers, Protocol, Signal, TemporalityPreference, TlsConfig, ValueOrigin,
+    Headers, Protocol, RetryPolicy, Signal, TemporalityPreference, TlsConfig, ValueOrigin,
 };
-pub use grpc::{
-    ConnectError, ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, Outage, RetryPolicy, TlsError,
-    TlsErrorKind, TracesDrain,
-};
+pub use deliver::{ExportError, ExportStats, ExportStatsHandle, ExportStatus, GrpcCode, Outage, StatusCode};
+pub use grpc::{LogsDrain, MetricsDrain, TracesDrain};
 pub use sink::{
     BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
     SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,
 };
+pub use tls::{ConnectError, TlsError, TlsErrorKind};
 
 #[cfg(feature = "sdk")]
 pub use sdk::{

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use accounting::{chain, failure, Books, Pipeline};
 use otlp_sink::receiver::{Receiver, Reply};
 use otlp_sink::{
-    DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder, FlushError, HistogramValue, KeyValue,
+    DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder, FlushError, GrpcCode, HistogramValue, KeyValue,
     MetricDescriptor, MetricKind, MetricPoint, MetricValue, Overflow, RetryPolicy, ShutdownError, Signal, SinkConfig,
     Temporality,
 };
@@ -115,8 +115,8 @@ async fn a_peer_that_never_answers_fails_each_attempt_on_its_timeout_and_shutdow
     // the last attempt's cut to what is left of the budget), or, when the
     // connection is being remade as the last attempt starts, the connect
     // timeout (the same 300 ms), which tonic reports as CANCELLED.
-    match status.code() {
-        Code::DeadlineExceeded => {
+    match status.grpc_code() {
+        Some(GrpcCode::DeadlineExceeded) => {
             assert_eq!(source.kind(), DrainErrorKind::TimedOut, "{text}");
             assert!(text.contains("timed out (100 items)"), "{text}");
             assert!(
@@ -125,7 +125,7 @@ async fn a_peer_that_never_answers_fails_each_attempt_on_its_timeout_and_shutdow
                 "{text}"
             );
         }
-        Code::Cancelled => {
+        Some(GrpcCode::Cancelled) => {
             assert_eq!(source.kind(), DrainErrorKind::RetriesExhausted, "{text}");
             assert!(text.contains("Timeout expired"), "{text}");
         }
@@ -230,14 +230,18 @@ async fn unavailable_and_resource_exhausted_with_retry_info_wait_at_least_the_se
 /// goes through.
 #[tokio::test]
 async fn unauthenticated_permission_denied_and_unimplemented_are_not_retried_and_carry_their_code() {
-    for code in [Code::Unauthenticated, Code::PermissionDenied, Code::Unimplemented] {
+    for (code, ours) in [
+        (Code::Unauthenticated, GrpcCode::Unauthenticated),
+        (Code::PermissionDenied, GrpcCode::PermissionDenied),
+        (Code::Unimplemented, GrpcCode::Unimplemented),
+    ] {
         let receiver = Receiver::start().await.unwrap();
         receiver.script(Signal::Metrics, [Reply::Status { code, message: format!("scripted {code:?} refusal") }]);
         let p = Pipeline::start(receiver_config(&receiver, Duration::from_secs(3)), big_queue()).await;
         assert_eq!(p.offer(Shared::new().counters(1, 10)), 0);
 
         let f = failure(&p.sink.flush().await.expect_err("a permanent refusal"));
-        assert_eq!((f.kind, f.items, f.code), (DrainErrorKind::Permanent, Some(10), Some(code)), "{code:?}");
+        assert_eq!((f.kind, f.items, f.code), (DrainErrorKind::Permanent, Some(10), Some(ours)), "{code:?}");
         assert!(
             f.chain.contains(&format!("collector refused the request with {code:?} after 1 attempt")),
             "{}",

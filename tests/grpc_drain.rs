@@ -17,7 +17,8 @@ use drains::chain;
 use otlp_sink::receiver::{Receiver, ReceiverCounts, Reply};
 use otlp_sink::{
     BackgroundSink, DrainErrorKind, ExportError, ExportStatsHandle, ExporterConfig, ExporterConfigBuilder, FlushError,
-    KeyValue, LogsDrain, MetricPoint, MetricsDrain, RetryPolicy, Signal, SinkConfig, SinkHandle, TracesDrain,
+    GrpcCode, KeyValue, LogsDrain, MetricPoint, MetricsDrain, RetryPolicy, Signal, SinkConfig, SinkHandle, StatusCode,
+    TracesDrain,
 };
 use points::Shared;
 use tokio_util::sync::CancellationToken;
@@ -59,13 +60,17 @@ fn big_queue() -> SinkConfig {
     SinkConfig::default().with_queue_capacity(200_000).with_batch_size(2048)
 }
 
-fn drain_error(err: FlushError) -> (DrainErrorKind, Option<u64>, String, Option<Code>) {
+fn drain_error(err: FlushError) -> (DrainErrorKind, Option<u64>, String, Option<GrpcCode>) {
     match err {
         FlushError::Drain { source, .. } => {
             let export = std::error::Error::source(&source)
                 .and_then(|s| s.downcast_ref::<ExportError>())
                 .expect("the drain error's source is an ExportError");
-            (source.kind(), source.items(), chain(&source), export.code())
+            let code = export.code().map(|code| match code {
+                StatusCode::Grpc(code) => code,
+                other => panic!("not a gRPC status: {other}"),
+            });
+            (source.kind(), source.items(), chain(&source), code)
         }
         other => panic!("expected a drain failure, got {other:?}"),
     }
@@ -81,7 +86,7 @@ async fn flush_returns_after_the_collector_acked_every_point() {
     let counts = receiver.counts();
     assert_eq!(counts.metrics.acked, 10_000, "{counts:?}");
     let stats = p.stats.snapshot();
-    assert_eq!((stats.points_sent, stats.acked, stats.failed, stats.rejected), (10_000, 10_000, 0, 0));
+    assert_eq!((stats.items_sent, stats.acked, stats.failed, stats.rejected), (10_000, 10_000, 0, 0));
     assert_eq!(stats.in_flight, 0);
     p.handle.shutdown().await.unwrap();
 }
@@ -147,7 +152,7 @@ async fn resource_exhausted_without_retry_info_is_permanent() {
     let p = metrics_pipeline(config(&receiver), big_queue()).await;
     push_all(&p.sink, Shared::new().counters(1, 10));
     let (kind, items, message, code) = drain_error(p.sink.flush().await.unwrap_err());
-    assert_eq!((kind, items, code), (DrainErrorKind::Permanent, Some(10), Some(Code::ResourceExhausted)));
+    assert_eq!((kind, items, code), (DrainErrorKind::Permanent, Some(10), Some(GrpcCode::ResourceExhausted)));
     assert!(message.contains("after 1 attempt"), "{message}");
     assert_eq!(receiver.counts().metrics.requests, 1, "not retried");
     assert_eq!(p.stats.snapshot().failed, 10);
@@ -176,7 +181,7 @@ async fn invalid_argument_is_not_retried_and_is_reported_with_its_code() {
     let p = metrics_pipeline(config(&receiver), big_queue()).await;
     push_all(&p.sink, Shared::new().counters(1, 10));
     let (kind, _, _, code) = drain_error(p.sink.flush().await.unwrap_err());
-    assert_eq!((kind, code), (DrainErrorKind::Permanent, Some(Code::InvalidArgument)));
+    assert_eq!((kind, code), (DrainErrorKind::Permanent, Some(GrpcCode::InvalidArgument)));
     assert_eq!(receiver.counts().metrics.requests, 1);
     // The next batch goes through: the drain is not stuck on the failure.
     push_all(&p.sink, Shared::new().counters(1, 5));
@@ -271,7 +276,7 @@ async fn a_collector_that_never_answers_hits_the_per_attempt_timeout() {
     push_all(&p.sink, Shared::new().counters(1, 10));
     let started = Instant::now();
     let (kind, items, message, code) = drain_error(p.sink.flush().await.unwrap_err());
-    assert_eq!((kind, items, code), (DrainErrorKind::TimedOut, Some(10), Some(Code::DeadlineExceeded)));
+    assert_eq!((kind, items, code), (DrainErrorKind::TimedOut, Some(10), Some(GrpcCode::DeadlineExceeded)));
     assert!(message.contains("gave up after"), "{message}");
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(5), "flush took {took:?}");

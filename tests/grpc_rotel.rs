@@ -23,7 +23,6 @@ use otlp_sink::{
 use points::Shared;
 use support::rotel::{Rotel, Signal};
 use tokio_util::sync::CancellationToken;
-use tonic::Code;
 
 /// How long to wait for rotel's count lines after the flush returned.
 const WAIT: Duration = Duration::from_secs(30);
@@ -65,7 +64,7 @@ async fn deliver<T: Send + 'static>(
     let took = started.elapsed();
     handle.shutdown().await.expect("clean shutdown");
     let stats = stats.snapshot();
-    assert_eq!(stats.points_sent, pushed, "every pushed item went into a request");
+    assert_eq!(stats.items_sent, pushed, "every pushed item went into a request");
     assert_eq!(stats.in_flight, 0);
     Delivered { flushed, stats, took }
 }
@@ -156,7 +155,7 @@ async fn zstd_is_refused_by_rotel_and_the_flush_reports_it_as_permanent() {
     let FlushError::Drain { source, .. } = &err else { panic!("expected a drain failure, got {err:?}") };
     assert_eq!((source.kind(), source.items()), (DrainErrorKind::Permanent, Some(1_000)), "{source}");
     let export = std::error::Error::source(source).and_then(|s| s.downcast_ref::<ExportError>()).expect("ExportError");
-    assert_eq!(export.code(), Some(Code::Unimplemented), "{export}");
+    assert_eq!(export.code(), Some(otlp_sink::StatusCode::Grpc(otlp_sink::GrpcCode::Unimplemented)), "{export}");
     assert!(matches!(export, ExportError::Refused { attempts: 1, .. }), "{export:?}");
     assert!(export.to_string().contains("zstd"), "{export}");
     let stats = delivered.stats;

@@ -11,6 +11,7 @@ mod endpoint;
 mod env;
 mod error;
 mod headers;
+mod retry;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,6 @@ use std::time::Duration;
 use http::uri::Scheme;
 use http::Uri;
 
-use crate::grpc::RetryPolicy;
 use endpoint::parse_endpoint;
 use env::EnvProtocol;
 use headers::{parse_code_headers, Redacted};
@@ -27,6 +27,7 @@ use headers::{parse_code_headers, Redacted};
 pub use env::{EnvSettings, Signal, TemporalityPreference};
 pub use error::{ExporterConfigError, ExporterConfigErrorKind, ValueOrigin};
 pub use headers::Headers;
+pub use retry::RetryPolicy;
 pub use tls::TlsConfig;
 pub(crate) use tls::{ConfigPath, Pem};
 

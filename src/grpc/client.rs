@@ -1,103 +1,33 @@
-//! One gRPC client for every signal. It sends an export request that is
-//! already encoded (so a retry resends the same bytes without re-encoding or
-//! cloning a message tree) to the signal's `Export` method, and decodes the
-//! response with prost.
+//! The gRPC transport: one HTTP/2 channel per signal, over which an export
+//! request already encoded (so a retry resends the same bytes) goes to the
+//! signal's `Export` method. Its answer comes back as bytes for the engine to
+//! decode, or as a failure classified per the OTLP specification.
 
 use std::fmt;
-use std::io;
-use std::marker::PhantomData;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use http::uri::{PathAndQuery, Scheme};
 use http::Uri;
-use prost::Message;
 use tonic::client::Grpc;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-use super::tls::{Refusal, TlsConnector};
-use crate::config::{Compression, ExporterConfig, ValueOrigin};
+use super::classify::classify_attempt;
+use crate::config::{Compression, ExporterConfig};
+use crate::deliver::{Failure, Transport};
 use crate::otlp::Signal as Encoding;
-
-/// Why an exporter could not be set up: a TLS file that cannot be read or
-/// holds nothing usable, or TLS settings that cannot be used.
-#[non_exhaustive]
-#[derive(Debug)]
-pub enum ConnectError {
-    /// A TLS file could not be read.
-    ReadFile {
-        /// What the file is: `"CA certificate"`, `"client certificate"` or `"client key"`.
-        what: &'static str,
-        /// Its path.
-        path: PathBuf,
-        /// Where the path was configured: the environment variable or the
-        /// builder setting that named it.
-        origin: ValueOrigin,
-        /// The I/O error.
-        source: io::Error,
-    },
-    /// A TLS file was read but holds nothing usable: no PEM certificate in a
-    /// certificate file, no PEM private key in a key file, or a key that
-    /// does not match its certificate.
-    InvalidFile {
-        /// What the file is: `"CA certificate"`, `"client certificate"` or `"client key"`.
-        what: &'static str,
-        /// Its path.
-        path: PathBuf,
-        /// Where the path was configured: the environment variable or the
-        /// builder setting that named it.
-        origin: ValueOrigin,
-        /// What the PEM parser or rustls said.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// No CA certificate is configured, and no root certificate of the
-    /// system could be loaded to check the collector's certificate against.
-    NoSystemRoots {
-        /// The first error met loading them, if there was one.
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-    /// The TLS settings were refused (for example, an endpoint host that is
-    /// not a valid TLS server name).
-    Tls(Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ReadFile { what, path, origin, .. } => {
-                write!(f, "cannot read the {what} file {:?} named by {origin}", path.display().to_string())
-            }
-            Self::InvalidFile { what, path, origin, .. } => {
-                write!(f, "the {what} file {:?} named by {origin} holds no usable {what}", path.display().to_string())
-            }
-            Self::NoSystemRoots { .. } => f.write_str(
-                "no CA certificate is configured (OTEL_EXPORTER_OTLP_CERTIFICATE, \
-                 ExporterConfigBuilder::with_ca_certificate) and the system's root certificates cannot be loaded",
-            ),
-            Self::Tls(_) => f.write_str("the TLS settings were refused"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::ReadFile { source, .. } => Some(source),
-            Self::InvalidFile { source, .. } | Self::Tls(source) => Some(&**source),
-            Self::NoSystemRoots { source } => source.as_deref().map(|e| e as _),
-        }
-    }
-}
+use crate::tls::{ConnectError, Refusal, TlsConnector};
 
 /// A cloneable handle on one HTTP/2 channel to the collector, with the
 /// request settings every export shares.
 #[derive(Clone)]
-pub(crate) struct ExportClient {
+pub(crate) struct GrpcTransport {
+    /// The collector's address, for reports.
+    endpoint: String,
     grpc: Grpc<Channel>,
     /// Sent with every request. Values are marked sensitive, and this type's
     /// `Debug` does not print them.
@@ -108,13 +38,16 @@ pub(crate) struct ExportClient {
     refusal: Option<Arc<Refusal>>,
 }
 
-impl fmt::Debug for ExportClient {
+impl fmt::Debug for GrpcTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExportClient").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("GrpcTransport")
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
-impl ExportClient {
+impl GrpcTransport {
     /// Prepares the channel. It connects lazily, on the first request, so a
     /// collector that is not up yet is a retryable failure of that request,
     /// not an error here.
@@ -149,15 +82,19 @@ impl ExportClient {
             Compression::Zstd => grpc.send_compressed(CompressionEncoding::Zstd),
             _ => grpc,
         };
-        Ok(Self { grpc, metadata: config.headers().to_metadata(), timeout: config.timeout(), refusal })
+        Ok(Self {
+            endpoint: config.endpoint().to_string(),
+            grpc,
+            metadata: config.headers().to_metadata(),
+            timeout: config.timeout(),
+            refusal,
+        })
     }
 
-    /// One attempt: sends `body`, an encoded `S::Request`, and waits for the
-    /// answer at most the per-attempt timeout, or `left` (what remains of the
-    /// retry budget) if that is shorter. The deadline also travels to the
+    /// One attempt, at most `timeout`: sends `body`, an encoded `S::Request`,
+    /// and returns the response's bytes. The deadline also travels to the
     /// server in `grpc-timeout`.
-    pub(crate) async fn export<S: Encoding>(&self, body: Bytes, left: Duration) -> Result<S::Response, Status> {
-        let timeout = self.timeout.min(left);
+    async fn export<S: Encoding>(&self, body: Bytes, timeout: Duration) -> Result<Bytes, Status> {
         let attempt = async {
             let mut grpc = self.grpc.clone();
             grpc.ready().await.map_err(|e| Status::from_error(e.into()))?;
@@ -168,7 +105,7 @@ impl ExportClient {
             // timer decides and a timeout always reads DEADLINE_EXCEEDED.
             request.set_timeout(timeout + timeout / 10);
             let path = PathAndQuery::from_static(S::EXPORT_PATH);
-            grpc.unary(request, path, PreEncoded::<S::Response>::default()).await.map(tonic::Response::into_inner)
+            grpc.unary(request, path, PreEncoded).await.map(tonic::Response::into_inner)
         };
         let failed = match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(response)) => return Ok(response),
@@ -183,7 +120,7 @@ impl ExportClient {
 
     /// A failed attempt's status, or, when the collector was seen ending a
     /// connection for want of the client certificate it asked for, a status
-    /// that carries that [`TlsError`](super::TlsError) as its source. The connection's end
+    /// that carries that [`TlsError`](crate::tls::TlsError) as its source. The connection's end
     /// reaches here through h2, which keeps only the text of its error.
     fn with_refusal(&self, failed: Status) -> Status {
         match self.refusal.as_ref().and_then(|refusal| refusal.get()) {
@@ -197,34 +134,36 @@ impl ExportClient {
     }
 }
 
-/// A codec whose requests are protobuf bytes encoded beforehand and whose
-/// responses are decoded with prost.
-struct PreEncoded<R>(PhantomData<fn() -> R>);
+impl Transport for GrpcTransport {
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
 
-impl<R> Default for PreEncoded<R> {
-    fn default() -> Self {
-        Self(PhantomData)
+    async fn send<S: Encoding>(&self, body: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
+        self.export::<S>(body, timeout).await.map_err(|status| classify_attempt(&status))
     }
 }
 
-impl<R: Message + Default + Send + 'static> Codec for PreEncoded<R> {
+/// A codec whose requests are protobuf bytes encoded beforehand and whose
+/// responses are handed on as bytes, for the engine to decode.
+struct PreEncoded;
+
+impl Codec for PreEncoded {
     type Encode = Bytes;
-    type Decode = R;
-    type Encoder = BytesEncoder;
-    type Decoder = ProstDecoder<R>;
+    type Decode = Bytes;
+    type Encoder = PreEncoded;
+    type Decoder = PreEncoded;
 
     fn encoder(&mut self) -> Self::Encoder {
-        BytesEncoder
+        PreEncoded
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder(PhantomData)
+        PreEncoded
     }
 }
 
-struct BytesEncoder;
-
-impl Encoder for BytesEncoder {
+impl Encoder for PreEncoded {
     type Item = Bytes;
     type Error = Status;
 
@@ -234,15 +173,11 @@ impl Encoder for BytesEncoder {
     }
 }
 
-struct ProstDecoder<R>(PhantomData<fn() -> R>);
-
-impl<R: Message + Default> Decoder for ProstDecoder<R> {
-    type Item = R;
+impl Decoder for PreEncoded {
+    type Item = Bytes;
     type Error = Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
-        let message = R::decode(src.copy_to_bytes(src.remaining()))
-            .map_err(|e| Status::internal(format!("undecodable export response: {e}")))?;
-        Ok(Some(message))
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }

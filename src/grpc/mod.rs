@@ -1,20 +1,14 @@
-//! The gRPC transport: the [`GrpcDrain`] that sends encoded batches to a
-//! collector with a window of requests in flight, the one client every
-//! signal shares, its TLS connector, and the classification of failed
-//! exports with the backoff between attempts.
+//! The gRPC transport: one [`Transport`](crate::deliver) implementation over
+//! a tonic channel (TLS through the crate's own connector), the
+//! classification of its failures per the OTLP specification, and the public
+//! per-signal drains built on the delivery engine.
 
+mod classify;
 mod client;
-mod drain;
-mod outage;
-mod retry;
-mod tls;
+mod drains;
 
-pub use client::ConnectError;
-#[cfg(feature = "sdk")]
-pub(crate) use drain::GrpcDrain;
-pub use drain::{ExportError, ExportStats, ExportStatsHandle, LogsDrain, MetricsDrain, TracesDrain};
-pub use outage::Outage;
 #[cfg(feature = "receiver")]
-pub(crate) use retry::status_with_retry_delay;
-pub use retry::RetryPolicy;
-pub use tls::{TlsError, TlsErrorKind};
+pub(crate) use classify::status_with_retry_delay;
+#[cfg(feature = "sdk")]
+pub(crate) use drains::connect;
+pub use drains::{LogsDrain, MetricsDrain, TracesDrain};

@@ -14,7 +14,6 @@ use super::logs::{LogItem, LogsAdapterDrain, OtlpLogExporter, OtlpLogProcessor};
 use super::metrics::{Collector, OtlpMetricExporter, OtlpMetricReader};
 use super::runtime::{ExportRuntime, RunError};
 use super::traces::{OtlpSpanExporter, OtlpSpanProcessor, SpansAdapterDrain};
-use crate::grpc::GrpcDrain;
 use crate::otlp::{EncodedMetricPoint, EncodedMetrics, Resource};
 use crate::{
     BackgroundSink, Compression, DrainError, DrainErrorKind, EnvSettings, ExportStats, ExportStatsHandle,
@@ -533,7 +532,7 @@ impl OtlpExporterBuilder {
         let connected = runtime
             .run(
                 async move {
-                    let metrics = GrpcDrain::<EncodedMetrics>::connect(&m).await;
+                    let metrics = crate::grpc::connect::<EncodedMetrics>(&m).await;
                     let traces = TracesDrain::connect(&t).await;
                     let logs = LogsDrain::connect(&l).await;
                     (metrics, traces, logs)

@@ -17,10 +17,9 @@ use std::error::Error;
 
 use otlp_sink::{
     BackgroundSink, DrainErrorKind, ExportError, ExportStats, ExportStatsHandle, ExporterConfigBuilder, FlushError,
-    MetricPoint, MetricsDrain, ShutdownError, SinkConfig, SinkHandle, SinkStats,
+    GrpcCode, MetricPoint, MetricsDrain, ShutdownError, SinkConfig, SinkHandle, SinkStats, StatusCode,
 };
 use tokio_util::sync::CancellationToken;
-use tonic::Code;
 
 /// A metrics sink, its owner's handle and its drain's counters.
 pub struct Pipeline {
@@ -109,7 +108,7 @@ pub struct Failure {
     pub kind: DrainErrorKind,
     pub items: Option<u64>,
     pub later: u64,
-    pub code: Option<Code>,
+    pub code: Option<GrpcCode>,
     pub chain: String,
 }
 
@@ -121,7 +120,10 @@ pub fn failure(err: &FlushError) -> Failure {
                 kind: source.kind(),
                 items: source.items(),
                 later: *later_failures,
-                code: export.and_then(ExportError::code),
+                code: export.and_then(ExportError::code).and_then(|code| match code {
+                    StatusCode::Grpc(code) => Some(code),
+                    _ => None,
+                }),
                 chain: chain(err),
             }
         }

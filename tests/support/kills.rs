@@ -87,7 +87,7 @@ impl Kills {
         };
         block_in_place(|| rotel.kill());
         self.kills += 1;
-        self.killed_at = Some((caught_up.acked, caught_up.points_sent));
+        self.killed_at = Some((caught_up.acked, caught_up.items_sent));
     }
 
     /// Restarts rotel after [`kill`](Self::kill) and notes where its new
@@ -99,7 +99,7 @@ impl Kills {
         block_in_place(|| rotel.restart());
         let at_restart = export.snapshot();
         self.unlogged_bound += at_restart.acked - acked_at_kill;
-        self.duplicate_bound += at_restart.points_sent - acked_at_kill;
+        self.duplicate_bound += at_restart.items_sent - acked_at_kill;
         self.acked_at_start = at_restart.acked;
     }
 

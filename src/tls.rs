@@ -50,8 +50,77 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName}
 use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, SignatureScheme};
 
-use super::client::ConnectError;
 use crate::config::{ConfigPath, ExporterConfig, ValueOrigin};
+
+/// Why an exporter could not be set up: a TLS file that cannot be read or
+/// holds nothing usable, or TLS settings that cannot be used.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum ConnectError {
+    /// A TLS file could not be read.
+    ReadFile {
+        /// What the file is: `"CA certificate"`, `"client certificate"` or `"client key"`.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// Where the path was configured: the environment variable or the
+        /// builder setting that named it.
+        origin: ValueOrigin,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A TLS file was read but holds nothing usable: no PEM certificate in a
+    /// certificate file, no PEM private key in a key file, or a key that
+    /// does not match its certificate.
+    InvalidFile {
+        /// What the file is: `"CA certificate"`, `"client certificate"` or `"client key"`.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// Where the path was configured: the environment variable or the
+        /// builder setting that named it.
+        origin: ValueOrigin,
+        /// What the PEM parser or rustls said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// No CA certificate is configured, and no root certificate of the
+    /// system could be loaded to check the collector's certificate against.
+    NoSystemRoots {
+        /// The first error met loading them, if there was one.
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The TLS settings were refused (for example, an endpoint host that is
+    /// not a valid TLS server name).
+    Tls(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReadFile { what, path, origin, .. } => {
+                write!(f, "cannot read the {what} file {:?} named by {origin}", path.display().to_string())
+            }
+            Self::InvalidFile { what, path, origin, .. } => {
+                write!(f, "the {what} file {:?} named by {origin} holds no usable {what}", path.display().to_string())
+            }
+            Self::NoSystemRoots { .. } => f.write_str(
+                "no CA certificate is configured (OTEL_EXPORTER_OTLP_CERTIFICATE, \
+                 ExporterConfigBuilder::with_ca_certificate) and the system's root certificates cannot be loaded",
+            ),
+            Self::Tls(_) => f.write_str("the TLS settings were refused"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::ReadFile { source, .. } => Some(source),
+            Self::InvalidFile { source, .. } | Self::Tls(source) => Some(&**source),
+            Self::NoSystemRoots { source } => source.as_deref().map(|e| e as _),
+        }
+    }
+}
 
 type BoxError = Box<dyn Error + Send + Sync>;
 

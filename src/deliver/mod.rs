@@ -1,0 +1,28 @@
+//! The delivery engine, written once for every signal and every transport:
+//! a window of requests in flight, one ticket per request so each item is
+//! counted exactly once, the retry loop within a budget, and the outage
+//! report. A transport (gRPC, HTTP) implements one small trait,
+//! [`Transport`]: send the bytes, classify the answer.
+//!
+//! ```text
+//! batch --encode (otlp)--> requests --window--> Request task --Transport::send--> collector
+//!                                                  |  retry / throttle / give up (the transport's classification)
+//!                                                  '--> ticket: acked | rejected | failed, exactly once
+//! ```
+
+mod drain;
+mod error;
+mod outage;
+mod request;
+mod retry;
+mod stats;
+mod status;
+mod transport;
+
+pub(crate) use drain::{DeliveryDrain, DeliverySettings};
+pub use error::ExportError;
+pub use outage::Outage;
+pub(crate) use retry::RetryDecision;
+pub use stats::{ExportStats, ExportStatsHandle};
+pub use status::{ExportStatus, GrpcCode, StatusCode};
+pub(crate) use transport::{Failure, Transport};
