@@ -12,19 +12,12 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::Resource as SdkResource;
 
-use super::convert::{self, ScopeCache};
+use super::convert::{self};
+use super::drains::LogItem;
 use super::error::SdkError;
-use super::exporter::{ResourceSlot, Shared};
 use super::runtime::ExportRuntime;
-use crate::{DrainError, LogsDrain, Signal, SinkDrain};
-
-/// A record as the SDK emitted it, with its logger's scope: what the logs
-/// sink queues. Converted to OTLP on the export runtime.
-#[derive(Debug)]
-pub(crate) struct LogItem {
-    record: SdkLogRecord,
-    scope: InstrumentationScope,
-}
+use super::shared::Shared;
+use crate::Signal;
 
 /// A [`LogProcessor`] that queues each record straight into the logs sink:
 /// no second queue, no thread of its own.
@@ -157,38 +150,5 @@ impl LogExporter for OtlpLogExporter {
 
     fn set_resource(&mut self, resource: &SdkResource) {
         self.shared.log_resource.set(convert::resource(resource));
-    }
-}
-
-/// Converts the SDK's records into [`LogRecord`](crate::LogRecord)s on the
-/// export runtime, then hands them to the OTLP/gRPC logs drain.
-pub(crate) struct LogsAdapterDrain {
-    inner: LogsDrain,
-    resource: Arc<ResourceSlot>,
-    scopes: ScopeCache,
-}
-
-impl LogsAdapterDrain {
-    pub(crate) fn new(inner: LogsDrain, resource: Arc<ResourceSlot>) -> Self {
-        Self { inner, resource, scopes: ScopeCache::default() }
-    }
-}
-
-impl SinkDrain<LogItem> for LogsAdapterDrain {
-    async fn write_batch(&mut self, batch: Vec<LogItem>) -> Result<(), DrainError> {
-        let resource = self.resource.get();
-        let records = batch
-            .iter()
-            .map(|item| convert::log_record(&item.record, &item.scope, &resource, &mut self.scopes))
-            .collect();
-        self.inner.write_batch(records).await
-    }
-
-    async fn flush_durable(&mut self) -> Result<(), DrainError> {
-        self.inner.flush_durable().await
-    }
-
-    async fn close(&mut self) -> Result<(), DrainError> {
-        self.inner.close().await
     }
 }

@@ -10,11 +10,19 @@
 //! provider.force_flush() ---> [collect + queue] ---> barrier through the sink ---> Ok after the acks
 //! ```
 //!
-//! Layout: `exporter.rs` (the builder, the shared state, one sink per
-//! signal), `runtime.rs` (the export runtime, and why nothing here can
-//! deadlock), `metrics.rs`, `traces.rs`, `logs.rs` (one file per adapter
-//! family), `convert/` (pure conversions from the SDK's data to this crate's
-//! points), `error.rs`.
+//! Layout, each file one job, the imports pointing one way (the facade and
+//! the builder over the adapters, the adapters over the shared state):
+//!
+//! - `builder.rs`: [`OtlpExporterBuilder`], the settings and the build.
+//! - `exporter.rs`: [`OtlpExporter`], the facade the application holds.
+//! - `metrics.rs`, `traces.rs`, `logs.rs`: the adapters, one file per signal.
+//! - `shared.rs`: what the exporter and its adapters share.
+//! - `pipe.rs`: one signal's sink, counters and reports.
+//! - `collect.rs`: the metric reader's collections.
+//! - `drains.rs`: the conversion drains behind the spans' and records' sinks.
+//! - `runtime.rs`: the export runtime, and why nothing here can deadlock.
+//! - `convert/`: pure conversions from the SDK's data to this crate's points.
+//! - `stats.rs`, `error.rs`: counters and errors.
 //!
 //! What the SDK requires, checked against `opentelemetry_sdk` 0.33.1:
 //! `PushMetricExporter`, `SpanProcessor`, `SpanExporter`, `LogProcessor` and
@@ -23,18 +31,26 @@
 //! registers with are public only with `experimental_metrics_custom_reader`,
 //! which this crate enables.
 
+mod builder;
+mod collect;
 mod convert;
+mod drains;
 mod error;
 mod exporter;
 mod logs;
 mod metrics;
+mod pipe;
 mod runtime;
+mod shared;
+mod stats;
 mod traces;
 
+pub use builder::OtlpExporterBuilder;
 pub use error::{BuildError, Operation, SdkError, Undelivered, Waiting};
-pub use exporter::{ExporterStats, OtlpExporter, OtlpExporterBuilder, SignalStats};
+pub use exporter::OtlpExporter;
 pub use logs::{OtlpLogExporter, OtlpLogProcessor};
 pub use metrics::{OtlpMetricExporter, OtlpMetricReader};
+pub use stats::{ExporterStats, SignalStats};
 pub use traces::{OtlpSpanExporter, OtlpSpanProcessor};
 
 /// Whether the calling thread is one of an exporter's own: a thread of an

@@ -12,11 +12,11 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource as SdkResource;
 
-use super::convert::{self, ScopeCache};
+use super::convert::{self};
 use super::error::SdkError;
-use super::exporter::{ResourceSlot, Shared};
 use super::runtime::ExportRuntime;
-use crate::{DrainError, Signal, SinkDrain, TracesDrain};
+use super::shared::Shared;
+use crate::Signal;
 
 /// A [`SpanProcessor`] that queues each ended span straight into the traces
 /// sink: no second queue, no thread of its own.
@@ -141,35 +141,5 @@ impl SpanExporter for OtlpSpanExporter {
 
     fn set_resource(&mut self, resource: &SdkResource) {
         self.shared.span_resource.set(convert::resource(resource));
-    }
-}
-
-/// Converts the SDK's spans into [`SpanRecord`](crate::SpanRecord)s on the
-/// export runtime, then hands them to the OTLP/gRPC traces drain.
-pub(crate) struct SpansAdapterDrain {
-    inner: TracesDrain,
-    resource: Arc<ResourceSlot>,
-    scopes: ScopeCache,
-}
-
-impl SpansAdapterDrain {
-    pub(crate) fn new(inner: TracesDrain, resource: Arc<ResourceSlot>) -> Self {
-        Self { inner, resource, scopes: ScopeCache::default() }
-    }
-}
-
-impl SinkDrain<SpanData> for SpansAdapterDrain {
-    async fn write_batch(&mut self, batch: Vec<SpanData>) -> Result<(), DrainError> {
-        let resource = self.resource.get();
-        let records = batch.into_iter().map(|span| convert::span(span, &resource, &mut self.scopes)).collect();
-        self.inner.write_batch(records).await
-    }
-
-    async fn flush_durable(&mut self) -> Result<(), DrainError> {
-        self.inner.flush_durable().await
-    }
-
-    async fn close(&mut self) -> Result<(), DrainError> {
-        self.inner.close().await
     }
 }

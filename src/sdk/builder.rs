@@ -1,0 +1,470 @@
+//! [`OtlpExporterBuilder`]: the settings of an [`OtlpExporter`], and its
+//! build: the export runtime, the three clients, the three sinks.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::drains::{LogsAdapterDrain, ResourceSlot, SpansAdapterDrain};
+use super::error::BuildError;
+use super::exporter::OtlpExporter;
+use super::pipe::SignalPipe;
+use super::runtime::ExportRuntime;
+use super::shared::{index, Settings, Shared, SIGNALS};
+use crate::otlp::EncodedMetrics;
+use crate::{
+    Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, LogsDrain, Protocol, RetryPolicy, Signal,
+    SinkConfig, TemporalityPreference, TlsConfig, TracesDrain,
+};
+
+/// Settings of an [`OtlpExporter`], with the precedence *code >
+/// environment > default*, setting by setting: what code leaves alone comes
+/// from the environment, else from the default listed on each method.
+///
+/// The exporter settings ([`with_endpoint`](Self::with_endpoint),
+/// [`with_protocol`](Self::with_protocol), [`with_headers`](Self::with_headers),
+/// [`with_timeout`](Self::with_timeout), [`with_compression`](Self::with_compression),
+/// [`with_tls_config`](Self::with_tls_config), and the request size, window
+/// and retries) apply to all three signals, each over its own environment:
+/// the per-signal variable (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`), then the
+/// generic one (`OTEL_EXPORTER_OTLP_TIMEOUT`). Headers merge by name: a
+/// header set in code replaces the environment's header of that name, and
+/// the environment's other headers are still sent. The method names are
+/// those of `opentelemetry-otlp`'s builders, so code written for it keeps
+/// reading the same.
+///
+/// Three ways to build, each named for the environment it reads:
+///
+/// - [`build`](Self::build): the process environment;
+/// - [`build_with_lookup`](Self::build_with_lookup): an environment read
+///   through a function (tests, configuration kept elsewhere);
+/// - [`build_without_env`](Self::build_without_env): none: code and defaults
+///   only, every `OTEL_*` variable ignored.
+///
+/// ```
+/// use std::time::Duration;
+/// use otlp_sink::{Compression, OtlpExporter};
+///
+/// // The environment, as a deployment would set it (`build()` reads the real one).
+/// let env = |name: &str| match name {
+///     "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://from-env:4317".to_string()),
+///     "OTEL_EXPORTER_OTLP_HEADERS" => Some("authorization=Bearer%20t0ken".to_string()),
+///     _ => None,
+/// };
+/// let builder = OtlpExporter::builder()
+///     .with_endpoint("http://collector.example:4317") // code wins over the environment...
+///     .with_timeout(Duration::from_secs(3))
+///     .with_compression(Compression::Gzip);
+/// let traces = builder.resolve_config(otlp_sink::Signal::Traces, env)?;
+/// assert_eq!(traces.endpoint(), "http://collector.example:4317/");
+/// assert!(traces.headers().contains("authorization")); // ...which still supplies the rest
+///
+/// let exporter = builder.build_with_lookup(env)?;
+/// # Ok::<(), otlp_sink::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct OtlpExporterBuilder {
+    /// Exporter settings made in code, layered over each signal's environment.
+    exporter: ExporterConfigBuilder,
+    sinks: [Option<SinkConfig>; 3],
+    temporality: Option<TemporalityPreference>,
+    export_interval: Option<Duration>,
+    flush_timeout: Duration,
+    shutdown_timeout: Duration,
+    export_threads: usize,
+}
+
+impl Default for OtlpExporterBuilder {
+    fn default() -> Self {
+        Self {
+            exporter: ExporterConfigBuilder::default(),
+            sinks: [None, None, None],
+            temporality: None,
+            export_interval: None,
+            flush_timeout: OtlpExporter::DEFAULT_FLUSH_TIMEOUT,
+            shutdown_timeout: OtlpExporter::DEFAULT_SHUTDOWN_TIMEOUT,
+            export_threads: Self::DEFAULT_EXPORT_THREADS,
+        }
+    }
+}
+
+// Here rather than beside the type, so that the facade does not import its
+// builder: the dependency points one way, builder to exporter.
+impl OtlpExporter {
+    /// A builder with nothing set.
+    pub fn builder() -> OtlpExporterBuilder {
+        OtlpExporterBuilder::default()
+    }
+}
+
+impl OtlpExporterBuilder {
+    /// The default queue capacity of the metrics sink, in data points: large
+    /// enough that a collection fits. Spans and log records use
+    /// [`SinkConfig::default`].
+    pub const DEFAULT_METRICS_QUEUE_CAPACITY: usize = 65_536;
+
+    /// The default batch size of the metrics sink, in data points.
+    pub const DEFAULT_METRICS_BATCH_SIZE: usize = 8_192;
+
+    /// The default number of [export runtime](Self::with_export_threads) threads.
+    pub const DEFAULT_EXPORT_THREADS: usize = 1;
+
+    /// The collector's URL: `http://` or `https://` (which decides TLS), a
+    /// host, maybe a port and a path. Wins over `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// and its per-signal variants; default
+    /// [`ExporterConfig::DEFAULT_ENDPOINT`] (`http://localhost:4317`). Every
+    /// other setting still comes from the environment where code leaves it.
+    ///
+    /// ```
+    /// use otlp_sink::{OtlpExporter, Signal};
+    ///
+    /// let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_TIMEOUT").then(|| "2500".to_string());
+    /// let builder = OtlpExporter::builder().with_endpoint("https://collector.example:4317");
+    /// let config = builder.resolve_config(Signal::Metrics, env)?;
+    /// assert!(config.uses_tls());
+    /// assert_eq!(config.timeout().as_millis(), 2500); // from the environment
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.exporter = self.exporter.with_endpoint(endpoint);
+        self
+    }
+
+    /// The transport. Wins over `OTEL_EXPORTER_OTLP_PROTOCOL` and its
+    /// per-signal variants; default [`Protocol::Grpc`], the only one this
+    /// version speaks. Setting it in code makes a build ignore an
+    /// environment that asks for `http/protobuf` (which it otherwise refuses).
+    ///
+    /// ```
+    /// use otlp_sink::{OtlpExporter, Protocol};
+    ///
+    /// let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/protobuf".to_string());
+    /// assert!(OtlpExporter::builder().build_with_lookup(env).is_err());
+    /// let exporter = OtlpExporter::builder().with_protocol(Protocol::Grpc).build_with_lookup(env)?;
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.exporter = self.exporter.with_protocol(protocol);
+        self
+    }
+
+    /// Adds a header (gRPC metadata) sent with every request. The name is
+    /// lowercased; the value is used as given. A later call with the same
+    /// name replaces the value; one set here replaces the environment's
+    /// header of the same name (`OTEL_EXPORTER_OTLP_HEADERS`), and the
+    /// environment's other headers are kept.
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.exporter = self.exporter.with_header(name, value);
+        self
+    }
+
+    /// Adds headers, as [`with_header`](Self::with_header) does one by one:
+    /// a `HashMap<String, String>` (what `opentelemetry-otlp`'s
+    /// `with_headers` takes) or any list of pairs.
+    ///
+    /// ```
+    /// use otlp_sink::{OtlpExporter, Signal};
+    ///
+    /// let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_HEADERS").then(|| "x-tenant=env,x-region=eu".to_string());
+    /// let builder = OtlpExporter::builder().with_headers([("x-tenant", "code"), ("x-team", "checkout")]);
+    /// let config = builder.resolve_config(Signal::Logs, env)?;
+    /// assert_eq!(config.headers().names().collect::<Vec<_>>(), ["x-tenant", "x-region", "x-team"]);
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn with_headers<K: Into<String>, V: Into<String>>(mut self, headers: impl IntoIterator<Item = (K, V)>) -> Self {
+        self.exporter = self.exporter.with_headers(headers);
+        self
+    }
+
+    /// The timeout of one export attempt (connection, request and answer);
+    /// a failed attempt is retried within the [retry budget](Self::with_retry_policy).
+    /// Wins over `OTEL_EXPORTER_OTLP_TIMEOUT` and its per-signal variants;
+    /// default [`ExporterConfig::DEFAULT_TIMEOUT`] (10 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.exporter = self.exporter.with_timeout(timeout);
+        self
+    }
+
+    /// The request compression. Wins over `OTEL_EXPORTER_OTLP_COMPRESSION`
+    /// and its per-signal variants; default [`Compression::None`].
+    #[must_use]
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.exporter = self.exporter.with_compression(compression);
+        self
+    }
+
+    /// TLS settings: a CA certificate, a client certificate and key, as
+    /// files or PEM bytes. What `tls` sets wins over
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`, `_CLIENT_CERTIFICATE`, `_CLIENT_KEY`
+    /// (and their per-signal variants); what it leaves unset still comes from
+    /// them. Used with an `https://` endpoint; with `http://` they are not
+    /// used, and the build logs a warning naming them.
+    ///
+    /// ```
+    /// use otlp_sink::{OtlpExporter, Signal, TlsConfig};
+    ///
+    /// let ca_pem = b"-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n".to_vec();
+    /// let builder = OtlpExporter::builder()
+    ///     .with_endpoint("https://collector.example:4317")
+    ///     .with_tls_config(TlsConfig::new().with_ca_certificate_pem(ca_pem));
+    /// let config = builder.resolve_config(Signal::Traces, |_| None)?;
+    /// assert!(config.uses_tls() && config.has_ca_certificate());
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn with_tls_config(mut self, tls: TlsConfig) -> Self {
+        self.exporter = self.exporter.with_tls_config(tls);
+        self
+    }
+
+    /// The largest encoded export request; larger batches are split. Keep
+    /// it at or below the collector's receive limit. No variable; default
+    /// [`ExporterConfig::DEFAULT_MAX_REQUEST_BYTES`] (4 MiB).
+    #[must_use]
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.exporter = self.exporter.with_max_request_bytes(bytes);
+        self
+    }
+
+    /// How many export requests per signal may await their answer at once.
+    /// No variable; default [`ExporterConfig::DEFAULT_MAX_IN_FLIGHT`] (4).
+    #[must_use]
+    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
+        self.exporter = self.exporter.with_max_in_flight(requests);
+        self
+    }
+
+    /// How failed requests are retried, and for how long. No variable;
+    /// default [`RetryPolicy::default`] (30 s budget).
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.exporter = self.exporter.with_retry_policy(policy);
+        self
+    }
+
+    /// The queue and batching of every signal's sink. Defaults:
+    /// [`SinkConfig::default`] for spans and log records; for metric points
+    /// a queue of [`DEFAULT_METRICS_QUEUE_CAPACITY`](Self::DEFAULT_METRICS_QUEUE_CAPACITY)
+    /// and batches of [`DEFAULT_METRICS_BATCH_SIZE`](Self::DEFAULT_METRICS_BATCH_SIZE),
+    /// so that a collection fits.
+    #[must_use]
+    pub fn with_sink_config(mut self, config: SinkConfig) -> Self {
+        self.sinks = [Some(config.clone()), Some(config.clone()), Some(config)];
+        self
+    }
+
+    /// The queue and batching of one signal's sink.
+    #[must_use]
+    pub fn with_signal_sink_config(mut self, signal: Signal, config: SinkConfig) -> Self {
+        self.sinks[index(signal)] = Some(config);
+        self
+    }
+
+    /// The aggregation temporality the metric adapters ask the SDK for. Wins
+    /// over `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`; default
+    /// cumulative.
+    #[must_use]
+    pub fn with_temporality(mut self, temporality: TemporalityPreference) -> Self {
+        self.temporality = Some(temporality);
+        self
+    }
+
+    /// How often the [metric reader](OtlpExporter::metric_reader) collects.
+    /// Wins over `OTEL_METRIC_EXPORT_INTERVAL`; default 60 s.
+    #[must_use]
+    pub fn with_export_interval(mut self, interval: Duration) -> Self {
+        self.export_interval = Some(interval);
+        self
+    }
+
+    /// The longest a `force_flush` waits (collection, queueing and the
+    /// collector's answers), since the SDK's `force_flush` takes no timeout.
+    /// Default 30 s.
+    #[must_use]
+    pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// The longest a shutdown waits when no timeout is given: by
+    /// [`OtlpExporter::shutdown`], and when the last handle is dropped
+    /// unshut. Default 5 s, as the SDK's. (The SDK passes its own timeout to
+    /// the adapters' `shutdown_with_timeout`.)
+    #[must_use]
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Worker threads of the export runtime. Default 1, which serves all
+    /// three signals; a second helps when one process exports a lot.
+    #[must_use]
+    pub fn with_export_threads(mut self, threads: usize) -> Self {
+        self.export_threads = threads.max(1);
+        self
+    }
+
+    /// The exporter settings one signal would be built with from the
+    /// environment read through `lookup`: code, then that signal's
+    /// variables, then the defaults. [`build_with_lookup`](Self::build_with_lookup)
+    /// uses exactly this for each signal; call it to see or log what a build
+    /// will use. Reads nothing but `lookup` and the certificate files'
+    /// metadata.
+    ///
+    /// # Errors
+    ///
+    /// As [`build_with_lookup`](Self::build_with_lookup), for the
+    /// configuration part.
+    pub fn resolve_config(
+        &self,
+        signal: Signal,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<ExporterConfig, BuildError> {
+        let env = EnvSettings::from_lookup(signal, lookup).map_err(BuildError::config)?;
+        let config = self.exporter.clone().build_with_env(env).map_err(BuildError::config)?;
+        config.validate().map_err(BuildError::config)?;
+        Ok(config)
+    }
+
+    /// Builds with the process environment: see
+    /// [`build_with_lookup`](Self::build_with_lookup).
+    ///
+    /// # Errors
+    ///
+    /// As [`build_with_lookup`](Self::build_with_lookup).
+    pub fn build(self) -> Result<OtlpExporter, BuildError> {
+        self.build_with_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+    }
+
+    /// Builds from code and defaults only: no `OTEL_*` variable is read,
+    /// not `OTEL_EXPORTER_OTLP_ENDPOINT`, not `_HEADERS`, not the TLS files,
+    /// not the temporality preference or the export interval. For tests and
+    /// for applications that own their whole configuration.
+    ///
+    /// ```
+    /// use otlp_sink::OtlpExporter;
+    ///
+    /// let exporter = OtlpExporter::builder().with_endpoint("http://127.0.0.1:4317").build_without_env()?;
+    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`build_with_lookup`](Self::build_with_lookup), for settings made
+    /// in code.
+    pub fn build_without_env(self) -> Result<OtlpExporter, BuildError> {
+        self.build_with_lookup(|_| None)
+    }
+
+    /// Builds with the environment read through `lookup` (a variable name to
+    /// its value), for settings code left alone: each signal's exporter
+    /// settings (see [`resolve_config`](Self::resolve_config)), the
+    /// temporality preference and the export interval.
+    ///
+    /// Every variable this crate knows is honoured or refused here, by name:
+    /// a bad value is an error, and so is `OTEL_EXPORTER_OTLP_PROTOCOL` (or
+    /// a per-signal one) set to `http/protobuf` or `http/json`, which this
+    /// version does not speak, unless code sets the protocol.
+    ///
+    /// Starts the export runtime, prepares the three gRPC clients (they
+    /// connect on first use, so a collector that is not up yet is no error)
+    /// and starts the three sinks. Callable from any thread, async code
+    /// included.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`]: [`BuildError::Config`] for a bad variable or
+    /// setting or a certificate file that cannot be read (its text names the
+    /// variable or setting and the value); TLS settings refused, a sink
+    /// setting out of range, or no thread for the runtime.
+    pub fn build_with_lookup(self, lookup: impl Fn(&str) -> Option<String>) -> Result<OtlpExporter, BuildError> {
+        let mut configs = Vec::with_capacity(3);
+        for signal in SIGNALS {
+            configs.push(self.resolve_config(signal, &lookup)?);
+        }
+        let metrics_env = EnvSettings::from_lookup(Signal::Metrics, &lookup).map_err(BuildError::config)?;
+        let sinks: Vec<SinkConfig> = SIGNALS
+            .iter()
+            .map(|&signal| self.sinks[index(signal)].clone().unwrap_or_else(|| default_sink_config(signal)))
+            .collect();
+        for (&signal, sink) in SIGNALS.iter().zip(&sinks) {
+            sink.validate().map_err(|source| BuildError::Sink { signal, source })?;
+        }
+        let settings = Settings {
+            flush_timeout: self.flush_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            temporality: self.temporality.or(metrics_env.temporality_preference()).unwrap_or_default(),
+            export_interval: self
+                .export_interval
+                .or(metrics_env.metric_export_interval())
+                .unwrap_or(EnvSettings::DEFAULT_METRIC_EXPORT_INTERVAL),
+        };
+
+        let runtime = ExportRuntime::start(self.export_threads).map_err(BuildError::Runtime)?;
+        // The clients spawn their connection tasks on the runtime they are
+        // made on: make them on the export runtime.
+        let [m, t, l] = [configs[0].clone(), configs[1].clone(), configs[2].clone()];
+        let connected = runtime
+            .run(
+                async move {
+                    let metrics = crate::grpc::connect::<EncodedMetrics>(&m).await;
+                    let traces = TracesDrain::connect(&t).await;
+                    let logs = LogsDrain::connect(&l).await;
+                    (metrics, traces, logs)
+                },
+                Duration::from_secs(60),
+            )
+            .map_err(|_| BuildError::Runtime(std::io::Error::other("the export runtime did not answer")))?;
+        let metrics = connected.0.map_err(|source| BuildError::Connect { signal: Signal::Metrics, source })?;
+        let traces = connected.1.map_err(|source| BuildError::Connect { signal: Signal::Traces, source })?;
+        let logs = connected.2.map_err(|source| BuildError::Connect { signal: Signal::Logs, source })?;
+
+        let span_resource = Arc::new(ResourceSlot::default());
+        let log_resource = Arc::new(ResourceSlot::default());
+        let [ms, ts, ls] = [sinks[0].clone(), sinks[1].clone(), sinks[2].clone()];
+        let metrics_stats = metrics.stats();
+        let metrics = SignalPipe::start(Signal::Metrics, metrics, metrics_stats, ms, &runtime)?;
+        let traces_stats = traces.stats();
+        let traces = SignalPipe::start(
+            Signal::Traces,
+            SpansAdapterDrain::new(traces, Arc::clone(&span_resource)),
+            traces_stats,
+            ts,
+            &runtime,
+        )?;
+        let logs_stats = logs.stats();
+        let logs = SignalPipe::start(
+            Signal::Logs,
+            LogsAdapterDrain::new(logs, Arc::clone(&log_resource)),
+            logs_stats,
+            ls,
+            &runtime,
+        )?;
+        let shared = Arc::new(Shared {
+            runtime,
+            metrics,
+            traces,
+            logs,
+            span_resource,
+            log_resource,
+            collectors: Mutex::default(),
+            settings,
+            stopped: AtomicBool::new(false),
+        });
+        Ok(OtlpExporter::new(shared))
+    }
+}
+
+fn default_sink_config(signal: Signal) -> SinkConfig {
+    match signal {
+        Signal::Metrics => SinkConfig::default()
+            .with_queue_capacity(OtlpExporterBuilder::DEFAULT_METRICS_QUEUE_CAPACITY)
+            .with_batch_size(OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE),
+        _ => SinkConfig::default(),
+    }
+}

@@ -1,0 +1,100 @@
+//! The drains behind the SDK adapters' sinks: they convert the SDK's spans
+//! and log records to this crate's points on the export runtime (never on
+//! the thread that recorded them), then hand them to the signal's delivery
+//! engine.
+
+use std::sync::{Arc, RwLock};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::logs::SdkLogRecord;
+use opentelemetry_sdk::trace::SpanData;
+
+use super::convert::{self, ScopeCache};
+use crate::otlp::Resource;
+use crate::{DrainError, LogsDrain, SinkDrain, TracesDrain};
+
+/// The resource the SDK gave a signal's adapters through `set_resource`,
+/// read by that signal's drain once per batch.
+#[derive(Debug, Default)]
+pub(crate) struct ResourceSlot(RwLock<Arc<Resource>>);
+
+impl ResourceSlot {
+    pub(crate) fn get(&self) -> Arc<Resource> {
+        Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(crate) fn set(&self, resource: Resource) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(resource);
+    }
+}
+
+/// A record as the SDK emitted it, with its logger's scope: what the logs
+/// sink queues. Converted to OTLP on the export runtime.
+#[derive(Debug)]
+pub(crate) struct LogItem {
+    pub(crate) record: SdkLogRecord,
+    pub(crate) scope: InstrumentationScope,
+}
+
+/// Converts the SDK's spans into [`SpanRecord`](crate::SpanRecord)s on the
+/// export runtime, then hands them to the OTLP/gRPC traces drain.
+pub(crate) struct SpansAdapterDrain {
+    inner: TracesDrain,
+    resource: Arc<ResourceSlot>,
+    scopes: ScopeCache,
+}
+
+impl SpansAdapterDrain {
+    pub(crate) fn new(inner: TracesDrain, resource: Arc<ResourceSlot>) -> Self {
+        Self { inner, resource, scopes: ScopeCache::default() }
+    }
+}
+
+impl SinkDrain<SpanData> for SpansAdapterDrain {
+    async fn write_batch(&mut self, batch: Vec<SpanData>) -> Result<(), DrainError> {
+        let resource = self.resource.get();
+        let records = batch.into_iter().map(|span| convert::span(span, &resource, &mut self.scopes)).collect();
+        self.inner.write_batch(records).await
+    }
+
+    async fn flush_durable(&mut self) -> Result<(), DrainError> {
+        self.inner.flush_durable().await
+    }
+
+    async fn close(&mut self) -> Result<(), DrainError> {
+        self.inner.close().await
+    }
+}
+
+/// Converts the SDK's records into [`LogRecord`](crate::LogRecord)s on the
+/// export runtime, then hands them to the OTLP/gRPC logs drain.
+pub(crate) struct LogsAdapterDrain {
+    inner: LogsDrain,
+    resource: Arc<ResourceSlot>,
+    scopes: ScopeCache,
+}
+
+impl LogsAdapterDrain {
+    pub(crate) fn new(inner: LogsDrain, resource: Arc<ResourceSlot>) -> Self {
+        Self { inner, resource, scopes: ScopeCache::default() }
+    }
+}
+
+impl SinkDrain<LogItem> for LogsAdapterDrain {
+    async fn write_batch(&mut self, batch: Vec<LogItem>) -> Result<(), DrainError> {
+        let resource = self.resource.get();
+        let records = batch
+            .iter()
+            .map(|item| convert::log_record(&item.record, &item.scope, &resource, &mut self.scopes))
+            .collect();
+        self.inner.write_batch(records).await
+    }
+
+    async fn flush_durable(&mut self) -> Result<(), DrainError> {
+        self.inner.flush_durable().await
+    }
+
+    async fn close(&mut self) -> Result<(), DrainError> {
+        self.inner.close().await
+    }
+}

@@ -1,0 +1,257 @@
+//! One signal's pipe: its sink and its handle, the counters around it, and
+//! how its flushes and shutdowns report what was not delivered.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::error::{BuildError, Operation, SdkError, Undelivered, Waiting};
+use super::runtime::{ExportRuntime, RunError};
+use super::stats::SignalStats;
+use crate::{
+    BackgroundSink, DrainError, DrainErrorKind, ExportStatsHandle, FlushError, ShutdownError, Signal, SinkConfig,
+    SinkDrain, SinkHandle, TryPushError,
+};
+
+/// The deadline a sink gets inside an operation bounded by `timeout`: a
+/// little less, so that its own report (with the count of items it could
+/// not deliver) arrives before the caller stops waiting.
+pub(crate) fn inner_deadline(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).min(Duration::from_millis(100)))
+}
+
+/// Shuts a sink down: its queue is closed, everything in it written, and the
+/// client waits for every answer, all within `deadline`. What the sink says
+/// of an unclean end is only its first failure: the pipe's report (see
+/// [`SignalPipe::report`]) says what was lost.
+async fn shutdown_sink(handle: SinkHandle, deadline: Duration) -> Option<DrainError> {
+    match handle.shutdown_timeout(deadline).await {
+        Ok(()) | Err(ShutdownError::TimedOut { .. }) => None,
+        Err(ShutdownError::Drain { source, .. }) => Some(source),
+        Err(ShutdownError::ActorFailed(e)) => {
+            Some(DrainError::new(DrainErrorKind::Other, format!("the export task failed: {e}")))
+        }
+    }
+}
+
+/// What a signal's errors are computed from: its counters, and how much of
+/// them was already reported. Cloned into the futures that run on the export
+/// runtime.
+struct Ledger<T> {
+    signal: Signal,
+    sink: BackgroundSink<T>,
+    export: ExportStatsHandle,
+    refused_after_shutdown: Arc<AtomicU64>,
+    /// What earlier flushes and shutdowns reported as not delivered: each
+    /// item is reported by exactly one of them.
+    reported: Arc<Mutex<Undelivered>>,
+}
+
+// Not derived: `T` need not be `Clone`.
+impl<T> Clone for Ledger<T> {
+    fn clone(&self) -> Self {
+        Self {
+            signal: self.signal,
+            sink: self.sink.clone(),
+            export: self.export.clone(),
+            refused_after_shutdown: Arc::clone(&self.refused_after_shutdown),
+            reported: Arc::clone(&self.reported),
+        }
+    }
+}
+
+impl<T: Send + 'static> Ledger<T> {
+    fn stats(&self, suppressed: u64) -> SignalStats {
+        SignalStats {
+            sink: self.sink.stats(),
+            export: self.export.snapshot(),
+            refused_after_shutdown: self.refused_after_shutdown.load(Ordering::Relaxed),
+            suppressed,
+        }
+    }
+
+    /// `Ok` if nothing was lost since the last report; else what was, with
+    /// `cause`, the first failure the collector or the transport gave.
+    pub(crate) fn report(&self, operation: Operation, cause: Option<DrainError>) -> Result<(), SdkError> {
+        let now = self.stats(0).undelivered();
+        let lost = {
+            let mut reported = self.reported.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let lost = now.since(&reported);
+            *reported = now;
+            lost
+        };
+        if lost.total() == 0 && cause.is_none() {
+            return Ok(());
+        }
+        Err(SdkError::NotDelivered { signal: self.signal, operation, lost, cause })
+    }
+}
+
+/// The right to shut one pipe down, taken once.
+pub(crate) struct ShutdownJob<T> {
+    handle: SinkHandle,
+    ledger: Ledger<T>,
+}
+
+impl<T: Send + 'static> ShutdownJob<T> {
+    /// Shuts the sink down within `deadline` and reports what was lost
+    /// since the last flush.
+    pub(crate) async fn run(self, deadline: Duration) -> Result<(), SdkError> {
+        let cause = shutdown_sink(self.handle, deadline).await;
+        self.ledger.report(Operation::Shutdown, cause)
+    }
+}
+
+/// One signal's sink and the counters around it.
+pub(crate) struct SignalPipe<T> {
+    pub(crate) sink: BackgroundSink<T>,
+    /// `None` once the sink is being or has been shut down.
+    handle: Mutex<Option<SinkHandle>>,
+    ledger: Ledger<T>,
+    /// Spans and records made on the export runtime's threads, not queued.
+    suppressed: AtomicU64,
+}
+
+impl<T: Send + 'static> SignalPipe<T> {
+    pub(crate) fn start<D: SinkDrain<T>>(
+        signal: Signal,
+        drain: D,
+        export: ExportStatsHandle,
+        config: SinkConfig,
+        runtime: &ExportRuntime,
+    ) -> Result<Self, BuildError> {
+        let (sink, handle) = BackgroundSink::spawn_on(drain, config, CancellationToken::new(), runtime.handle())
+            .map_err(|source| BuildError::Sink { signal, source })?;
+        let ledger = Ledger {
+            signal,
+            sink: sink.clone(),
+            export,
+            refused_after_shutdown: Arc::default(),
+            reported: Arc::default(),
+        };
+        Ok(Self { sink, handle: Mutex::new(Some(handle)), ledger, suppressed: AtomicU64::new(0) })
+    }
+
+    /// Queues `item` without waiting. A full queue is a drop, counted by the
+    /// sink; a closed one a refusal, counted here. Returns whether it was
+    /// queued.
+    #[inline]
+    pub(crate) fn push(&self, item: T) -> bool {
+        match self.sink.try_push(item) {
+            Ok(()) => true,
+            Err(TryPushError::Closed(_)) => {
+                self.count_refused(1);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Counts a refusal that happened outside [`push`](Self::push); the
+    /// first one is logged.
+    #[cold]
+    pub(crate) fn count_refused(&self, items: u64) {
+        let before = self.ledger.refused_after_shutdown.fetch_add(items, Ordering::Relaxed);
+        if before == 0 && items > 0 {
+            let signal = self.ledger.signal;
+            tracing::warn!(
+                "{} recorded after the OTLP exporter's {} pipeline shut down (by its shutdown, or because the \
+                 OtlpExporter was dropped): refused, and counted in stats().{}.refused_after_shutdown",
+                super::error::items(items, signal),
+                super::error::signal_name(signal),
+                super::error::signal_name(signal),
+            );
+        }
+    }
+
+    /// Counts an item made on the export runtime's own threads, dropped.
+    pub(crate) fn count_suppressed(&self) {
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The refusal counter, for the metric reader's pushes on the export runtime.
+    pub(crate) fn refused_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.ledger.refused_after_shutdown)
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.handle.lock().map(|h| h.is_none()).unwrap_or(true)
+    }
+
+    /// See [`Ledger::report`].
+    pub(crate) fn report(&self, operation: Operation, cause: Option<DrainError>) -> Result<(), SdkError> {
+        self.ledger.report(operation, cause)
+    }
+
+    /// The barrier, as a future to run on the export runtime: `Ok` when
+    /// every item queued before it is acknowledged and nothing was lost
+    /// since the previous report.
+    pub(crate) fn barrier(&self) -> impl Future<Output = Result<(), SdkError>> + Send + 'static {
+        let ledger = self.ledger.clone();
+        async move {
+            match ledger.sink.flush().await {
+                Ok(()) => ledger.report(Operation::Flush, None),
+                Err(FlushError::Drain { source, .. }) => ledger.report(Operation::Flush, Some(source)),
+                Err(_) => Err(SdkError::AlreadyShutdown { signal: ledger.signal }),
+            }
+        }
+    }
+
+    /// What a flush still waits for.
+    pub(crate) fn waiting(&self) -> Waiting {
+        let export = self.ledger.export.snapshot();
+        Waiting {
+            queued: self.sink.stats().pending,
+            requests_in_flight: export.in_flight,
+            outage: self.ledger.export.outage(),
+        }
+    }
+
+    /// Runs the barrier, waiting at most `timeout`.
+    pub(crate) fn flush(&self, runtime: &ExportRuntime, timeout: Duration) -> Result<(), SdkError> {
+        match runtime.run(self.barrier(), timeout) {
+            Ok(result) => result,
+            Err(RunError::TimedOut) => {
+                Err(SdkError::FlushTimedOut { signal: self.ledger.signal, timeout, waiting: self.waiting() })
+            }
+            Err(other) => Err(SdkError::from_run(other, self.ledger.signal, timeout)),
+        }
+    }
+
+    fn take_handle(&self) -> Option<SinkHandle> {
+        self.handle.lock().ok()?.take()
+    }
+
+    /// Takes the sink's handle, for the one caller that shuts the pipe
+    /// down. `None` when already taken.
+    pub(crate) fn take_shutdown_job(&self) -> Option<ShutdownJob<T>> {
+        self.take_handle().map(|handle| ShutdownJob { handle, ledger: self.ledger.clone() })
+    }
+
+    /// Takes the sink's handle and returns the future that shuts it down
+    /// within `deadline`. `None` when already taken.
+    pub(crate) fn take_shutdown(
+        &self,
+        deadline: Duration,
+    ) -> Option<impl Future<Output = Result<(), SdkError>> + Send + 'static> {
+        self.take_shutdown_job().map(|job| job.run(deadline))
+    }
+
+    /// Shuts the sink down within `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`SdkError::AlreadyShutdown`] on a second call.
+    pub(crate) fn shutdown(&self, runtime: &ExportRuntime, timeout: Duration) -> Result<(), SdkError> {
+        let signal = self.ledger.signal;
+        let shutdown = self.take_shutdown(inner_deadline(timeout)).ok_or(SdkError::AlreadyShutdown { signal })?;
+        runtime.run(shutdown, timeout).map_err(|e| SdkError::from_run(e, signal, timeout))?
+    }
+
+    pub(crate) fn stats(&self) -> SignalStats {
+        self.ledger.stats(self.suppressed.load(Ordering::Relaxed))
+    }
+}
