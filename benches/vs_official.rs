@@ -20,6 +20,8 @@
 //! `bench-results/vs_official.json` and `bench-results/vs_official.svg`
 //! (`vs_official-partial.*` for `--quick` or `--only` runs).
 
+// The tests' rotel harness; this program uses part of it.
+#[allow(dead_code)]
 #[path = "../tests/support/rotel.rs"]
 mod rotel;
 
