@@ -19,8 +19,10 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, -D warnings)"
-cargo clippy --all-targets -- -D warnings
+# --workspace: the root crate and bench/vs_official (the A/B program).
+cargo clippy --workspace --all-targets -- -D warnings
 # Without the receiver feature the build is client only: it must stay clean too.
+# The root crate alone: vs-official turns on the features this run turns off.
 cargo clippy --all-targets --no-default-features -- -D warnings
 
 step "cargo doc (-D warnings)"

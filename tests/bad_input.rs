@@ -9,25 +9,21 @@
 
 #![cfg(feature = "receiver")]
 
-#[path = "support/accounting.rs"]
-mod accounting;
-#[path = "support/points.rs"]
-mod points;
 mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accounting::{failure, Pipeline};
 use otlp_sink::receiver::Receiver;
 use otlp_sink::{
     AnyValue, ConnectError, DrainErrorKind, EnvSettings, ExporterConfig, ExporterConfigErrorKind, HistogramValue,
     KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, MetricsDrain, RetryPolicy, Signal, SinkConfig,
     Temporality, ValueOrigin,
 };
-use points::Shared;
 use prost::Message;
+use support::accounting::{failure, Pipeline};
+use support::points::Shared;
 
 /// The OTLP metrics messages, only the fields these tests read. Field numbers
 /// from opentelemetry-proto `metrics/v1/metrics.proto` and `common/v1/common.proto`;

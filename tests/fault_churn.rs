@@ -9,20 +9,17 @@
 //! About 65 s of wall time by design; in a file of its own so that nextest
 //! runs it beside the others (see the override in `.config/nextest.toml`).
 
-#[path = "support/accounting.rs"]
-mod accounting;
-#[path = "support/points.rs"]
-mod points;
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accounting::{chain, Pipeline};
 use otlp_sink::{ExporterConfig, Overflow, RetryPolicy, SinkConfig};
-use points::Shared;
+use support::accounting::Pipeline;
+use support::errors::chain;
 use support::kills::Kills;
+use support::points::Shared;
 use support::rotel::Rotel;
 
 const RUN: Duration = Duration::from_secs(60);

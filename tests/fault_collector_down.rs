@@ -6,17 +6,14 @@
 //! About 4 s of wall time: in a file of its own so that nextest runs it
 //! beside the others.
 
-#[path = "support/accounting.rs"]
-mod accounting;
-#[path = "support/points.rs"]
-mod points;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use accounting::{chain, Pipeline};
 use otlp_sink::{ExporterConfig, RetryPolicy, SinkConfig};
-use points::Shared;
+use support::accounting::Pipeline;
+use support::errors::chain;
+use support::points::Shared;
 use support::rotel::{Rotel, Signal};
 
 const DOWN_FOR: Duration = Duration::from_secs(3);

@@ -16,20 +16,17 @@
 //! beside the others. The sleeps let the stream run before and after the
 //! kill; no assertion depends on their length.
 
-#[path = "support/accounting.rs"]
-mod accounting;
-#[path = "support/points.rs"]
-mod points;
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use accounting::{chain, failure, Pipeline};
 use otlp_sink::{BackgroundSink, DrainErrorKind, ExporterConfig, MetricPoint, RetryPolicy, SinkConfig};
-use points::Shared;
+use support::accounting::{failure, Pipeline};
+use support::errors::chain;
 use support::kills::Kills;
+use support::points::Shared;
 use support::rotel::{Rotel, Signal};
 
 /// Metric points pushed at a steady rate by a task, until stopped.

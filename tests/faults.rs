@@ -9,23 +9,21 @@
 
 #![cfg(feature = "receiver")]
 
-#[path = "support/accounting.rs"]
-mod accounting;
-#[path = "support/points.rs"]
-mod points;
+mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accounting::{chain, failure, Books, Pipeline};
 use otlp_sink::receiver::{Receiver, Reply};
 use otlp_sink::{
     DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder, FlushError, GrpcCode, HistogramValue, KeyValue,
     MetricDescriptor, MetricKind, MetricPoint, MetricValue, Overflow, RetryPolicy, ShutdownError, Signal, SinkConfig,
     Temporality,
 };
-use points::Shared;
+use support::accounting::{failure, Books, Pipeline};
+use support::errors::chain;
+use support::points::Shared;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;

@@ -6,21 +6,18 @@
 
 #![cfg(feature = "receiver")]
 
-#[path = "support/drains.rs"]
-mod drains;
-#[path = "support/points.rs"]
-mod points;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use drains::chain;
 use otlp_sink::receiver::{Receiver, ReceiverCounts, Reply};
 use otlp_sink::{
     BackgroundSink, DrainErrorKind, ExportError, ExportStatsHandle, ExporterConfig, ExporterConfigBuilder, FlushError,
     GrpcCode, KeyValue, LogsDrain, MetricPoint, MetricsDrain, RetryPolicy, Signal, SinkConfig, SinkHandle, StatusCode,
     TracesDrain,
 };
-use points::Shared;
+use support::errors::chain;
+use support::points::Shared;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 

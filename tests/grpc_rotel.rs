@@ -11,16 +11,13 @@
 
 mod support;
 
-#[path = "support/points.rs"]
-mod points;
-
 use std::time::{Duration, Instant};
 
 use otlp_sink::{
     BackgroundSink, Compression, DrainErrorKind, ExportError, ExportStats, ExportStatsHandle, ExporterConfig,
     ExporterConfigBuilder, FlushError, LogsDrain, MetricsDrain, RetryPolicy, SinkConfig, SinkDrain, TracesDrain,
 };
-use points::Shared;
+use support::points::Shared;
 use support::rotel::{Rotel, Signal};
 use tokio_util::sync::CancellationToken;
 

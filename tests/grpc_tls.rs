@@ -10,12 +10,7 @@
 
 #![cfg(feature = "receiver")]
 
-#[path = "support/errors.rs"]
-mod errors;
-#[path = "support/points.rs"]
-mod points;
-#[path = "support/tls.rs"]
-mod tls;
+mod support;
 
 use std::error::Error;
 use std::path::Path;
@@ -23,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use errors::chain;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -34,7 +28,8 @@ use otlp_sink::{
     ConnectError, DrainErrorKind, ExportError, ExporterConfig, FlushError, MetricsDrain, TlsErrorKind, ValueOrigin,
 };
 use rcgen::KeyPair;
-use tls::{new_ca, send, Pki, Sent, TempDir, POINTS};
+use support::errors::chain;
+use support::tls::{new_ca, send, Pki, Sent, TempDir, POINTS};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 

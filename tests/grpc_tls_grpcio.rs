@@ -13,24 +13,16 @@
 //! Certificates are made by the test with rcgen (`tests/support/tls.rs`) and
 //! passed to the server by path. Needs the test venv (`scripts/install-test-deps.sh`).
 
-#[path = "support/errors.rs"]
-mod errors;
-#[path = "support/grpcio_tls.rs"]
-mod grpcio_tls;
-#[path = "support/points.rs"]
-mod points;
-#[path = "support/rotel.rs"]
-mod rotel;
-#[path = "support/tls.rs"]
-mod tls;
+mod support;
 
 use std::error::Error;
 use std::time::Duration;
 
-use errors::chain;
-use grpcio_tls::{GrpcioTls, Request, ServerFiles};
 use otlp_sink::{DrainErrorKind, ExportError, ExporterConfig, FlushError, TlsErrorKind};
-use tls::{send, Pki, Sent, POINTS};
+use support::errors::chain;
+use support::grpcio_tls::{GrpcioTls, Request, ServerFiles};
+use support::rotel;
+use support::tls::{send, Pki, Sent, POINTS};
 
 /// Starts the grpcio server with a certificate for `localhost` from `pki`'s
 /// CA, requiring a client certificate from that CA when `mutual`.

@@ -6,20 +6,18 @@
 
 #![cfg(all(feature = "sdk", feature = "receiver"))]
 
-#[path = "support/background_receiver.rs"]
-mod background_receiver;
-#[path = "support/sdk.rs"]
-mod sdk;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use background_receiver::BackgroundReceiver;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkError;
 use otlp_sink::receiver::Reply;
 use otlp_sink::{ExporterConfig, RetryPolicy, Signal, SinkConfig};
+use support::background_receiver::BackgroundReceiver;
+use support::sdk;
 use tonic::Code;
 
 const DELAY: Duration = Duration::from_millis(300);

@@ -7,18 +7,16 @@
 
 #![cfg(all(feature = "sdk", feature = "receiver"))]
 
-#[path = "support/background_receiver.rs"]
-mod background_receiver;
-#[path = "support/sdk.rs"]
-mod sdk;
+mod support;
 
 use std::time::Duration;
 
-use background_receiver::BackgroundReceiver;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use otlp_sink::TemporalityPreference;
+use support::background_receiver::BackgroundReceiver;
+use support::sdk;
 
 fn sdk_batching(exporter: &otlp_sink::OtlpExporter) -> sdk::Providers {
     sdk::Providers {

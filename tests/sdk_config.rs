@@ -9,16 +9,12 @@
 
 #![cfg(all(feature = "sdk", feature = "receiver"))]
 
-#[path = "support/background_receiver.rs"]
-mod background_receiver;
-#[path = "support/sdk.rs"]
-mod sdk;
+mod support;
 
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::time::Duration;
 
-use background_receiver::BackgroundReceiver;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use opentelemetry_sdk::metrics::{InstrumentKind, Temporality};
@@ -27,6 +23,8 @@ use otlp_sink::{
     BuildError, Compression, ExporterConfig, ExporterConfigErrorKind, OtlpExporter, OtlpExporterBuilder, Protocol,
     RetryPolicy, Signal, SinkConfig, TemporalityPreference, TlsConfig, ValueOrigin,
 };
+use support::background_receiver::BackgroundReceiver;
+use support::sdk;
 
 fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
     let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();

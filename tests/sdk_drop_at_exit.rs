@@ -10,18 +10,15 @@
 //! with `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` set, and the test
 //! also checks that they reached the collector as the resource of every signal.
 
-#[path = "support/background_receiver.rs"]
-mod background_receiver;
-#[path = "support/child.rs"]
-mod child;
-#[path = "support/sdk.rs"]
-mod sdk;
+mod support;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use background_receiver::BackgroundReceiver;
 use otlp_sink::{AnyValue, KeyValue, Signal};
+use support::background_receiver::BackgroundReceiver;
+use support::child;
+use support::sdk;
 
 /// Where the child sends.
 const ENDPOINT: &str = "OTLP_SINK_DROP_AT_EXIT_ENDPOINT";

@@ -14,19 +14,18 @@
 
 #![cfg(all(feature = "sdk", feature = "receiver"))]
 
-#[path = "support/background_receiver.rs"]
-mod background_receiver;
+mod support;
 
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use background_receiver::BackgroundReceiver;
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use otlp_sink::receiver::Reply;
 use otlp_sink::{OtlpExporter, RetryPolicy, Signal};
+use support::background_receiver::BackgroundReceiver;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::Layer;
 

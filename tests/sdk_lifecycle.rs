@@ -5,16 +5,12 @@
 
 #![cfg(all(feature = "sdk", feature = "receiver"))]
 
-#[path = "support/background_receiver.rs"]
-mod background_receiver;
-#[path = "support/sdk.rs"]
-mod sdk;
+mod support;
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use background_receiver::BackgroundReceiver;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::InstrumentationScope;
@@ -22,6 +18,8 @@ use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks, SpanProcessor};
 use otlp_sink::receiver::Reply;
 use otlp_sink::{RetryPolicy, SdkError, Signal};
+use support::background_receiver::BackgroundReceiver;
+use support::sdk;
 
 #[test]
 fn the_reader_collects_every_interval_without_a_flush() {

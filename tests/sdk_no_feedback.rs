@@ -9,19 +9,17 @@
 
 #![cfg(all(feature = "sdk", feature = "receiver"))]
 
-#[path = "support/background_receiver.rs"]
-mod background_receiver;
-#[path = "support/sdk.rs"]
-mod sdk;
+mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use background_receiver::BackgroundReceiver;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use otlp_sink::receiver::Reply;
 use otlp_sink::Signal;
+use support::background_receiver::BackgroundReceiver;
+use support::sdk;
 use tonic::Code;
 use tracing_subscriber::filter::dynamic_filter_fn;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};

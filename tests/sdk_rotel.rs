@@ -5,8 +5,6 @@
 
 #![cfg(feature = "sdk")]
 
-#[path = "support/sdk.rs"]
-mod sdk;
 mod support;
 
 use std::time::Duration;
@@ -15,6 +13,7 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use support::rotel::{Rotel, Signal};
+use support::sdk;
 
 /// rotel prints its count line as it takes the request in; give it time.
 const WAIT: Duration = Duration::from_secs(10);

@@ -12,15 +12,13 @@
 
 #![cfg(all(feature = "sdk", feature = "receiver"))]
 
-#[path = "support/background_receiver.rs"]
-mod background_receiver;
-#[path = "support/sdk.rs"]
-mod sdk;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use background_receiver::BackgroundReceiver;
 use otlp_sink::receiver::ReceiverCounts;
+use support::background_receiver::BackgroundReceiver;
+use support::sdk;
 
 /// Far more than a flush on loopback takes, far less than the harness's kill.
 const BOUND: Duration = Duration::from_secs(10);

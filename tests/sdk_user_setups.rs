@@ -22,8 +22,6 @@
 
 #![cfg(feature = "sdk")]
 
-#[path = "support/child.rs"]
-mod child;
 mod support;
 
 use std::process::ExitCode;
@@ -34,6 +32,7 @@ use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use otlp_sink::OtlpExporter;
+use support::child;
 use support::rotel::{Rotel, Signal};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;

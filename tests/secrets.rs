@@ -9,21 +9,18 @@
 
 #![cfg(feature = "receiver")]
 
-#[path = "support/accounting.rs"]
-mod accounting;
-#[path = "support/points.rs"]
-mod points;
+mod support;
 
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use accounting::chain;
 use otlp_sink::receiver::{Receiver, Reply};
 use otlp_sink::{
     BackgroundSink, EnvSettings, ExporterConfig, FlushError, MetricsDrain, RetryPolicy, Signal, SinkConfig,
 };
-use points::Shared;
+use support::errors::chain;
+use support::points::Shared;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tracing_subscriber::fmt::MakeWriter;

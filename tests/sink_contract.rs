@@ -1,16 +1,16 @@
 //! The `BackgroundSink` / `SinkDrain` contract, one behaviour per test.
 //! Timers run on paused tokio time; nothing here sleeps on the wall clock.
 
-#[path = "support/drains.rs"]
-mod drains;
+mod support;
 
 use std::time::Duration;
 
-use drains::{chain, Event, Script};
 use otlp_sink::{
     BackgroundSink, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError, SinkConfig, SinkDrain,
     SinkHandle, SinkStats, TryPushError,
 };
+use support::drains::{Event, Script};
+use support::errors::chain;
 use tokio_util::sync::CancellationToken;
 
 fn config(batch_size: usize) -> SinkConfig {

@@ -1,4 +1,5 @@
-//! The span both span benchmarks end, so that they measure the same thing.
+//! The span both span benchmarks end (`benches/span_processor.rs` and the
+//! vs-official program, `bench/vs_official/`), so that they measure the same thing.
 
 use std::borrow::Cow;
 use std::time::SystemTime;

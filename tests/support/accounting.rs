@@ -10,9 +10,6 @@
 //! `abandoned` (points a shutdown deadline threw away before they reached the
 //! drain) belongs with `failed`; it is zero unless a test aborts the sink.
 
-// Each test crate that includes this file uses a different subset of it.
-#![allow(dead_code)]
-
 use std::error::Error;
 
 use otlp_sink::{
@@ -98,9 +95,7 @@ impl Books {
     }
 }
 
-#[path = "errors.rs"]
-mod errors;
-pub use errors::chain;
+use super::errors::chain;
 
 /// What a failed flush says: the drain error's kind and item count, the
 /// `ExportError` under it and its gRPC code, and the whole chain as text.

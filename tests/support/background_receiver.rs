@@ -1,11 +1,6 @@
 //! The crate's in-process receiver on a tokio runtime of its own, so that a
 //! test may block its own thread or runtime (as `force_flush` does) without
 //! stopping the receiver that must answer.
-//!
-//! Include with `#[path = "support/background_receiver.rs"] mod background_receiver;`.
-
-// Each test crate that includes this file uses a different subset of it.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::sync::mpsc;

@@ -5,11 +5,6 @@
 //! test name, it runs the selected tests; each spawns the binary again with
 //! [`CHILD`] set, and that run is the child program. It answers `--list` as
 //! libtest does, so nextest can run it.
-//!
-//! Include with `#[path = "support/child.rs"] mod child;`.
-
-// Each test crate that includes this file uses a different subset of it.
-#![allow(dead_code)]
 
 use std::process::{Command, ExitCode, Output, Stdio};
 use std::time::Duration;

@@ -1,5 +1,4 @@
 //! A scripted, recording `SinkDrain` for the sink's contract tests.
-#![allow(dead_code)] // each test file uses a different part of it
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -167,7 +166,3 @@ impl SinkDrain<u64> for ScriptedDrain {
         Ok(())
     }
 }
-
-#[path = "errors.rs"]
-mod errors;
-pub use errors::chain;

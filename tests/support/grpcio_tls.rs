@@ -8,11 +8,6 @@
 //! reader thread turns those lines into a channel that [`GrpcioTls::start`]
 //! and [`GrpcioTls::wait_for_client`] wait on, each with a deadline. The server stops when its standard input closes, which dropping
 //! the [`GrpcioTls`] does (it also kills it and reaps it).
-//!
-//! Include with `#[path = "support/grpcio_tls.rs"] mod grpcio_tls;`.
-
-// Each test crate that includes this file uses a different subset of it.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -21,8 +21,6 @@
 //! and `unlogged_bound` is usually 0 (nothing was acknowledged in the instant
 //! between catching up and the kill).
 
-#![allow(dead_code)]
-
 use std::time::{Duration, Instant};
 
 use otlp_sink::ExportStatsHandle;

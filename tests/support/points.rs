@@ -1,8 +1,5 @@
 //! Telemetry points with known counts, for the drain tests.
 
-// Each test crate that includes this file uses a different subset of it.
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use otlp_sink::{

@@ -1,10 +1,5 @@
 //! OpenTelemetry SDK pipelines on an [`OtlpExporter`], and telemetry with
 //! known counts recorded through the standard API.
-//!
-//! Include with `#[path = "support/sdk.rs"] mod sdk;`.
-
-// Each test crate that includes this file uses a different subset of it.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

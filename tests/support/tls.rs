@@ -4,12 +4,6 @@
 //! certificate for `localhost`, client certificates. The files are written as
 //! PEM to a directory of the test's own under the system temp directory,
 //! removed when the test ends. No key is committed.
-//!
-//! Include with `#[path = "support/tls.rs"] mod tls;`, next to
-//! `#[path = "support/points.rs"] mod points;` (used by [`send`]).
-
-// Each test crate that includes this file uses a different subset of it.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,7 +18,7 @@ use rcgen::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::points::Shared;
+use super::points::Shared;
 
 /// Points [`send`] pushes, in one batch and so in one request.
 pub const POINTS: u64 = 1_000;

@@ -15,12 +15,17 @@
 //! 5. the floor: the same points built and encoded with bare prost (in 1's rounds);
 //! 6. peak RSS with the collector down and producers pushing (a child process).
 //!
-//! Run: `cargo bench --bench vs_official` (`-- --rounds N --quick` for a smoke run).
+//! Run: `cargo run --release -p vs-official` (`-- --rounds N --quick` for a smoke run).
+//! It is a program of its own, the workspace member `bench/vs_official/`, so that
+//! `opentelemetry-otlp`, `plotters` and the rest of its dependencies stay out of
+//! the root crate's test builds.
 //! Progress goes to stderr, the table to stdout; the figures are written to
-//! `bench-results/vs_official.json` and `bench-results/vs_official.svg`
-//! (`vs_official-partial.*` for `--quick` or `--only` runs).
+//! `bench-results/vs_official.json` and `bench-results/vs_official.svg` at the
+//! repository's root (`vs_official-partial.*` for `--quick` or `--only` runs).
 
-#[path = "../tests/support/rotel.rs"]
+// The tests' rotel harness (it needs nothing but std); this program uses part of it.
+#[allow(dead_code)]
+#[path = "../../../tests/support/rotel.rs"]
 mod rotel;
 
 use std::fmt::Write as _;
@@ -44,7 +49,8 @@ use otlp_sink::{OtlpExporter, OtlpExporterBuilder, Signal, SinkConfig};
 use plotters::prelude::*;
 use serde_json::json;
 
-#[path = "support/spans.rs"]
+// The span `benches/span_processor.rs` ends too, so both measure the same thing.
+#[path = "../../../benches/support/spans.rs"]
 mod spans;
 use spans::span;
 
@@ -77,7 +83,7 @@ fn args() -> Args {
             }
             "--rss-child" => out.rss_child = it.next().and_then(|n| n.parse().ok()),
             "--chart-from" => out.chart_from = Some(PathBuf::from(it.next().expect("--chart-from FILE"))),
-            // cargo bench passes --bench; anything else is ignored too.
+            // Anything else is ignored (`cargo bench` used to pass --bench).
             _ => {}
         }
     }
@@ -854,7 +860,7 @@ fn main() {
     let _ = writeln!(table, "W6: {w6}");
     println!("{table}");
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
+    let dir = rotel::repo_root().join("bench-results");
     std::fs::create_dir_all(&dir).expect("bench-results/");
     let json = json!({
         "rounds": args.rounds,
