@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use otlp_sink::receiver::Receiver;
 use otlp_sink::{
-    BackgroundSink, Compression, ExportStats, ExportStatsHandle, ExporterConfig, KeyValue, LogRecord, LogsDrain,
+    BackgroundSink, Compression, DeliveryStats, DeliveryStatsHandle, ExporterConfig, KeyValue, LogRecord, LogsDrain,
     MetricDescriptor, MetricKind, MetricPoint, MetricValue, MetricsDrain, Overflow, Resource, Scope, Severity, Signal,
     SinkConfig, SinkDrain, SinkStats, SpanRecord, Temporality, TracesDrain, TryPushError,
 };
@@ -277,7 +277,7 @@ impl Workload {
 /// What one run did.
 struct Report {
     sink: SinkStats,
-    export: ExportStats,
+    export: DeliveryStats,
     seconds: f64,
     flush_error: Option<String>,
 }
@@ -287,7 +287,7 @@ struct Report {
 async fn drive<T, D, G>(
     options: &Options,
     drain: D,
-    export: ExportStatsHandle,
+    export: DeliveryStatsHandle,
     make_generator: impl Fn() -> G,
 ) -> Result<Report, Box<dyn std::error::Error>>
 where
@@ -362,7 +362,7 @@ where
     Ok(Report { sink: sink_stats, export: export_stats, seconds, flush_error: flushed.err().map(|e| error_chain(&e)) })
 }
 
-fn print_progress(started: Instant, sink: &SinkStats, export: &ExportStats, rate: f64) {
+fn print_progress(started: Instant, sink: &SinkStats, export: &DeliveryStats, rate: f64) {
     eprintln!(
         "loadgen: {:6.1}s pushed {} acked {} dropped {} in flight {} requests {} rate {:.0}/s",
         started.elapsed().as_secs_f64(),

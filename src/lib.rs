@@ -39,7 +39,7 @@
 //! - [`MetricsDrain`], [`TracesDrain`] and [`LogsDrain`] are the OTLP/gRPC
 //!   drains: size-capped requests, a window of them in flight, retries per
 //!   the OTLP specification, and a `flush_durable` that waits for every answer.
-//! - [`SinkStats`] and [`ExportStats`] count what was pushed, dropped,
+//! - [`SinkStats`] and [`DeliveryStats`] count what was pushed, dropped,
 //!   written, acknowledged and failed, so nothing is lost without being counted.
 //!
 //! ## Layout
@@ -81,19 +81,19 @@ pub use config::{
     Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, ExporterConfigError, ExporterConfigErrorKind,
     Headers, Protocol, RetryPolicy, Signal, TemporalityPreference, TlsConfig, ValueOrigin,
 };
-pub use deliver::{ExportError, ExportStats, ExportStatsHandle, ExportStatus, GrpcCode, Outage, StatusCode};
+pub use deliver::{DeliveryStats, DeliveryStatsHandle, ExportError, ExportStatus, GrpcCode, Outage, StatusCode};
 pub use grpc::{LogsDrain, MetricsDrain, TracesDrain};
 pub use sink::{
-    BackgroundSink, ConfigError, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError,
-    SinkConfig, SinkDrain, SinkHandle, SinkStats, TryPushError,
+    BackgroundSink, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError, SinkConfig,
+    SinkConfigError, SinkDrain, SinkHandle, SinkStats, TryPushError,
 };
 pub use tls::{ConnectError, TlsError, TlsErrorKind};
 
 #[cfg(feature = "sdk")]
 pub use sdk::{
     is_export_thread, BuildError, ExporterStats, Operation, OtlpExporter, OtlpExporterBuilder, OtlpLogExporter,
-    OtlpLogProcessor, OtlpMetricExporter, OtlpMetricReader, OtlpSpanExporter, OtlpSpanProcessor, SdkError, SignalStats,
-    Undelivered, Waiting,
+    OtlpLogProcessor, OtlpMetricExporter, OtlpMetricReader, OtlpSpanExporter, OtlpSpanProcessor, PipelineStats,
+    SdkError, Undelivered, Waiting,
 };
 
 pub use otlp::{

@@ -81,7 +81,7 @@ impl Reply {
 /// What the receiver counted for one signal.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SignalCounts {
+pub struct ReceivedCounts {
     /// Export requests received (whatever the answer).
     pub requests: u64,
     /// Items (data points, spans or log records) in those requests.
@@ -106,16 +106,16 @@ pub struct SignalCounts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReceiverCounts {
     /// Metric data points.
-    pub metrics: SignalCounts,
+    pub metrics: ReceivedCounts,
     /// Spans.
-    pub traces: SignalCounts,
+    pub traces: ReceivedCounts,
     /// Log records.
-    pub logs: SignalCounts,
+    pub logs: ReceivedCounts,
 }
 
 impl ReceiverCounts {
     /// The counts of one signal.
-    pub fn signal(&self, signal: Signal) -> SignalCounts {
+    pub fn signal(&self, signal: Signal) -> ReceivedCounts {
         match signal {
             Signal::Metrics => self.metrics,
             Signal::Traces => self.traces,
@@ -123,7 +123,7 @@ impl ReceiverCounts {
         }
     }
 
-    fn signal_mut(&mut self, signal: Signal) -> &mut SignalCounts {
+    fn signal_mut(&mut self, signal: Signal) -> &mut ReceivedCounts {
         match signal {
             Signal::Metrics => &mut self.metrics,
             Signal::Traces => &mut self.traces,
@@ -577,7 +577,7 @@ impl State {
         self.seen.lock().expect("receiver lock")[index(signal)].add(resource, names);
     }
 
-    fn count(&self, signal: Signal, update: impl FnOnce(&mut SignalCounts)) {
+    fn count(&self, signal: Signal, update: impl FnOnce(&mut ReceivedCounts)) {
         self.counts.send_modify(|c| update(c.signal_mut(signal)));
     }
 

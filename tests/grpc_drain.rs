@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use otlp_sink::receiver::{Receiver, ReceiverCounts, Reply};
 use otlp_sink::{
-    BackgroundSink, DrainErrorKind, ExportError, ExportStatsHandle, ExporterConfig, ExporterConfigBuilder, FlushError,
-    GrpcCode, KeyValue, LogsDrain, MetricPoint, MetricsDrain, RetryPolicy, Signal, SinkConfig, SinkHandle, StatusCode,
-    TracesDrain,
+    BackgroundSink, DeliveryStatsHandle, DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder,
+    FlushError, GrpcCode, KeyValue, LogsDrain, MetricPoint, MetricsDrain, RetryPolicy, Signal, SinkConfig, SinkHandle,
+    StatusCode, TracesDrain,
 };
 use support::errors::chain;
 use support::points::Shared;
@@ -36,7 +36,7 @@ fn config(receiver: &Receiver) -> ExporterConfigBuilder {
 struct Pipeline {
     sink: BackgroundSink<MetricPoint>,
     handle: SinkHandle,
-    stats: ExportStatsHandle,
+    stats: DeliveryStatsHandle,
 }
 
 async fn metrics_pipeline(config: ExporterConfigBuilder, sink_config: SinkConfig) -> Pipeline {

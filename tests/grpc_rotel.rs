@@ -2,7 +2,7 @@
 //! blackhole`), run by `tests/support/rotel.rs`. Each test pushes a known
 //! number of points, spans or log records through a `BackgroundSink` and its
 //! drain, requires `flush()` to return `Ok`, and then compares three counts:
-//! what was sent, what the drain says was acknowledged (`ExportStats`), and
+//! what was sent, what the drain says was acknowledged (`DeliveryStats`), and
 //! what rotel says it received (its per-request debug lines, summed).
 //!
 //! rotel may print a request's line just after answering it, so the tests
@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use otlp_sink::{
-    BackgroundSink, Compression, DrainErrorKind, ExportError, ExportStats, ExportStatsHandle, ExporterConfig,
+    BackgroundSink, Compression, DeliveryStats, DeliveryStatsHandle, DrainErrorKind, ExportError, ExporterConfig,
     ExporterConfigBuilder, FlushError, LogsDrain, MetricsDrain, RetryPolicy, SinkConfig, SinkDrain, TracesDrain,
 };
 use support::points::Shared;
@@ -37,7 +37,7 @@ fn config(rotel: &Rotel) -> ExporterConfigBuilder {
 
 struct Delivered {
     flushed: Result<(), FlushError>,
-    stats: ExportStats,
+    stats: DeliveryStats,
     took: Duration,
 }
 
@@ -46,7 +46,7 @@ struct Delivered {
 /// the flush's result and the drain's counters.
 async fn deliver<T: Send + 'static>(
     drain: impl SinkDrain<T>,
-    stats: ExportStatsHandle,
+    stats: DeliveryStatsHandle,
     items: Vec<T>,
     batch_size: usize,
 ) -> Delivered {

@@ -170,6 +170,6 @@ fn idle_application(exporter: &OtlpExporter, tracers: &SdkTracerProvider, logger
     loggers.force_flush().expect("nothing new, or only the application's");
     exporter.shutdown().expect("clean shutdown");
     let stats = exporter.stats();
-    let json = |s: otlp_sink::SignalStats| serde_json::json!({ "pushed": s.sink.pushed, "acked": s.export.acked, "suppressed": s.suppressed });
+    let json = |s: otlp_sink::PipelineStats| serde_json::json!({ "pushed": s.sink.pushed, "acked": s.export.acked, "suppressed": s.suppressed });
     println!("{}", serde_json::json!({ "traces": json(stats.traces), "logs": json(stats.logs) }));
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use super::error::ExportError;
 use super::request::Request;
-use super::stats::{DeliveryCounters, ExportStatsHandle, Ticket};
+use super::stats::{DeliveryCounters, DeliveryStatsHandle, Ticket};
 use super::transport::Transport;
 use crate::config::RetryPolicy;
 use crate::otlp::{encode, EncodeError, Signal as Encoding};
@@ -45,7 +45,7 @@ pub(crate) struct DeliverySettings {
 ///   everything before it.
 ///
 /// `write_batch` itself never fails: every failure surfaces through
-/// `flush_durable`, with exact counts in [`ExportStats`](super::ExportStats).
+/// `flush_durable`, with exact counts in [`DeliveryStats`](super::DeliveryStats).
 pub(crate) struct DeliveryDrain<S: Encoding, T> {
     transport: T,
     settings: DeliverySettings,
@@ -90,8 +90,8 @@ impl<S: Encoding, T: Transport> DeliveryDrain<S, T> {
     }
 
     /// A handle that reads this engine's counters from anywhere.
-    pub(crate) fn stats(&self) -> ExportStatsHandle {
-        ExportStatsHandle(Arc::clone(&self.counters))
+    pub(crate) fn stats(&self) -> DeliveryStatsHandle {
+        DeliveryStatsHandle(Arc::clone(&self.counters))
     }
 }
 

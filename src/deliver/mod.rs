@@ -23,6 +23,6 @@ pub(crate) use drain::{DeliveryDrain, DeliverySettings};
 pub use error::ExportError;
 pub use outage::Outage;
 pub(crate) use retry::RetryDecision;
-pub use stats::{ExportStats, ExportStatsHandle};
+pub use stats::{DeliveryStats, DeliveryStatsHandle};
 pub use status::{ExportStatus, GrpcCode, StatusCode};
 pub(crate) use transport::{Failure, Transport};

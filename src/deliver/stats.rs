@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::outage::{Outage, OutageTracker};
 
 /// The counters of one delivery engine, shared with its
-/// [`ExportStatsHandle`] and its requests' tasks. Items are metric data
+/// [`DeliveryStatsHandle`] and its requests' tasks. Items are metric data
 /// points, spans or log records.
 #[derive(Debug)]
 pub(crate) struct DeliveryCounters {
@@ -67,7 +67,7 @@ impl DeliveryCounters {
 /// (`sink.abandoned` is zero unless a shutdown deadline aborted the sink.)
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ExportStats {
+pub struct DeliveryStats {
     /// Export requests made (each counted once, however many attempts it took).
     pub requests: u64,
     /// Items in those requests.
@@ -97,14 +97,14 @@ pub struct ExportStats {
 
 /// Reads a drain's counters while the drain itself is owned by a sink.
 #[derive(Debug, Clone)]
-pub struct ExportStatsHandle(pub(crate) Arc<DeliveryCounters>);
+pub struct DeliveryStatsHandle(pub(crate) Arc<DeliveryCounters>);
 
-impl ExportStatsHandle {
+impl DeliveryStatsHandle {
     /// A snapshot of the counters.
-    pub fn snapshot(&self) -> ExportStats {
+    pub fn snapshot(&self) -> DeliveryStats {
         let c = &self.0;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        ExportStats {
+        DeliveryStats {
             requests: get(&c.requests),
             items_sent: get(&c.items_sent),
             acked: get(&c.acked),

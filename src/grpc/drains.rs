@@ -4,7 +4,7 @@
 
 use super::client::GrpcTransport;
 use crate::config::ExporterConfig;
-use crate::deliver::{DeliveryDrain, DeliverySettings, ExportStatsHandle};
+use crate::deliver::{DeliveryDrain, DeliverySettings, DeliveryStatsHandle};
 use crate::otlp::Signal as Encoding;
 use crate::sink::{DrainError, SinkDrain};
 use crate::tls::ConnectError;
@@ -57,7 +57,7 @@ macro_rules! signal_drain {
 
             /// A handle that reads this drain's counters from anywhere, also
             /// after the drain was moved into a sink.
-            pub fn stats(&self) -> ExportStatsHandle {
+            pub fn stats(&self) -> DeliveryStatsHandle {
                 self.0.stats()
             }
         }
@@ -101,7 +101,7 @@ signal_drain!(
     ///   an [`ExportError`](crate::ExportError) as its source. So a sink flush that returns `Ok`
     ///   means the collector acknowledged everything before it.
     /// - `write_batch` itself never fails: every failure surfaces through
-    ///   `flush_durable`, with exact counts in [`ExportStats`](crate::ExportStats).
+    ///   `flush_durable`, with exact counts in [`DeliveryStats`](crate::DeliveryStats).
     MetricsDrain,
     crate::otlp::Metrics,
     crate::otlp::MetricPoint

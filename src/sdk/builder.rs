@@ -10,7 +10,7 @@ use super::error::BuildError;
 use super::exporter::OtlpExporter;
 use super::pipe::SignalPipe;
 use super::runtime::ExportRuntime;
-use super::shared::{index, Settings, Shared, SIGNALS};
+use super::shared::{index, ExporterState, Settings, SIGNALS};
 use crate::otlp::EncodedMetrics;
 use crate::{
     Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, LogsDrain, Protocol, RetryPolicy, Signal,
@@ -445,7 +445,7 @@ impl OtlpExporterBuilder {
             ls,
             &runtime,
         )?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ExporterState {
             runtime,
             metrics,
             traces,

@@ -21,7 +21,7 @@ use crate::otlp::EncodedMetricPoint;
 use crate::{BackgroundSink, TryPushError};
 
 /// What a collection needs; shared with the interval task. It holds no
-/// `Arc<Shared>`: nothing running on the export runtime may hold the last
+/// `Arc<ExporterState>`: nothing running on the export runtime may hold the last
 /// handle on the exporter, whose drop waits on that runtime.
 pub(crate) struct Collector {
     pub(crate) manual: ManualReader,

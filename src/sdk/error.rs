@@ -8,7 +8,7 @@ use std::time::Duration;
 use opentelemetry_sdk::error::OTelSdkError;
 
 use super::runtime::RunError;
-use crate::{ConfigError, ConnectError, DrainError, ExporterConfigError, Outage, Signal};
+use crate::{ConnectError, DrainError, ExporterConfigError, Outage, Signal, SinkConfigError};
 
 /// Why an [`OtlpExporter`](crate::OtlpExporter) could not be built.
 #[non_exhaustive]
@@ -40,7 +40,7 @@ pub enum BuildError {
         /// The signal whose sink settings are invalid.
         signal: Signal,
         /// The setting and its value.
-        source: ConfigError,
+        source: SinkConfigError,
     },
     /// The gRPC client could not be set up (TLS settings refused).
     Connect {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::error::SdkError;
 use super::logs::{OtlpLogExporter, OtlpLogProcessor};
 use super::metrics::{OtlpMetricExporter, OtlpMetricReader};
-use super::shared::{first_error, Shared, SIGNALS};
+use super::shared::{first_error, ExporterState, SIGNALS};
 use super::stats::ExporterStats;
 use super::traces::{OtlpSpanExporter, OtlpSpanProcessor};
 use crate::{Signal, TemporalityPreference};
@@ -58,7 +58,7 @@ use crate::{Signal, TemporalityPreference};
 /// the process exits: so hold the exporter in `main` (not in a function that
 /// returns only the providers), and let it drop when `main` returns. Nothing
 /// else is needed at exit. Adapters used after that refuse what they are
-/// given, count it ([`SignalStats::refused_after_shutdown`](crate::SignalStats::refused_after_shutdown)) and warn once.
+/// given, count it ([`PipelineStats::refused_after_shutdown`](crate::PipelineStats::refused_after_shutdown)) and warn once.
 ///
 /// # Example
 ///
@@ -95,7 +95,7 @@ use crate::{Signal, TemporalityPreference};
 #[derive(Clone)]
 #[must_use = "dropping the exporter shuts it down: hold it until the application stops recording"]
 pub struct OtlpExporter {
-    shared: Arc<Shared>,
+    shared: Arc<ExporterState>,
     /// Held by this value's clones and by no adapter: its drop, with the
     /// last clone, shuts the exporter down.
     _owner: Arc<Owner>,
@@ -103,7 +103,7 @@ pub struct OtlpExporter {
 
 /// Shuts the exporter down when the application's last [`OtlpExporter`]
 /// goes, whoever else still holds the shared state.
-struct Owner(Arc<Shared>);
+struct Owner(Arc<ExporterState>);
 
 impl Drop for Owner {
     fn drop(&mut self) {
@@ -120,7 +120,7 @@ impl Drop for Owner {
 
 impl OtlpExporter {
     /// The application's handle on `shared`: its last clone's drop shuts it down.
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<ExporterState>) -> Self {
         Self { _owner: Arc::new(Owner(Arc::clone(&shared))), shared }
     }
 }
@@ -228,7 +228,7 @@ impl OtlpExporter {
     /// `timeout` whatever the collector does. Idempotent: signals already
     /// shut down (by an adapter's shutdown, or an earlier call) are skipped.
     /// Adapters used afterwards refuse data (counted in
-    /// [`SignalStats::refused_after_shutdown`](crate::SignalStats::refused_after_shutdown)) and return
+    /// [`PipelineStats::refused_after_shutdown`](crate::PipelineStats::refused_after_shutdown)) and return
     /// [`SdkError::AlreadyShutdown`].
     ///
     /// # Errors

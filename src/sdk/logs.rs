@@ -16,7 +16,7 @@ use super::convert::{self};
 use super::drains::LogItem;
 use super::error::SdkError;
 use super::runtime::ExportRuntime;
-use super::shared::Shared;
+use super::shared::ExporterState;
 use crate::Signal;
 
 /// A [`LogProcessor`] that queues each record straight into the logs sink:
@@ -41,7 +41,7 @@ use crate::Signal;
 /// name of its instrumentation scope in OTLP, as with the OpenTelemetry OTLP
 /// exporter.
 pub struct OtlpLogProcessor {
-    shared: Arc<Shared>,
+    shared: Arc<ExporterState>,
 }
 
 impl fmt::Debug for OtlpLogProcessor {
@@ -51,7 +51,7 @@ impl fmt::Debug for OtlpLogProcessor {
 }
 
 impl OtlpLogProcessor {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<ExporterState>) -> Self {
         Self { shared }
     }
 }
@@ -98,7 +98,7 @@ impl LogProcessor for OtlpLogProcessor {
 /// or use [`OtlpLogProcessor`]. The provider's shutdown reaches this
 /// exporter's shutdown, which delivers everything.
 pub struct OtlpLogExporter {
-    shared: Arc<Shared>,
+    shared: Arc<ExporterState>,
 }
 
 impl fmt::Debug for OtlpLogExporter {
@@ -108,7 +108,7 @@ impl fmt::Debug for OtlpLogExporter {
 }
 
 impl OtlpLogExporter {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<ExporterState>) -> Self {
         Self { shared }
     }
 

@@ -20,7 +20,7 @@ use super::convert;
 use super::error::SdkError;
 use super::pipe::inner_deadline;
 use super::runtime::RunError;
-use super::shared::Shared;
+use super::shared::ExporterState;
 use crate::{Signal, TemporalityPreference};
 
 /// The SDK's temporality for a preference.
@@ -60,7 +60,7 @@ pub(crate) fn sdk_temporality(preference: TemporalityPreference) -> Temporality 
 /// Its `force_flush` and shutdown may be called from any thread, inside a
 /// tokio runtime or not: see [`OtlpExporter`](crate::OtlpExporter).
 pub struct OtlpMetricReader {
-    shared: Arc<Shared>,
+    shared: Arc<ExporterState>,
     collector: Arc<Collector>,
     /// Cancels the interval task when the reader is shut down or dropped.
     interval: Mutex<Option<DropGuard>>,
@@ -76,7 +76,7 @@ impl fmt::Debug for OtlpMetricReader {
 }
 
 impl OtlpMetricReader {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<ExporterState>) -> Self {
         let manual = ManualReader::builder().with_temporality(sdk_temporality(shared.settings.temporality)).build();
         let collector = Arc::new(Collector {
             manual,
@@ -191,7 +191,7 @@ impl MetricReader for OtlpMetricReader {
 /// after it, or use [`OtlpMetricReader`] instead. The provider's shutdown
 /// does reach this exporter's shutdown.
 pub struct OtlpMetricExporter {
-    shared: Arc<Shared>,
+    shared: Arc<ExporterState>,
 }
 
 impl fmt::Debug for OtlpMetricExporter {
@@ -201,7 +201,7 @@ impl fmt::Debug for OtlpMetricExporter {
 }
 
 impl OtlpMetricExporter {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<ExporterState>) -> Self {
         Self { shared }
     }
 

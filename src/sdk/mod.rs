@@ -50,7 +50,7 @@ pub use error::{BuildError, Operation, SdkError, Undelivered, Waiting};
 pub use exporter::OtlpExporter;
 pub use logs::{OtlpLogExporter, OtlpLogProcessor};
 pub use metrics::{OtlpMetricExporter, OtlpMetricReader};
-pub use stats::{ExporterStats, SignalStats};
+pub use stats::{ExporterStats, PipelineStats};
 pub use traces::{OtlpSpanExporter, OtlpSpanProcessor};
 
 /// Whether the calling thread is one of an exporter's own: a thread of an

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{BuildError, Operation, SdkError, Undelivered, Waiting};
 use super::runtime::{ExportRuntime, RunError};
-use super::stats::SignalStats;
+use super::stats::PipelineStats;
 use crate::{
-    BackgroundSink, DrainError, DrainErrorKind, ExportStatsHandle, FlushError, ShutdownError, Signal, SinkConfig,
+    BackgroundSink, DeliveryStatsHandle, DrainError, DrainErrorKind, FlushError, ShutdownError, Signal, SinkConfig,
     SinkDrain, SinkHandle, TryPushError,
 };
 
@@ -43,7 +43,7 @@ async fn shutdown_sink(handle: SinkHandle, deadline: Duration) -> Option<DrainEr
 struct Ledger<T> {
     signal: Signal,
     sink: BackgroundSink<T>,
-    export: ExportStatsHandle,
+    export: DeliveryStatsHandle,
     refused_after_shutdown: Arc<AtomicU64>,
     /// What earlier flushes and shutdowns reported as not delivered: each
     /// item is reported by exactly one of them.
@@ -64,8 +64,8 @@ impl<T> Clone for Ledger<T> {
 }
 
 impl<T: Send + 'static> Ledger<T> {
-    fn stats(&self, suppressed: u64) -> SignalStats {
-        SignalStats {
+    fn stats(&self, suppressed: u64) -> PipelineStats {
+        PipelineStats {
             sink: self.sink.stats(),
             export: self.export.snapshot(),
             refused_after_shutdown: self.refused_after_shutdown.load(Ordering::Relaxed),
@@ -119,7 +119,7 @@ impl<T: Send + 'static> SignalPipe<T> {
     pub(crate) fn start<D: SinkDrain<T>>(
         signal: Signal,
         drain: D,
-        export: ExportStatsHandle,
+        export: DeliveryStatsHandle,
         config: SinkConfig,
         runtime: &ExportRuntime,
     ) -> Result<Self, BuildError> {
@@ -251,7 +251,7 @@ impl<T: Send + 'static> SignalPipe<T> {
         runtime.run(shutdown, timeout).map_err(|e| SdkError::from_run(e, signal, timeout))?
     }
 
-    pub(crate) fn stats(&self) -> SignalStats {
+    pub(crate) fn stats(&self) -> PipelineStats {
         self.ledger.stats(self.suppressed.load(Ordering::Relaxed))
     }
 }

@@ -42,7 +42,7 @@ pub(crate) struct Settings {
 }
 
 /// What the exporter and its adapters share.
-pub(crate) struct Shared {
+pub(crate) struct ExporterState {
     pub(crate) runtime: ExportRuntime,
     pub(crate) metrics: SignalPipe<EncodedMetricPoint>,
     pub(crate) traces: SignalPipe<opentelemetry_sdk::trace::SpanData>,
@@ -56,13 +56,13 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
 }
 
-impl fmt::Debug for Shared {
+impl fmt::Debug for ExporterState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("ExporterState").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
-impl Shared {
+impl ExporterState {
     /// A flush of `signal` whose wait ended without an answer.
     pub(crate) fn flush_failed(&self, signal: Signal, err: RunError, timeout: Duration) -> SdkError {
         match err {
@@ -137,7 +137,7 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl Drop for ExporterState {
     /// The last handle is gone: deliver what the open sinks hold, within the
     /// shutdown timeout, then stop the runtime. The wait is on a `std`
     /// channel, so this is safe at the end of `main`, inside async code or

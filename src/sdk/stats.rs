@@ -1,18 +1,18 @@
 //! What an [`OtlpExporter`](super::OtlpExporter)'s pipelines counted.
 
 use super::error::Undelivered;
-use crate::{ExportStats, Signal, SinkStats};
+use crate::{DeliveryStats, Signal, SinkStats};
 
 /// What one signal's adapters did, and what became of it.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SignalStats {
+pub struct PipelineStats {
     /// The sink's counters: items queued (`pushed`), dropped because the
     /// queue was full, written to the gRPC client, pending.
     pub sink: SinkStats,
     /// The gRPC client's counters: requests, items sent, acknowledged,
     /// rejected, failed, retries.
-    pub export: ExportStats,
+    pub export: DeliveryStats,
     /// Items offered after the signal was shut down, refused.
     pub refused_after_shutdown: u64,
     /// Spans and log records made on the exporter's own threads (the
@@ -23,7 +23,7 @@ pub struct SignalStats {
     pub suppressed: u64,
 }
 
-impl SignalStats {
+impl PipelineStats {
     /// Everything not delivered so far, by cause.
     pub fn undelivered(&self) -> Undelivered {
         let unfinished = self.export.unfinished;
@@ -43,16 +43,16 @@ impl SignalStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExporterStats {
     /// Metric data points.
-    pub metrics: SignalStats,
+    pub metrics: PipelineStats,
     /// Spans.
-    pub traces: SignalStats,
+    pub traces: PipelineStats,
     /// Log records.
-    pub logs: SignalStats,
+    pub logs: PipelineStats,
 }
 
 impl ExporterStats {
     /// The counters of one signal.
-    pub fn signal(&self, signal: Signal) -> SignalStats {
+    pub fn signal(&self, signal: Signal) -> PipelineStats {
         match signal {
             Signal::Metrics => self.metrics,
             Signal::Traces => self.traces,

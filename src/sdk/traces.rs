@@ -15,7 +15,7 @@ use opentelemetry_sdk::Resource as SdkResource;
 use super::convert::{self};
 use super::error::SdkError;
 use super::runtime::ExportRuntime;
-use super::shared::Shared;
+use super::shared::ExporterState;
 use crate::Signal;
 
 /// A [`SpanProcessor`] that queues each ended span straight into the traces
@@ -37,7 +37,7 @@ use crate::Signal;
 /// - `set_resource` (called by the provider's builder) sets the resource
 ///   sent with the spans.
 pub struct OtlpSpanProcessor {
-    shared: Arc<Shared>,
+    shared: Arc<ExporterState>,
 }
 
 impl fmt::Debug for OtlpSpanProcessor {
@@ -47,7 +47,7 @@ impl fmt::Debug for OtlpSpanProcessor {
 }
 
 impl OtlpSpanProcessor {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<ExporterState>) -> Self {
         Self { shared }
     }
 }
@@ -94,7 +94,7 @@ impl SpanProcessor for OtlpSpanProcessor {
 /// it, or use [`OtlpSpanProcessor`]. The provider's shutdown reaches this
 /// exporter's shutdown, which delivers everything.
 pub struct OtlpSpanExporter {
-    shared: Arc<Shared>,
+    shared: Arc<ExporterState>,
 }
 
 impl fmt::Debug for OtlpSpanExporter {
@@ -104,7 +104,7 @@ impl fmt::Debug for OtlpSpanExporter {
 }
 
 impl OtlpSpanExporter {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<ExporterState>) -> Self {
         Self { shared }
     }
 

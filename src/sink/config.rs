@@ -106,26 +106,26 @@ impl SinkConfig {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the setting and its bad value: a zero queue
+    /// A [`SinkConfigError`] naming the setting and its bad value: a zero queue
     /// capacity, batch size or flush interval, or a queue capacity above
     /// [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), SinkConfigError> {
         const POSITIVE: &str = "it must be greater than zero";
         if self.queue_capacity == 0 {
-            return Err(ConfigError::new("queue_capacity", "0", POSITIVE));
+            return Err(SinkConfigError::new("queue_capacity", "0", POSITIVE));
         }
         if self.queue_capacity > Self::MAX_QUEUE_CAPACITY {
-            return Err(ConfigError::new(
+            return Err(SinkConfigError::new(
                 "queue_capacity",
                 self.queue_capacity.to_string(),
                 "it must be at most 2^32 (SinkConfig::MAX_QUEUE_CAPACITY)",
             ));
         }
         if self.batch_size == 0 {
-            return Err(ConfigError::new("batch_size", "0", POSITIVE));
+            return Err(SinkConfigError::new("batch_size", "0", POSITIVE));
         }
         if self.flush_interval.is_zero() {
-            return Err(ConfigError::new("flush_interval", format!("{:?}", self.flush_interval), POSITIVE));
+            return Err(SinkConfigError::new("flush_interval", format!("{:?}", self.flush_interval), POSITIVE));
         }
         Ok(())
     }
@@ -139,13 +139,13 @@ impl SinkConfig {
 
 /// A [`SinkConfig`] setting out of range.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct SinkConfigError {
     setting: &'static str,
     value: String,
     reason: &'static str,
 }
 
-impl ConfigError {
+impl SinkConfigError {
     pub(crate) fn new(setting: &'static str, value: impl Into<String>, reason: &'static str) -> Self {
         Self { setting, value: value.into(), reason }
     }
@@ -161,13 +161,13 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for SinkConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "invalid sink setting {} = {}: {}", self.setting, self.value, self.reason)
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for SinkConfigError {}
 
 #[cfg(test)]
 mod tests {

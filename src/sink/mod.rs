@@ -21,7 +21,7 @@ use actor::{Actor, Message};
 use ring::{NoRoom, Refused, Ring, RingState};
 use stats::Counters;
 
-pub use config::{ConfigError, Overflow, SinkConfig};
+pub use config::{Overflow, SinkConfig, SinkConfigError};
 pub use drain::{DrainError, DrainErrorKind, SinkDrain};
 pub use error::{FlushError, PushError, ShutdownError, TryPushError};
 pub use stats::SinkStats;
@@ -174,7 +174,7 @@ impl<T: Send + 'static> BackgroundSink<T> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] when `config` fails [`SinkConfig::validate`].
+    /// A [`SinkConfigError`] when `config` fails [`SinkConfig::validate`].
     ///
     /// # Panics
     ///
@@ -183,7 +183,7 @@ impl<T: Send + 'static> BackgroundSink<T> {
         drain: D,
         config: SinkConfig,
         shutdown: CancellationToken,
-    ) -> Result<(Self, SinkHandle), ConfigError> {
+    ) -> Result<(Self, SinkHandle), SinkConfigError> {
         Self::spawn_on(drain, config, shutdown, &tokio::runtime::Handle::current())
     }
 
@@ -191,17 +191,17 @@ impl<T: Send + 'static> BackgroundSink<T> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] when `config` fails [`SinkConfig::validate`].
+    /// A [`SinkConfigError`] when `config` fails [`SinkConfig::validate`].
     pub fn spawn_on<D: SinkDrain<T>>(
         drain: D,
         config: SinkConfig,
         shutdown: CancellationToken,
         runtime: &tokio::runtime::Handle,
-    ) -> Result<(Self, SinkHandle), ConfigError> {
+    ) -> Result<(Self, SinkHandle), SinkConfigError> {
         config.validate()?;
         let (ring, consumer) = Ring::with_capacity(config.queue_capacity).map_err(|_| {
             let reason = "the memory for that many queue slots could not be allocated";
-            ConfigError::new("queue_capacity", config.queue_capacity.to_string(), reason)
+            SinkConfigError::new("queue_capacity", config.queue_capacity.to_string(), reason)
         })?;
         let shared = Arc::new(Shared {
             overflow: config.overflow,

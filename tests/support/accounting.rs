@@ -13,7 +13,7 @@
 use std::error::Error;
 
 use otlp_sink::{
-    BackgroundSink, DrainErrorKind, ExportError, ExportStats, ExportStatsHandle, ExporterConfigBuilder, FlushError,
+    BackgroundSink, DeliveryStats, DeliveryStatsHandle, DrainErrorKind, ExportError, ExporterConfigBuilder, FlushError,
     GrpcCode, MetricPoint, MetricsDrain, ShutdownError, SinkConfig, SinkHandle, SinkStats, StatusCode,
 };
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Pipeline {
     pub sink: BackgroundSink<MetricPoint>,
     pub handle: SinkHandle,
-    pub export: ExportStatsHandle,
+    pub export: DeliveryStatsHandle,
 }
 
 impl Pipeline {
@@ -51,11 +51,11 @@ impl Pipeline {
 #[derive(Debug, Clone, Copy)]
 pub struct Books {
     pub sink: SinkStats,
-    pub export: ExportStats,
+    pub export: DeliveryStats,
 }
 
 impl Books {
-    pub fn read(sink: &BackgroundSink<MetricPoint>, export: &ExportStatsHandle) -> Self {
+    pub fn read(sink: &BackgroundSink<MetricPoint>, export: &DeliveryStatsHandle) -> Self {
         Self { sink: sink.stats(), export: export.snapshot() }
     }
 

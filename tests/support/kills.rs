@@ -23,7 +23,7 @@
 
 use std::time::{Duration, Instant};
 
-use otlp_sink::ExportStatsHandle;
+use otlp_sink::DeliveryStatsHandle;
 use tokio::task::block_in_place;
 
 use super::rotel::{Rotel, Signal};
@@ -68,7 +68,7 @@ impl Kills {
     /// # Panics
     ///
     /// If rotel, alive, does not log what it acknowledged within 10 s.
-    pub async fn kill(&mut self, rotel: &mut Rotel, export: &ExportStatsHandle, in_flight: bool) {
+    pub async fn kill(&mut self, rotel: &mut Rotel, export: &DeliveryStatsHandle, in_flight: bool) {
         let started = Instant::now();
         let caught_up = loop {
             let now = export.snapshot();
@@ -90,7 +90,7 @@ impl Kills {
 
     /// Restarts rotel after [`kill`](Self::kill) and notes where its new
     /// generation starts.
-    pub fn restart(&mut self, rotel: &mut Rotel, export: &ExportStatsHandle) {
+    pub fn restart(&mut self, rotel: &mut Rotel, export: &DeliveryStatsHandle) {
         let (acked_at_kill, _) = self.killed_at.take().expect("restart after a kill");
         // The killed generation's count is final: `kill` read its output to the end.
         self.base = rotel.counts().items(Signal::Metrics);

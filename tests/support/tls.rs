@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use otlp_sink::{
-    BackgroundSink, ExportStats, ExporterConfigBuilder, FlushError, MetricsDrain, RetryPolicy, SinkConfig,
+    BackgroundSink, DeliveryStats, ExporterConfigBuilder, FlushError, MetricsDrain, RetryPolicy, SinkConfig,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -122,7 +122,7 @@ pub fn slow_retries() -> RetryPolicy {
 pub struct Sent {
     pub flushed: Result<(), FlushError>,
     pub took: Duration,
-    pub stats: ExportStats,
+    pub stats: DeliveryStats,
 }
 
 /// Pushes [`POINTS`] metric points through a sink and a drain for `config`
