@@ -5,6 +5,7 @@ mod actor;
 mod config;
 mod drain;
 mod error;
+mod loom;
 mod ring;
 mod stats;
 
