@@ -8,9 +8,10 @@ mod error;
 mod loom;
 mod ring;
 mod stats;
+mod wake;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use actor::{Actor, Message};
 use ring::{NoRoom, Refused, Ring, RingState};
 use stats::Counters;
+use wake::WakeAt;
 
 pub use config::{ConfigError, Overflow, SinkConfig};
 pub use drain::{DrainError, DrainErrorKind, SinkDrain};
@@ -87,7 +89,7 @@ struct Shared {
     /// read is nearly free; the wake-up (far dearer than a push) happens once
     /// per sleep: for the first message of a batch, then for the one that
     /// completes it.
-    wake_at: AtomicU64,
+    wake_at: WakeAt,
     /// Wakes producers waiting for queue space, after the actor takes messages.
     space: Notify,
     /// Every [`BackgroundSink`] clone is gone.
@@ -99,10 +101,8 @@ impl Shared {
     /// wakes the actor if it asked to be woken by this push.
     #[inline]
     fn queued(&self, position: u64) {
-        // SeqCst: pairs with the actor's store of `wake_at` and its load of
-        // the ring's tail (see `Actor::sleep`). One of the two sides sees the other.
-        if position >= self.wake_at.load(Ordering::SeqCst) && self.wake_at.swap(u64::MAX, Ordering::SeqCst) != u64::MAX
-        {
+        // The protocol is `WakeAt`'s (model-checked in `loom_tests.rs`).
+        if self.wake_at.reached(position) {
             self.wake.notify_one();
         }
     }
@@ -209,7 +209,7 @@ impl<T: Send + 'static> BackgroundSink<T> {
             counters: Counters::default(),
             ring: Arc::clone(&ring) as Arc<dyn RingState>,
             wake: Notify::new(),
-            wake_at: AtomicU64::new(u64::MAX),
+            wake_at: WakeAt::new(),
             space: Notify::new(),
             disconnected: AtomicBool::new(false),
         });
