@@ -6,6 +6,8 @@ mod config;
 mod drain;
 mod error;
 mod loom;
+#[cfg(all(test, otlp_sink_loom))]
+mod loom_tests;
 mod ring;
 mod stats;
 mod wake;
