@@ -12,9 +12,16 @@
 #   scripts/loom-planted-bugs.sh            # every mutation
 #   scripts/loom-planted-bugs.sh NAME...    # only those
 #
-# It shares target/loom with the test step, so the dependencies are built once.
+# It builds in target/loom-planted, never in the test step's target/loom: the
+# copies are the same package with the same file times, so a mutated build
+# there would look up to date to the next real run. The first run copies
+# target/loom, if it is there, so the dependencies are not built again.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+target="$root/target/loom-planted"
+if [[ ! -d $target && -d $root/target/loom ]]; then
+  cp -a "$root/target/loom" "$target"
+fi
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export RUSTFLAGS="--cfg otlp_sink_loom"
 
@@ -65,7 +72,7 @@ for entry in "${mutations[@]}"; do
   fi
   printf '\n==> %s (%s): %s\n' "$name" "$expect" "$(diff "$root/$file" "$copy/$file" | grep '^>' | head -1 | sed 's/^> *//')"
   started=$SECONDS
-  if ! (cd "$copy" && cargo test --release --lib --no-default-features --target-dir "$root/target/loom" --no-run) \
+  if ! (cd "$copy" && cargo test --release --lib --no-default-features --target-dir "$target" --no-run) \
     >"$tmp/$name.build" 2>&1; then
     echo "!! $name: the mutated crate does not build:"
     grep -E '^error' -A5 "$tmp/$name.build" | head -20
