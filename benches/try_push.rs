@@ -2,6 +2,9 @@
 //! back, so the actor takes nothing off the queue while a sample is timed and
 //! every timed push is a real enqueue (the queue is sized for the sample).
 //!
+//! Beside it, `crossbeam_queue::ArrayQueue::push` in the same shape: the
+//! lock-free bounded queue the hand-written ring has to beat to be kept.
+//!
 //! Run: `cargo bench --bench try_push`
 
 use std::hint::black_box;
@@ -10,6 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use crossbeam_queue::ArrayQueue;
 use otlp_sink::{BackgroundSink, DrainError, SinkConfig, SinkDrain, SinkHandle, TryPushError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -56,42 +60,90 @@ impl Fixture {
     }
 }
 
+/// Room for every timed push, so each one is a real enqueue.
+fn capacity(iters: u64, threads: usize) -> usize {
+    (iters as usize * threads).max(1) + 512
+}
+
+/// Each of `threads` producer threads pushes `iters` messages through its
+/// own handle (from `handle`); the time returned is the mean of the
+/// threads' own elapsed times, so the figure is the cost of one push as a
+/// producer sees it.
+fn timed_pushes<H: Send>(
+    threads: usize,
+    iters: u64,
+    handle: impl Fn() -> H,
+    push: impl Fn(&H, u64) + Sync,
+) -> Duration {
+    let start = Barrier::new(threads);
+    let total: Duration = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let handle = handle();
+                let (start, push) = (&start, &push);
+                scope.spawn(move || {
+                    start.wait();
+                    let began = Instant::now();
+                    for i in 0..iters {
+                        push(&handle, black_box(i));
+                    }
+                    began.elapsed()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    total / threads as u32
+}
+
 fn producers(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let mut group = c.benchmark_group("try_push");
     group.throughput(Throughput::Elements(1));
-    group.measurement_time(Duration::from_secs(5));
+    // The measurement time is criterion's (5 s unless `--measurement-time`
+    // says otherwise): set here, it would override the command line.
 
     for threads in [1usize, 8] {
-        // Each producer thread pushes `iters` messages; the time returned is
-        // the mean of the threads' own elapsed times, so the figure is the
-        // cost of one push as a producer sees it.
         group.bench_with_input(BenchmarkId::new("producers", threads), &threads, |b, &threads| {
             b.iter_custom(|iters| {
-                let capacity = (iters as usize * threads).max(1) + 512;
-                let fixture = fixture(&runtime, SinkConfig::default().with_queue_capacity(capacity));
-                let start = Barrier::new(threads);
-                let total: Duration = std::thread::scope(|scope| {
-                    let workers: Vec<_> = (0..threads)
-                        .map(|_| {
-                            let sink = fixture.sink.clone();
-                            let start = &start;
-                            scope.spawn(move || {
-                                start.wait();
-                                let began = Instant::now();
-                                for i in 0..iters {
-                                    if let Err(err) = sink.try_push(black_box(i)) {
-                                        panic!("push refused: {err}");
-                                    }
-                                }
-                                began.elapsed()
-                            })
-                        })
-                        .collect();
-                    workers.into_iter().map(|w| w.join().unwrap()).sum()
-                });
+                let fixture = fixture(&runtime, SinkConfig::default().with_queue_capacity(capacity(iters, threads)));
+                let per_push = timed_pushes(
+                    threads,
+                    iters,
+                    || fixture.sink.clone(),
+                    |sink, i| {
+                        if let Err(err) = sink.try_push(i) {
+                            panic!("push refused: {err}");
+                        }
+                    },
+                );
                 fixture.finish(&runtime);
-                total / threads as u32
+                per_push
+            });
+        });
+    }
+
+    // The same pushes into an `ArrayQueue` of the same capacity, with no
+    // consumer (nothing would take from it while a sample is timed either).
+    // The ring's figure above also has the sink's own work in it: the
+    // overflow policy check and the `wake_at` load.
+    for threads in [1usize, 8] {
+        group.bench_with_input(BenchmarkId::new("array_queue", threads), &threads, |b, &threads| {
+            b.iter_custom(|iters| {
+                let queue = Arc::new(ArrayQueue::new(capacity(iters, threads)));
+                let per_push = timed_pushes(
+                    threads,
+                    iters,
+                    || Arc::clone(&queue),
+                    |queue, i| {
+                        if let Err(refused) = queue.push(i) {
+                            panic!("push refused: {refused}");
+                        }
+                    },
+                );
+                // Dropped untimed, like the sink's fixture.
+                drop(queue);
+                per_push
             });
         });
     }

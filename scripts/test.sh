@@ -37,6 +37,12 @@ cargo nextest run --profile "${NEXTEST_PROFILE:-default}"
 step "doctests"
 cargo test --doc
 
+step "loom: the ring and the actor's wake-up protocol, model-checked (src/sink/loom_tests.rs)"
+# A target dir of its own: the cfg changes every crate's flags, so sharing
+# target/ would rebuild the main build. Bounded preemptions keep it to minutes.
+LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg otlp_sink_loom" \
+  cargo test --release --lib --no-default-features --target-dir target/loom sink::loom_tests
+
 step "the README's quickstart and the tracing example, end to end against the in-process receiver"
 # Each exits non-zero if a force_flush fails. Unset the endpoint so they use
 # the in-process receiver whatever the environment says.

@@ -9,6 +9,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::ring::{Consumer, Pop};
+use super::wake::WakeAt;
 use super::{DrainError, FlushError, Shared, ShutdownError, SinkConfig, SinkDrain};
 
 /// What travels through the queue. Barriers share the queue with data, so a
@@ -149,19 +150,10 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     /// being woken by every message is what keeps a push from paying for a
     /// task wake-up.
     async fn sleep(&mut self) {
-        let missing = self.config.batch_size - self.batch.len();
-        let wake_at = if self.batch.is_empty() { self.queue.head() } else { self.queue.head() + missing as u64 - 1 };
-        // Not worth announcing when the push it waits for is already in:
-        // every store to `wake_at` costs each producer a cache miss.
-        if self.queue.ring().claimed() > wake_at {
-            return;
-        }
-        // SeqCst, with the producers' claim and their load of `wake_at`
-        // (`Shared::queued`): either this load sees a claim at `wake_at` or
-        // later, or that producer sees `wake_at` and wakes the actor.
-        self.shared.wake_at.store(wake_at, Ordering::SeqCst);
-        if self.queue.ring().claimed() > wake_at || self.shared.disconnected.load(Ordering::SeqCst) {
-            self.shared.wake_at.store(u64::MAX, Ordering::SeqCst);
+        let wake_at = WakeAt::position(self.queue.head(), self.batch.len(), self.config.batch_size);
+        let ring = self.queue.ring();
+        let disconnected = &self.shared.disconnected;
+        if !self.shared.wake_at.announce(wake_at, || ring.claimed(), || disconnected.load(Ordering::SeqCst)) {
             return;
         }
         let woken = self.shared.wake.notified();
@@ -182,10 +174,7 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
                 }
             }
         }
-        // The producer that woke the actor has already reset it.
-        if self.shared.wake_at.load(Ordering::Relaxed) != u64::MAX {
-            self.shared.wake_at.store(u64::MAX, Ordering::SeqCst);
-        }
+        self.shared.wake_at.withdraw();
     }
 
     async fn handle(&mut self, message: Message<T>) {

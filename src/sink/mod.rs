@@ -5,11 +5,15 @@ mod actor;
 mod config;
 mod drain;
 mod error;
+mod loom;
+#[cfg(all(test, otlp_sink_loom))]
+mod loom_tests;
 mod ring;
 mod stats;
+mod wake;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use actor::{Actor, Message};
 use ring::{NoRoom, Refused, Ring, RingState};
 use stats::Counters;
+use wake::WakeAt;
 
 pub use config::{Overflow, SinkConfig, SinkConfigError};
 pub use drain::{DrainError, DrainErrorKind, SinkDrain};
@@ -86,7 +91,7 @@ struct Shared {
     /// read is nearly free; the wake-up (far dearer than a push) happens once
     /// per sleep: for the first message of a batch, then for the one that
     /// completes it.
-    wake_at: AtomicU64,
+    wake_at: WakeAt,
     /// Wakes producers waiting for queue space, after the actor takes messages.
     space: Notify,
     /// Every [`BackgroundSink`] clone is gone.
@@ -98,10 +103,8 @@ impl Shared {
     /// wakes the actor if it asked to be woken by this push.
     #[inline]
     fn queued(&self, position: u64) {
-        // SeqCst: pairs with the actor's store of `wake_at` and its load of
-        // the ring's tail (see `Actor::sleep`). One of the two sides sees the other.
-        if position >= self.wake_at.load(Ordering::SeqCst) && self.wake_at.swap(u64::MAX, Ordering::SeqCst) != u64::MAX
-        {
+        // The protocol is `WakeAt`'s (model-checked in `loom_tests.rs`).
+        if self.wake_at.reached(position) {
             self.wake.notify_one();
         }
     }
@@ -208,7 +211,7 @@ impl<T: Send + 'static> BackgroundSink<T> {
             counters: Counters::default(),
             ring: Arc::clone(&ring) as Arc<dyn RingState>,
             wake: Notify::new(),
-            wake_at: AtomicU64::new(u64::MAX),
+            wake_at: WakeAt::new(),
             space: Notify::new(),
             disconnected: AtomicBool::new(false),
         });

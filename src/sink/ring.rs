@@ -34,11 +34,13 @@
 //! claimed, and the consumer takes what was claimed before.
 
 use std::alloc::{self, Layout};
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+// loom's under `--cfg otlp_sink_loom` (see `loom.rs`).
+use super::loom::{spin_loop, yield_now, AtomicU64, UnsafeCell};
 
 /// Set in `tail` when the ring is closed.
 const CLOSED: u64 = 1 << 63;
@@ -127,7 +129,7 @@ impl<T> Claim<'_, T> {
         // SAFETY: the claim made this thread the slot's only writer, and the
         // stamp the claim acquired says the consumer is done with the
         // slot's previous message.
-        unsafe { (*self.slot.value.get()).write(value) };
+        self.slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
         self.slot.stamp.store(self.position + 1, Ordering::Release);
         // The next push writes the next slot, which a large queue has not
         // touched for a whole lap: asking for its first cache line now
@@ -193,6 +195,9 @@ impl<T> Ring<T> {
                 // whole `Slot` built here would be a temporary as large as
                 // a message on the stack.
                 std::ptr::addr_of_mut!((*ptr.add(i)).stamp).write(AtomicU64::new(i as u64));
+                // loom's cell is more than its value: it has to be made.
+                #[cfg(otlp_sink_loom)]
+                std::ptr::addr_of_mut!((*ptr.add(i)).value).write(UnsafeCell::new(MaybeUninit::uninit()));
             }
             Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, capacity))
         };
@@ -266,8 +271,9 @@ impl<T> Ring<T> {
             let slot = self.slot(tail);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == tail {
-                // SeqCst: the sink's wake-up test pairs this claim with the
-                // consumer's announcement that it is going to sleep.
+                // SeqCst: the sink's wake-up protocol pairs this claim with
+                // the consumer's announcement that it is going to sleep
+                // (see `wake.rs`).
                 let next = self.next(tail);
                 match self.tail.0.compare_exchange_weak(tail, next, Ordering::SeqCst, Ordering::Relaxed) {
                     Ok(_) => return Ok(Claim { ring: self, slot, position: tail }),
@@ -280,14 +286,14 @@ impl<T> Ring<T> {
                 return Err(NoRoom::Full);
             } else {
                 // Another producer took this position since `tail` was read.
-                std::hint::spin_loop();
+                spin_loop();
                 tail = self.tail.0.load(Ordering::Relaxed);
             }
         }
     }
 
     /// How many messages are in the ring (claimed and not yet taken).
-    #[cfg(test)]
+    #[cfg(all(test, not(otlp_sink_loom)))]
     pub(crate) fn len(&self) -> u64 {
         let head = self.count(self.head.0.load(Ordering::Acquire));
         self.claimed() - head
@@ -353,7 +359,7 @@ impl<T> Consumer<T> {
         if slot.stamp.load(Ordering::Acquire) == head + 1 {
             // SAFETY: the stamp (acquired) says the producer finished writing
             // this position, and only this consumer takes positions.
-            let value = unsafe { (*slot.value.get()).assume_init_read() };
+            let value = slot.value.with(|cell| unsafe { (*cell).assume_init_read() });
             slot.stamp.store(head + ring.one_lap, Ordering::Release);
             ring.head.0.store(ring.next(head), Ordering::Release);
             return Pop::Item(value);
@@ -385,7 +391,7 @@ impl<T> Drop for Consumer<T> {
                 Pop::Empty => return,
                 // A producer between its claim and its write: it has no
                 // reason to stop there, so it finishes soon.
-                Pop::Busy => std::thread::yield_now(),
+                Pop::Busy => yield_now(),
             }
         }
     }
@@ -397,7 +403,8 @@ impl<T> fmt::Debug for Consumer<T> {
     }
 }
 
-#[cfg(test)]
+// Plain threads and std atomics: under `--cfg otlp_sink_loom` only loom's tests run.
+#[cfg(all(test, not(otlp_sink_loom)))]
 mod tests {
     use std::collections::HashSet;
     use std::sync::atomic::AtomicUsize;
