@@ -1781,6 +1781,47 @@ mod tests {
         assert_eq!(same_as_prost(points, 1000), 1);
     }
 
+    /// The direct `MetricsDrain` user's encoding cost: 50 counters x 1000
+    /// series x 3 attributes of `MetricPoint`s, encoded into 4 MiB requests
+    /// as the drain does. Timing only; run in release:
+    /// `cargo test --release --lib -- --ignored --nocapture timing_direct`.
+    #[test]
+    #[ignore = "timing harness, run by hand in release"]
+    fn timing_direct_metric_points() {
+        let (res, sc) = (resource("svc"), scope("lib"));
+        let descriptors: Vec<_> = (0..50).map(|c| cumulative_counter(&format!("requests_{c}"))).collect();
+        let batch = || -> Vec<MetricPoint> {
+            let mut points = Vec::with_capacity(50_000);
+            for d in &descriptors {
+                for i in 0..1000_i64 {
+                    points.push(
+                        MetricPoint::new(res.clone(), sc.clone(), d.clone(), MetricValue::Int(i))
+                            .with_attributes([
+                                KeyValue::new("route", format!("/r/{i}")),
+                                KeyValue::new("code", 200 + i % 5),
+                                KeyValue::new("host", "h1"),
+                            ])
+                            .with_time(T0, T1),
+                    );
+                }
+            }
+            points
+        };
+        let mut ns = Vec::new();
+        for _ in 0..15 {
+            let points = batch();
+            let n = points.len();
+            let started = std::time::Instant::now();
+            let encoded = crate::otlp::encode::encode::<Metrics>(points, 4 * 1024 * 1024);
+            let elapsed = started.elapsed();
+            assert!(encoded.rejected.is_empty());
+            drop(encoded);
+            ns.push(elapsed.as_nanos() as f64 / n as f64);
+        }
+        ns.sort_by(f64::total_cmp);
+        println!("direct MetricPoint encode, ns/point: min {:.1} median {:.1} max {:.1}", ns[0], ns[ns.len() / 2], ns[ns.len() - 1]);
+    }
+
     /// A random point: any kind, a few attributes of any size, maybe exemplars.
     fn arbitrary_point() -> impl Strategy<Value = (usize, usize, usize, MetricValue, Vec<KeyValue>, bool, u64)> {
         let value = prop_oneof![

@@ -629,6 +629,43 @@ mod tests {
         assert_eq!(values, vec![AnyValue::Bool(true), AnyValue::Double(0.5), AnyValue::Int(3), "x".into()]);
     }
 
+    /// The SDK path's cost beyond the collection: one collection of 50
+    /// counters x 1000 series x 3 attributes, converted and encoded into
+    /// 4 MiB requests as the reader and the drain do. Timing only; run in
+    /// release: `cargo test --release --lib -- --ignored --nocapture timing_sdk`.
+    #[test]
+    #[ignore = "timing harness, run by hand in release"]
+    fn timing_sdk_collection() {
+        use crate::otlp::{encode, EncodedMetrics};
+
+        let (provider, reader) = provider(SdkTemporality::Cumulative);
+        let meter = provider.meter("timing");
+        let attrs: Vec<[SdkKv; 3]> = (0..1000)
+            .map(|i| [SdkKv::new("route", format!("/r/{i}")), SdkKv::new("code", 200 + i % 5), SdkKv::new("host", "h1")])
+            .collect();
+        let counters: Vec<_> = (0..50).map(|c| meter.u64_counter(format!("requests_{c}")).build()).collect();
+        for c in &counters {
+            for a in &attrs {
+                c.add(1, a);
+            }
+        }
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).unwrap();
+        let mut ns = Vec::new();
+        for _ in 0..15 {
+            let started = std::time::Instant::now();
+            let points = encoded_resource_metrics(&rm);
+            let n = points.len();
+            let encoded = encode::<EncodedMetrics>(points, 4 * 1024 * 1024);
+            let elapsed = started.elapsed();
+            assert!(encoded.rejected.is_empty() && n == 50_000);
+            drop(encoded);
+            ns.push(elapsed.as_nanos() as f64 / n as f64);
+        }
+        ns.sort_by(f64::total_cmp);
+        println!("SDK convert + encode, ns/point: min {:.1} median {:.1} max {:.1}", ns[0], ns[ns.len() / 2], ns[ns.len() - 1]);
+    }
+
     #[test]
     fn encoded_points_are_the_bytes_of_the_converted_points() {
         use opentelemetry::{Array, Key, StringValue};
