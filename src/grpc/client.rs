@@ -22,7 +22,7 @@ use tonic::{Request, Status};
 
 use super::tls::{Refusal, TlsConnector};
 use crate::config::{Compression, ExporterConfig, ValueOrigin};
-use crate::otlp::Signal as Encoding;
+use crate::otlp::Encoding;
 
 /// Why an exporter could not be set up: a TLS file that cannot be read or
 /// holds nothing usable, or TLS settings that cannot be used.

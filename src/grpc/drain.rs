@@ -18,7 +18,7 @@ use super::outage::{Outage, OutageTracker};
 use super::retry::{classify, classify_status, RetryDecision};
 use super::{RetryPolicy, TlsError};
 use crate::config::ExporterConfig;
-use crate::otlp::{encode, EncodeError, Signal as Encoding};
+use crate::otlp::{encode, EncodeError, Encoding};
 use crate::sink::{DrainError, DrainErrorKind, SinkDrain};
 
 /// Why points sent by a [`MetricsDrain`], [`TracesDrain`] or [`LogsDrain`]

@@ -21,7 +21,7 @@
 //!    Whole runs of points are then moved into each request's tree with
 //!    `split_off`, never one by one, and each tree is written to bytes once.
 //!
-//! Each signal plugs in through the [`Signal`] trait: how to take a point
+//! Each signal plugs in through the [`Encoding`] trait: how to take a point
 //! apart, how to turn it into its leaf, and how to write the request from
 //! the tree (spans and logs through their prost structs, metrics with the
 //! hand-written writer of `wire.rs`).
@@ -140,12 +140,12 @@ pub(crate) struct EncodedRequest {
 /// Implemented by the marker types [`Metrics`](super::Metrics),
 /// [`Traces`](super::Traces) and [`Logs`](super::Logs), and by
 /// `EncodedMetrics`, the metrics signal of the SDK reader's pre-encoded
-/// points. A transport can be written once, generic over `S: Signal`: it
+/// points. A transport can be written once, generic over `S: Encoding`: it
 /// calls [`encode::<S>`](encode), sends each request's body (an encoded
 /// `S::Request`) to [`EXPORT_PATH`](Self::EXPORT_PATH), decodes the
 /// `S::Response` with prost, and reads partial success with
 /// [`partial_success`](Self::partial_success).
-pub(crate) trait Signal: Send + Sync + 'static {
+pub(crate) trait Encoding: Send + Sync + 'static {
     /// The point the sink carries.
     type Point: Send + 'static;
     /// What groups points below the scope: the metric descriptor for
@@ -278,21 +278,21 @@ impl Shape {
 }
 
 /// One resource's part of a request.
-pub(crate) struct ResourceNode<S: Signal + ?Sized> {
+pub(crate) struct ResourceNode<S: Encoding + ?Sized> {
     pub(crate) resource: PbResource,
     pub(crate) schema_url: String,
     pub(crate) scopes: Vec<ScopeNode<S>>,
 }
 
 /// One scope's part of a request.
-pub(crate) struct ScopeNode<S: Signal + ?Sized> {
+pub(crate) struct ScopeNode<S: Encoding + ?Sized> {
     pub(crate) scope: PbScope,
     pub(crate) schema_url: String,
     pub(crate) buckets: Vec<BucketNode<S>>,
 }
 
 /// One key's run of leaves in a request.
-pub(crate) struct BucketNode<S: Signal + ?Sized> {
+pub(crate) struct BucketNode<S: Encoding + ?Sized> {
     pub(crate) key: S::Key,
     pub(crate) leaves: S::Leaves,
 }
@@ -304,7 +304,7 @@ pub(crate) struct BucketNode<S: Signal + ?Sized> {
 /// appearance; within a group they keep their batch order. Points that
 /// cannot be encoded are returned in [`Encoded::rejected`] while the others
 /// are still encoded.
-pub(crate) fn encode<S: Signal>(points: Vec<S::Point>, max_request_bytes: usize) -> Encoded {
+pub(crate) fn encode<S: Encoding>(points: Vec<S::Point>, max_request_bytes: usize) -> Encoded {
     let mut rejected = Vec::new();
     let groups = Grouper::<S>::group(points, &mut rejected);
     split::<S>(groups, max_request_bytes, rejected)
@@ -313,7 +313,7 @@ pub(crate) fn encode<S: Signal>(points: Vec<S::Point>, max_request_bytes: usize)
 // ---------------------------------------------------------------------------
 // Pass 1: grouping.
 
-struct ResourceGroup<S: Signal> {
+struct ResourceGroup<S: Encoding> {
     resource: Arc<Resource>,
     pb: PbResource,
     /// Encoded size of the `ResourceX` without its scopes.
@@ -321,7 +321,7 @@ struct ResourceGroup<S: Signal> {
     scopes: Vec<ScopeGroup<S>>,
 }
 
-struct ScopeGroup<S: Signal> {
+struct ScopeGroup<S: Encoding> {
     scope: Arc<Scope>,
     pb: PbScope,
     /// Encoded size of the `ScopeX` without its leaves.
@@ -331,7 +331,7 @@ struct ScopeGroup<S: Signal> {
     by_key: HashMap<S::Key, usize>,
 }
 
-struct BucketGroup<S: Signal> {
+struct BucketGroup<S: Encoding> {
     key: S::Key,
     shape: Shape,
     leaves: S::Leaves,
@@ -351,14 +351,14 @@ pub(crate) fn header_len(head_len: usize, schema_url: &str) -> usize {
     head + schema
 }
 
-struct Grouper<S: Signal> {
+struct Grouper<S: Encoding> {
     groups: Vec<ResourceGroup<S>>,
     /// Where the previous point went: the common case is a run of points
     /// with the same resource, scope and key.
     last: Option<(usize, usize, usize)>,
 }
 
-impl<S: Signal> Grouper<S> {
+impl<S: Encoding> Grouper<S> {
     fn group(points: Vec<S::Point>, rejected: &mut Vec<EncodeError>) -> Vec<ResourceGroup<S>> {
         let mut grouper = Self { groups: Vec::new(), last: None };
         for point in points {
@@ -535,7 +535,7 @@ impl Sizer {
 }
 
 /// A request being assembled.
-struct Tree<S: Signal> {
+struct Tree<S: Encoding> {
     resources: Vec<ResourceNode<S>>,
     /// The resource and scope groups of the last nodes.
     last: Option<(usize, usize)>,
@@ -543,7 +543,7 @@ struct Tree<S: Signal> {
     encoded_len: usize,
 }
 
-impl<S: Signal> Tree<S> {
+impl<S: Encoding> Tree<S> {
     fn new() -> Self {
         Self { resources: Vec::new(), last: None, points: 0, encoded_len: 0 }
     }
@@ -582,7 +582,7 @@ impl<S: Signal> Tree<S> {
     }
 }
 
-fn split<S: Signal>(groups: Vec<ResourceGroup<S>>, limit: usize, mut rejected: Vec<EncodeError>) -> Encoded {
+fn split<S: Encoding>(groups: Vec<ResourceGroup<S>>, limit: usize, mut rejected: Vec<EncodeError>) -> Encoded {
     let mut trees: Vec<Tree<S>> = vec![Tree::new()];
     let mut sizer = Sizer::EMPTY;
 
@@ -644,7 +644,7 @@ fn split<S: Signal>(groups: Vec<ResourceGroup<S>>, limit: usize, mut rejected: V
 
 /// Moves one bucket's leaves into the requests its runs were assigned to.
 #[allow(clippy::too_many_arguments)]
-fn place<S: Signal>(
+fn place<S: Encoding>(
     trees: &mut [Tree<S>],
     r: usize,
     s: usize,
@@ -714,8 +714,11 @@ mod tests {
             .collect()
     }
 
+    /// A request size limit that a whole test batch fits (the drain's default, 4 MiB).
+    const LIMIT: usize = 4 * 1024 * 1024;
+
     /// The size of the smallest request carrying `point`.
-    fn alone_len<S: Signal>(point: S::Point) -> usize {
+    fn alone_len<S: Encoding>(point: S::Point) -> usize {
         let encoded = encode::<S>(vec![point], usize::MAX);
         assert_eq!(encoded.requests.len(), 1);
         encoded.requests[0].body.len()
@@ -723,7 +726,7 @@ mod tests {
 
     #[test]
     fn an_empty_batch_makes_no_request() {
-        let encoded = encode::<Logs>(Vec::new(), crate::ExporterConfig::DEFAULT_MAX_REQUEST_BYTES);
+        let encoded = encode::<Logs>(Vec::new(), LIMIT);
         assert!(encoded.requests.is_empty() && encoded.rejected.is_empty());
     }
 
@@ -732,7 +735,7 @@ mod tests {
         let (res, sc) = (resource("svc"), scope("lib"));
         let records = (0..1000).map(|i| record(&res, &sc, i, 100)).collect();
         let (requests, rejected, counts) =
-            encode_and_decode::<Logs>(records, crate::ExporterConfig::DEFAULT_MAX_REQUEST_BYTES);
+            encode_and_decode::<Logs>(records, LIMIT);
         assert!(rejected.is_empty());
         assert_eq!(counts, [1000]);
         assert_eq!(log_ids(&requests[0]), (0..1000).collect::<Vec<_>>());

@@ -1,11 +1,11 @@
-//! Log records, and the logs [`Signal`].
+//! Log records, and their [`Encoding`].
 
 use std::sync::Arc;
 
 use prost::Message;
 
 use super::common::{attributes_into_pb, id_bytes, AnyValue, KeyValue, Resource, Scope};
-use super::encode::{concat, encode_request, EncodeError, ResourceNode, Shape, Signal};
+use super::encode::{concat, encode_request, EncodeError, ResourceNode, Shape, Encoding};
 use crate::pb::collector::logs::v1 as collector;
 use crate::pb::logs::v1 as pb;
 
@@ -200,7 +200,7 @@ pub(crate) struct Logs;
 /// `ScopeLogs.log_records`.
 const LOG_RECORDS_TAG: u32 = 2;
 
-impl Signal for Logs {
+impl Encoding for Logs {
     type Point = LogRecord;
     type Key = ();
     type Leaves = Vec<pb::LogRecord>;

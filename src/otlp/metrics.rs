@@ -1,4 +1,4 @@
-//! Metric points, and the metrics [`Signal`].
+//! Metric points, and their [`Encoding`].
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use prost::Message;
 
 use super::common::{KeyValue, Resource, Scope};
 use super::encode::{
-    header_len, EncodeError, Level, ResourceNode, ScopeNode, Shape, Signal, HEAD_TAG, RESOURCE_TAG, SCHEMA_URL_TAG,
+    header_len, EncodeError, Level, ResourceNode, ScopeNode, Shape, Encoding, HEAD_TAG, RESOURCE_TAG, SCHEMA_URL_TAG,
     SCOPE_TAG,
 };
 use super::wire::{
@@ -747,7 +747,7 @@ fn metric_lens(descriptor: &MetricDescriptor, points: &[impl Leaf]) -> (usize, u
 /// Size of a `ScopeMetrics` message.
 fn scope_metrics_len<S, L>(scope: &ScopeNode<S>) -> usize
 where
-    S: Signal<Key = Arc<MetricDescriptor>, Leaves = Vec<L>>,
+    S: Encoding<Key = Arc<MetricDescriptor>, Leaves = Vec<L>>,
     L: Leaf,
 {
     header_len(scope.scope.encoded_len(), &scope.schema_url)
@@ -773,7 +773,7 @@ fn metric_bucket<L>(descriptor: &MetricDescriptor) -> (Vec<L>, Shape) {
 /// prost struct is built and no point is measured again.
 fn write_request<S, L>(resources: Vec<ResourceNode<S>>, encoded_len: usize) -> Vec<u8>
 where
-    S: Signal<Key = Arc<MetricDescriptor>, Leaves = Vec<L>>,
+    S: Encoding<Key = Arc<MetricDescriptor>, Leaves = Vec<L>>,
     L: Leaf,
 {
     let mut buf = Vec::with_capacity(encoded_len);
@@ -832,7 +832,7 @@ fn check(descriptor: &MetricDescriptor, value: &MetricValue) -> Result<(), Encod
     }
 }
 
-impl Signal for Metrics {
+impl Encoding for Metrics {
     type Point = MetricPoint;
     type Key = Arc<MetricDescriptor>;
     type Leaves = Vec<DataPoint>;
@@ -955,7 +955,7 @@ pub(crate) enum NumberValue {
 #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 pub(crate) struct EncodedMetrics;
 
-impl Signal for EncodedMetrics {
+impl Encoding for EncodedMetrics {
     type Point = EncodedMetricPoint;
     type Key = Arc<MetricDescriptor>;
     type Leaves = Vec<Vec<u8>>;
@@ -1016,7 +1016,7 @@ mod tests {
         };
         use crate::otlp::common::{attributes_into_pb, id_bytes, Resource, Scope};
         use crate::otlp::encode::{
-            encode_request, retain_indices, EncodeError, Leaves, Level, ResourceNode, Shape, Signal,
+            encode_request, retain_indices, EncodeError, Leaves, Level, ResourceNode, Shape, Encoding,
         };
         use crate::otlp::Exemplar;
         use crate::pb::collector::metrics::v1 as collector;
@@ -1045,7 +1045,7 @@ mod tests {
             }
         }
 
-        impl Signal for ProstMetrics {
+        impl Encoding for ProstMetrics {
             type Point = MetricPoint;
             type Key = Arc<MetricDescriptor>;
             type Leaves = pb::metric::Data;

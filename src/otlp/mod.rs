@@ -27,7 +27,7 @@ pub use traces::{SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus};
 
 // The encoder's crate-side API, for the gRPC drain.
 #[allow(unused_imports)]
-pub(crate) use encode::{encode, Encoded, EncodedRequest, Signal};
+pub(crate) use encode::{encode, Encoded, EncodedRequest, Encoding};
 #[cfg(feature = "sdk")]
 pub(crate) use metrics::{EncodedMetricPoint, EncodedMetrics, NumberValue};
 #[allow(unused_imports)]

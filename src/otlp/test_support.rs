@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use super::encode::{encode, Encoded, Signal};
+use super::encode::{encode, Encoded, Encoding};
 use super::{KeyValue, Resource, Scope};
 
 /// Encodes `points` under `limit`, then checks every request the way a
@@ -13,7 +13,7 @@ use super::{KeyValue, Resource, Scope};
 /// checks that prost, encoding the decoded message again, writes the very
 /// same bytes (so a hand-written writer is byte-for-byte what prost would
 /// send). Returns the decoded requests, the rejections and the point counts.
-pub(crate) fn encode_and_decode<S: Signal>(
+pub(crate) fn encode_and_decode<S: Encoding>(
     points: Vec<S::Point>,
     limit: usize,
 ) -> (Vec<S::Request>, Vec<super::EncodeError>, Vec<usize>) {

@@ -1,11 +1,11 @@
-//! Finished spans, and the traces [`Signal`].
+//! Finished spans, and their [`Encoding`].
 
 use std::sync::Arc;
 
 use prost::Message;
 
 use super::common::{attributes_into_pb, id_bytes, KeyValue, Resource, Scope};
-use super::encode::{concat, encode_request, EncodeError, ResourceNode, Shape, Signal};
+use super::encode::{concat, encode_request, EncodeError, ResourceNode, Shape, Encoding};
 use crate::pb::collector::trace::v1 as collector;
 use crate::pb::trace::v1 as pb;
 
@@ -326,7 +326,7 @@ pub(crate) struct Traces;
 /// `ScopeSpans.spans`.
 const SPANS_TAG: u32 = 2;
 
-impl Signal for Traces {
+impl Encoding for Traces {
     type Point = SpanRecord;
     type Key = ();
     type Leaves = Vec<pb::Span>;
