@@ -395,8 +395,8 @@ impl<S: Encoding> Drop for GrpcDrain<S> {
     }
 }
 
-impl<S: Encoding> SinkDrain<S::Point> for GrpcDrain<S> {
-    async fn write_batch(&mut self, batch: Vec<S::Point>) -> Result<(), DrainError> {
+impl<S: Encoding, P: Into<S::Point> + Send + 'static> SinkDrain<P> for GrpcDrain<S> {
+    async fn write_batch(&mut self, batch: Vec<P>) -> Result<(), DrainError> {
         // A previous call dropped mid-way (its caller timed out) left points
         // that no request carries: they are lost.
         let stale = std::mem::take(&mut self.unsent);
@@ -449,7 +449,7 @@ impl<S: Encoding> SinkDrain<S::Point> for GrpcDrain<S> {
     }
 
     async fn close(&mut self) -> Result<(), DrainError> {
-        self.flush_durable().await
+        SinkDrain::<P>::flush_durable(self).await
     }
 }
 
@@ -711,11 +711,11 @@ macro_rules! signal_drain {
             }
 
             fn flush_durable(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
-                self.0.flush_durable()
+                SinkDrain::<$point>::flush_durable(&mut self.0)
             }
 
             fn close(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
-                self.0.close()
+                SinkDrain::<$point>::close(&mut self.0)
             }
         }
     };

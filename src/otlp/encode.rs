@@ -137,16 +137,16 @@ pub(crate) struct EncodedRequest {
 /// One OTLP signal, as far as encoding is concerned: its point type, its
 /// protobuf request and response, and the hooks the shared encoder needs.
 ///
-/// Implemented by the marker types [`Metrics`](super::Metrics),
-/// [`Traces`](super::Traces) and [`Logs`](super::Logs), and by
-/// `EncodedMetrics`, the metrics signal of the SDK reader's pre-encoded
-/// points. A transport can be written once, generic over `S: Encoding`: it
+/// Implemented once per signal, by the marker types [`Metrics`](super::Metrics),
+/// [`Traces`](super::Traces) and [`Logs`](super::Logs). A transport can be
+/// written once, generic over `S: Encoding`: it
 /// calls [`encode::<S>`](encode), sends each request's body (an encoded
 /// `S::Request`) to [`EXPORT_PATH`](Self::EXPORT_PATH), decodes the
 /// `S::Response` with prost, and reads partial success with
 /// [`partial_success`](Self::partial_success).
 pub(crate) trait Encoding: Send + Sync + 'static {
-    /// The point the sink carries.
+    /// The point as the encoder takes it in: the sink's point for spans and
+    /// logs, an `EncodedMetricPoint` for metrics ([`encode`] converts).
     type Point: Send + 'static;
     /// What groups points below the scope: the metric descriptor for
     /// metrics, `()` for spans and logs (all of a scope's points in one list).
@@ -304,7 +304,14 @@ pub(crate) struct BucketNode<S: Encoding + ?Sized> {
 /// appearance; within a group they keep their batch order. Points that
 /// cannot be encoded are returned in [`Encoded::rejected`] while the others
 /// are still encoded.
-pub(crate) fn encode<S: Encoding>(points: Vec<S::Point>, max_request_bytes: usize) -> Encoded {
+///
+/// A point may come in any form that converts into the encoding's own
+/// (a [`MetricPoint`](super::MetricPoint) into an `EncodedMetricPoint`, for
+/// example): each is converted as it is grouped.
+pub(crate) fn encode<S: Encoding>(
+    points: impl IntoIterator<Item = impl Into<S::Point>>,
+    max_request_bytes: usize,
+) -> Encoded {
     let mut rejected = Vec::new();
     let groups = Grouper::<S>::group(points, &mut rejected);
     split::<S>(groups, max_request_bytes, rejected)
@@ -359,9 +366,13 @@ struct Grouper<S: Encoding> {
 }
 
 impl<S: Encoding> Grouper<S> {
-    fn group(points: Vec<S::Point>, rejected: &mut Vec<EncodeError>) -> Vec<ResourceGroup<S>> {
+    fn group(
+        points: impl IntoIterator<Item = impl Into<S::Point>>,
+        rejected: &mut Vec<EncodeError>,
+    ) -> Vec<ResourceGroup<S>> {
         let mut grouper = Self { groups: Vec::new(), last: None };
         for point in points {
+            let point = point.into();
             let (r, s, b) = grouper.locate(&point);
             let bucket = &mut grouper.groups[r].scopes[s].buckets[b];
             match S::push(&mut bucket.leaves, &bucket.key, point) {
@@ -718,15 +729,15 @@ mod tests {
     const LIMIT: usize = 4 * 1024 * 1024;
 
     /// The size of the smallest request carrying `point`.
-    fn alone_len<S: Encoding>(point: S::Point) -> usize {
-        let encoded = encode::<S>(vec![point], usize::MAX);
+    fn alone_len<S: Encoding>(point: impl Into<S::Point>) -> usize {
+        let encoded = encode::<S>([point], usize::MAX);
         assert_eq!(encoded.requests.len(), 1);
         encoded.requests[0].body.len()
     }
 
     #[test]
     fn an_empty_batch_makes_no_request() {
-        let encoded = encode::<Logs>(Vec::new(), LIMIT);
+        let encoded = encode::<Logs>(Vec::<LogRecord>::new(), LIMIT);
         assert!(encoded.requests.is_empty() && encoded.rejected.is_empty());
     }
 

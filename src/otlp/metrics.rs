@@ -424,7 +424,8 @@ impl MetricPoint {
     }
 }
 
-/// The metrics signal: [`MetricPoint`]s into `ExportMetricsServiceRequest`s,
+/// The metrics encoding: [`EncodedMetricPoint`]s (from [`MetricPoint`]s, or
+/// written straight from the SDK's data) into `ExportMetricsServiceRequest`s,
 /// one `Metric` per descriptor under each scope.
 #[derive(Debug)]
 pub(crate) struct Metrics;
@@ -450,35 +451,9 @@ mod point_tags {
     pub(super) const SUM: u32 = 5;
 }
 
-/// One data point in its metric's run, without the shared parts (resource,
-/// scope, descriptor) that the tree above it carries: what the writer needs,
-/// and the encoded length of its data point message, measured once.
-///
-/// Its value has been checked against the descriptor's kind, so the value
-/// alone says which data point message it is.
-#[derive(Debug, Clone)]
-pub(crate) struct DataPoint {
-    /// Size of the data point message, without its tag and length prefix.
-    len: usize,
-    attributes: Vec<KeyValue>,
-    start_time_unix_nano: u64,
-    time_unix_nano: u64,
-    value: MetricValue,
-    exemplars: Vec<Exemplar>,
-    flags: u32,
-}
-
-impl DataPoint {
-    /// The point's data, once its value is checked against `descriptor`,
-    /// and measured.
-    fn checked(descriptor: &MetricDescriptor, point: MetricPoint) -> Result<Self, EncodeError> {
-        let MetricPoint { attributes, start_time_unix_nano, time_unix_nano, value, exemplars, flags, .. } = point;
-        check(descriptor, &value)?;
-        let mut point = DataPoint { len: 0, attributes, start_time_unix_nano, time_unix_nano, value, exemplars, flags };
-        point.len = point.measure();
-        Ok(point)
-    }
-
+/// The data point message of a [`MetricPoint`], without the shared parts
+/// (resource, scope, descriptor) that the tree above it carries.
+impl MetricPoint {
     /// Size of the fields every data point message has, under the
     /// message's own numbers for attributes and flags.
     fn common_len(&self, attributes: u32, flags: u32) -> usize {
@@ -496,8 +471,9 @@ impl DataPoint {
 
     /// Size of the data point message (`NumberDataPoint`,
     /// `HistogramDataPoint`, `ExponentialHistogramDataPoint` or
-    /// `SummaryDataPoint`, according to the value).
-    fn measure(&self) -> usize {
+    /// `SummaryDataPoint`, according to the value), whose value has been
+    /// checked against the descriptor's kind.
+    fn data_point_len(&self) -> usize {
         match &self.value {
             // NumberDataPoint: as_double = 4 / as_int = 6, exemplars = 5, attributes = 7, flags = 8.
             MetricValue::Int(_) | MetricValue::Double(_) => {
@@ -538,10 +514,10 @@ impl DataPoint {
         }
     }
 
-    /// Appends the fields of the data point message: exactly `self.len`
-    /// bytes, in the order prost writes them (by field number).
-    fn put_body(&self, buf: &mut Vec<u8>) {
-        let start = buf.len();
+    /// Appends the fields of the data point message: exactly
+    /// [`data_point_len`](Self::data_point_len) bytes, in the order prost
+    /// writes them (by field number).
+    fn put_data_point(&self, buf: &mut Vec<u8>) {
         let times = |buf: &mut Vec<u8>| {
             put_fixed64_nonzero(buf, point_tags::START, self.start_time_unix_nano);
             put_fixed64_nonzero(buf, point_tags::TIME, self.time_unix_nano);
@@ -606,7 +582,6 @@ impl DataPoint {
                 flags(buf, 8);
             }
         }
-        debug_assert_eq!(buf.len() - start, self.len, "a data point's size differs from its bytes");
     }
 }
 
@@ -704,78 +679,25 @@ fn metric_head_len(descriptor: &MetricDescriptor) -> usize {
         + bytes_field_len(3, descriptor.unit.as_bytes())
 }
 
-/// A data point as the request writer sees it: its data point message,
-/// sized beforehand.
-trait Leaf {
-    /// Size of the data point message, without its tag and length prefix.
-    fn len(&self) -> usize;
-    /// Appends the point as field `DATA_POINTS_TAG` of its data message:
-    /// exactly `field_len(DATA_POINTS_TAG, self.len())` bytes.
-    fn put(&self, buf: &mut Vec<u8>);
-}
-
-impl Leaf for DataPoint {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn put(&self, buf: &mut Vec<u8>) {
-        put_len_prefix(buf, DATA_POINTS_TAG, self.len);
-        self.put_body(buf);
-    }
-}
-
-/// An encoded data point message is written as it is.
-impl Leaf for Vec<u8> {
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-
-    fn put(&self, buf: &mut Vec<u8>) {
-        put_len_prefix(buf, DATA_POINTS_TAG, Vec::len(self));
-        buf.extend_from_slice(self);
-    }
-}
-
 /// Sizes of one metric's run in a request: the data message and the `Metric` message.
-fn metric_lens(descriptor: &MetricDescriptor, points: &[impl Leaf]) -> (usize, usize) {
+fn metric_lens(descriptor: &MetricDescriptor, points: &[Vec<u8>]) -> (usize, usize) {
     let (data_tag, data_head) = data_head(descriptor.kind);
     let data = data_head + points.iter().map(|p| field_len(DATA_POINTS_TAG, p.len())).sum::<usize>();
     (data, metric_head_len(descriptor) + field_len(data_tag, data))
 }
 
 /// Size of a `ScopeMetrics` message.
-fn scope_metrics_len<S, L>(scope: &ScopeNode<S>) -> usize
-where
-    S: Encoding<Key = Arc<MetricDescriptor>, Leaves = Vec<L>>,
-    L: Leaf,
-{
+fn scope_metrics_len(scope: &ScopeNode<Metrics>) -> usize {
     header_len(scope.scope.encoded_len(), &scope.schema_url)
         + (scope.buckets.iter())
             .map(|bucket| field_len(METRICS_TAG, metric_lens(&bucket.key, &bucket.leaves).1))
             .sum::<usize>()
 }
 
-/// An empty run of points for `descriptor`, and the shape of the `Metric`
-/// and data messages around it.
-fn metric_bucket<L>(descriptor: &MetricDescriptor) -> (Vec<L>, Shape) {
-    let (data_tag, data_header) = data_head(descriptor.kind);
-    let shape = Shape::nested(
-        Level { tag: METRICS_TAG, header: metric_head_len(descriptor) },
-        Level { tag: data_tag, header: data_header },
-        DATA_POINTS_TAG,
-    );
-    (Vec::new(), shape)
-}
-
 /// Writes an `ExportMetricsServiceRequest` field by field, each message's
 /// length prefix from the sizes measured when the points were grouped: no
 /// prost struct is built and no point is measured again.
-fn write_request<S, L>(resources: Vec<ResourceNode<S>>, encoded_len: usize) -> Vec<u8>
-where
-    S: Encoding<Key = Arc<MetricDescriptor>, Leaves = Vec<L>>,
-    L: Leaf,
-{
+fn write_request(resources: Vec<ResourceNode<Metrics>>, encoded_len: usize) -> Vec<u8> {
     let mut buf = Vec::with_capacity(encoded_len);
     for resource in &resources {
         let resource_len = header_len(resource.resource.encoded_len(), &resource.schema_url)
@@ -794,7 +716,7 @@ where
                 put_bytes_nonempty(&mut buf, 3, descriptor.unit.as_bytes());
                 put_len_prefix(&mut buf, data_head(descriptor.kind).0, data_len);
                 for point in &bucket.leaves {
-                    point.put(&mut buf);
+                    put_bytes(&mut buf, DATA_POINTS_TAG, point);
                 }
                 put_data_tail(&mut buf, descriptor.kind);
             }
@@ -832,50 +754,12 @@ fn check(descriptor: &MetricDescriptor, value: &MetricValue) -> Result<(), Encod
     }
 }
 
-impl Encoding for Metrics {
-    type Point = MetricPoint;
-    type Key = Arc<MetricDescriptor>;
-    type Leaves = Vec<DataPoint>;
-    type Request = collector::ExportMetricsServiceRequest;
-    type Response = collector::ExportMetricsServiceResponse;
-
-    const ITEM: &'static str = "metric data point";
-    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-
-    fn parts(point: &MetricPoint) -> (&Arc<Resource>, &Arc<Scope>, &Arc<MetricDescriptor>) {
-        (&point.resource, &point.scope, &point.descriptor)
-    }
-
-    fn bucket(descriptor: &Arc<MetricDescriptor>) -> (Vec<DataPoint>, Shape) {
-        metric_bucket(descriptor)
-    }
-
-    fn push(
-        points: &mut Vec<DataPoint>,
-        descriptor: &Arc<MetricDescriptor>,
-        point: MetricPoint,
-    ) -> Result<usize, EncodeError> {
-        let point = DataPoint::checked(descriptor, point)?;
-        let len = point.len;
-        points.push(point);
-        Ok(len)
-    }
-
-    fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8> {
-        write_request(resources, encoded_len)
-    }
-
-    fn partial_success(response: &collector::ExportMetricsServiceResponse) -> (i64, &str) {
-        response.partial_success.as_ref().map_or((0, ""), |p| (p.rejected_data_points, p.error_message.as_str()))
-    }
-}
-
-/// A metric data point whose data point message is already encoded, or
-/// already known to be unsendable: what the SDK metric reader queues, so
-/// that an SDK point is written once, straight from the SDK's data, and never
-/// copied into a [`MetricPoint`].
+/// A metric data point with its data point message encoded, or known to be
+/// unsendable: what the [`Metrics`] encoding groups and cuts into requests.
+/// A [`MetricPoint`] becomes one with [`From`]; the SDK adapters write sum
+/// and gauge points straight from the SDK's data with
+/// [`number`](Self::number), never copying them into a [`MetricPoint`].
 #[derive(Debug)]
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 pub(crate) struct EncodedMetricPoint {
     /// The entity that produced the point.
     pub(crate) resource: Arc<Resource>,
@@ -886,25 +770,31 @@ pub(crate) struct EncodedMetricPoint {
     pub(crate) descriptor: Arc<MetricDescriptor>,
     /// The data point message's bytes (without tag and length prefix), or
     /// why the point cannot be sent; it is then counted as rejected at
-    /// encoding, as a [`MetricPoint`] would be.
+    /// encoding.
     pub(crate) data: Result<Vec<u8>, EncodeError>,
 }
 
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
-impl EncodedMetricPoint {
-    /// Encodes `point`'s data point message as the [`Metrics`] signal would.
-    pub(crate) fn from_point(point: MetricPoint) -> Self {
-        let (resource, scope, descriptor) = (point.resource.clone(), point.scope.clone(), point.descriptor.clone());
-        let data = DataPoint::checked(&descriptor, point).map(|point| {
-            let mut buf = Vec::with_capacity(point.len);
-            point.put_body(&mut buf);
+/// Checks the point's value against its descriptor's kind, then writes its
+/// data point message, sized first so that it is allocated once.
+impl From<MetricPoint> for EncodedMetricPoint {
+    fn from(point: MetricPoint) -> Self {
+        let data = check(&point.descriptor, &point.value).map(|()| {
+            let len = point.data_point_len();
+            let mut buf = Vec::with_capacity(len);
+            point.put_data_point(&mut buf);
+            debug_assert_eq!(buf.len(), len, "a data point's size differs from its bytes");
             buf
         });
+        let MetricPoint { resource, scope, descriptor, .. } = point;
         Self { resource, scope, descriptor, data }
     }
+}
 
+#[cfg(feature = "sdk")]
+impl EncodedMetricPoint {
     /// A sum or gauge point with no exemplars and no flags, written straight
-    /// from its parts: `attributes` is called twice (to size, then to
+    /// from its parts, as [`From<MetricPoint>`](#impl-From<MetricPoint>-for-EncodedMetricPoint)
+    /// writes the same point: `attributes` is called twice (to size, then to
     /// write), and must give the same attributes each time. `descriptor`
     /// must be a sum or a gauge.
     pub(crate) fn number<'a, A, I>(
@@ -921,7 +811,7 @@ impl EncodedMetricPoint {
         I: Iterator<Item = &'a A>,
     {
         debug_assert!(matches!(descriptor.kind, MetricKind::Sum { .. } | MetricKind::Gauge));
-        // NumberDataPoint, as DataPoint::put writes it with no exemplars and no flags.
+        // NumberDataPoint, as `put_data_point` writes it with no exemplars and no flags.
         let len = fixed64_nonzero_len(point_tags::START, start_time_unix_nano)
             + fixed64_nonzero_len(point_tags::TIME, time_unix_nano)
             + fixed64_field_len(4)
@@ -940,8 +830,8 @@ impl EncodedMetricPoint {
 }
 
 /// The value of a sum or gauge point, for [`EncodedMetricPoint::number`].
+#[cfg(feature = "sdk")]
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 pub(crate) enum NumberValue {
     /// `as_int`.
     Int(i64),
@@ -949,28 +839,28 @@ pub(crate) enum NumberValue {
     Double(f64),
 }
 
-/// The metrics signal for [`EncodedMetricPoint`]s: the same requests as
-/// [`Metrics`], each point's bytes copied in as they are.
-#[derive(Debug)]
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
-pub(crate) struct EncodedMetrics;
-
-impl Encoding for EncodedMetrics {
+impl Encoding for Metrics {
     type Point = EncodedMetricPoint;
     type Key = Arc<MetricDescriptor>;
     type Leaves = Vec<Vec<u8>>;
     type Request = collector::ExportMetricsServiceRequest;
     type Response = collector::ExportMetricsServiceResponse;
 
-    const ITEM: &'static str = Metrics::ITEM;
-    const EXPORT_PATH: &'static str = Metrics::EXPORT_PATH;
+    const ITEM: &'static str = "metric data point";
+    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
     fn parts(point: &EncodedMetricPoint) -> (&Arc<Resource>, &Arc<Scope>, &Arc<MetricDescriptor>) {
         (&point.resource, &point.scope, &point.descriptor)
     }
 
     fn bucket(descriptor: &Arc<MetricDescriptor>) -> (Vec<Vec<u8>>, Shape) {
-        metric_bucket(descriptor)
+        let (data_tag, data_header) = data_head(descriptor.kind);
+        let shape = Shape::nested(
+            Level { tag: METRICS_TAG, header: metric_head_len(descriptor) },
+            Level { tag: data_tag, header: data_header },
+            DATA_POINTS_TAG,
+        );
+        (Vec::new(), shape)
     }
 
     fn push(
@@ -989,7 +879,7 @@ impl Encoding for EncodedMetrics {
     }
 
     fn partial_success(response: &collector::ExportMetricsServiceResponse) -> (i64, &str) {
-        Metrics::partial_success(response)
+        response.partial_success.as_ref().map_or((0, ""), |p| (p.rejected_data_points, p.error_message.as_str()))
     }
 }
 
@@ -1591,30 +1481,24 @@ mod tests {
         assert_eq!(Metrics::EXPORT_PATH, format!("/{service}/Export"));
     }
 
-    /// Encodes `points` under `limit` with the writer, with the prost
-    /// reference, and as [`EncodedMetricPoint`]s, and checks all three give
-    /// the same requests byte for byte and the same rejections. Returns the
-    /// number of requests.
+    /// Encodes `points` under `limit` as the drain does (each converted into
+    /// an [`EncodedMetricPoint`]) and with the prost reference, and checks
+    /// both give the same requests byte for byte and the same rejections.
+    /// Returns the number of requests.
     fn same_as_prost(points: Vec<MetricPoint>, limit: usize) -> usize {
-        use crate::otlp::encode::{encode, Encoded};
-        let encoded_points = points.iter().cloned().map(EncodedMetricPoint::from_point).collect();
+        use crate::otlp::encode::encode;
         let ours = encode::<Metrics>(points.clone(), limit);
         let theirs = encode::<reference::ProstMetrics>(points, limit);
-        let pre_encoded = encode::<EncodedMetrics>(encoded_points, limit);
-        let compare = |ours: &Encoded, theirs: &Encoded, what: &str| {
-            assert_eq!(ours.rejected, theirs.rejected, "{what}");
-            assert_eq!(ours.requests.len(), theirs.requests.len(), "{what}");
-            for (i, (a, b)) in ours.requests.iter().zip(&theirs.requests).enumerate() {
-                assert_eq!(a.points, b.points, "{what}: request {i}");
-                if a.body != b.body {
-                    let decoded =
-                        |body: &[u8]| collector::ExportMetricsServiceRequest::decode(body).map(|r| format!("{r:#?}"));
-                    panic!("{what}: request {i} differs:\n{:?}\n{:?}", decoded(&a.body), decoded(&b.body));
-                }
+        assert_eq!(ours.rejected, theirs.rejected);
+        assert_eq!(ours.requests.len(), theirs.requests.len());
+        for (i, (a, b)) in ours.requests.iter().zip(&theirs.requests).enumerate() {
+            assert_eq!(a.points, b.points, "request {i}");
+            if a.body != b.body {
+                let decoded =
+                    |body: &[u8]| collector::ExportMetricsServiceRequest::decode(body).map(|r| format!("{r:#?}"));
+                panic!("request {i} differs:\n{:?}\n{:?}", decoded(&a.body), decoded(&b.body));
             }
-        };
-        compare(&ours, &theirs, "writer / prost");
-        compare(&pre_encoded, &theirs, "pre-encoded points / prost");
+        }
         ours.requests.len()
     }
 

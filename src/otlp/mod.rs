@@ -28,7 +28,10 @@ pub use traces::{SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus};
 // The encoder's crate-side API, for the gRPC drain.
 #[allow(unused_imports)]
 pub(crate) use encode::{encode, Encoded, EncodedRequest, Encoding};
+pub(crate) use metrics::EncodedMetricPoint;
 #[cfg(feature = "sdk")]
-pub(crate) use metrics::{EncodedMetricPoint, EncodedMetrics, NumberValue};
+pub(crate) use wire::{Attribute, AttributeValue};
+#[cfg(feature = "sdk")]
+pub(crate) use metrics::NumberValue;
 #[allow(unused_imports)]
 pub(crate) use {logs::Logs, metrics::Metrics, traces::Traces};

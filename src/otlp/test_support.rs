@@ -14,7 +14,7 @@ use super::{KeyValue, Resource, Scope};
 /// same bytes (so a hand-written writer is byte-for-byte what prost would
 /// send). Returns the decoded requests, the rejections and the point counts.
 pub(crate) fn encode_and_decode<S: Encoding>(
-    points: Vec<S::Point>,
+    points: Vec<impl Into<S::Point>>,
     limit: usize,
 ) -> (Vec<S::Request>, Vec<super::EncodeError>, Vec<usize>) {
     let Encoded { requests, rejected } = encode::<S>(points, limit);

@@ -15,7 +15,7 @@ use super::metrics::{Collector, OtlpMetricExporter, OtlpMetricReader};
 use super::runtime::{ExportRuntime, RunError};
 use super::traces::{OtlpSpanExporter, OtlpSpanProcessor, SpansAdapterDrain};
 use crate::grpc::GrpcDrain;
-use crate::otlp::{EncodedMetricPoint, EncodedMetrics, Resource};
+use crate::otlp::{EncodedMetricPoint, Metrics, Resource};
 use crate::{
     BackgroundSink, Compression, DrainError, DrainErrorKind, EnvSettings, ExportStats, ExportStatsHandle,
     ExporterConfig, ExporterConfigBuilder, FlushError, LogsDrain, Protocol, RetryPolicy, ShutdownError, Signal,
@@ -533,7 +533,7 @@ impl OtlpExporterBuilder {
         let connected = runtime
             .run(
                 async move {
-                    let metrics = GrpcDrain::<EncodedMetrics>::connect(&m).await;
+                    let metrics = GrpcDrain::<Metrics>::connect(&m).await;
                     let traces = TracesDrain::connect(&t).await;
                     let logs = LogsDrain::connect(&l).await;
                     (metrics, traces, logs)
