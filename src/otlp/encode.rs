@@ -32,10 +32,10 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use prost::encoding::{encoded_len_varint, key_len};
 use prost::Message;
 
 use super::common::{Resource, Scope};
+use super::wire::{bytes_field_len, field_len};
 use crate::pb::common::v1::InstrumentationScope as PbScope;
 use crate::pb::resource::v1::Resource as PbResource;
 
@@ -349,13 +349,7 @@ struct BucketGroup<S: Encoding> {
 /// Size of a `ResourceX` or `ScopeX` holding only its head message and its
 /// schema URL (prost skips an empty string).
 pub(crate) fn header_len(head_len: usize, schema_url: &str) -> usize {
-    let head = key_len(HEAD_TAG) + encoded_len_varint(head_len as u64) + head_len;
-    let schema = if schema_url.is_empty() {
-        0
-    } else {
-        key_len(SCHEMA_URL_TAG) + encoded_len_varint(schema_url.len() as u64) + schema_url.len()
-    };
-    head + schema
+    field_len(HEAD_TAG, head_len) + bytes_field_len(SCHEMA_URL_TAG, schema_url.as_bytes())
 }
 
 struct Grouper<S: Encoding> {
@@ -453,11 +447,6 @@ impl<S: Encoding> Grouper<S> {
 /// Resource, scope, key and leaf messages nest at most this deep.
 const MAX_DEPTH: usize = 4;
 
-/// The size of a field holding a message of `content` bytes.
-fn entry(tag: u32, content: usize) -> usize {
-    key_len(tag) + encoded_len_varint(content as u64) + content
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Open {
     tag: u32,
@@ -495,7 +484,7 @@ impl Sizer {
 
     fn total(&self) -> usize {
         let inner =
-            self.open[..self.depth].iter().rev().fold(0, |inner, level| entry(level.tag, level.content + inner));
+            self.open[..self.depth].iter().rev().fold(0, |inner, level| field_len(level.tag, level.content + inner));
         self.closed + inner
     }
 
@@ -504,7 +493,7 @@ impl Sizer {
         while self.depth > keep {
             self.depth -= 1;
             let level = self.open[self.depth];
-            let size = entry(level.tag, level.content);
+            let size = field_len(level.tag, level.content);
             match self.depth {
                 0 => self.closed += size,
                 parent => self.open[parent - 1].content += size,
@@ -539,7 +528,7 @@ impl Sizer {
                 self.push(level.tag, level.header);
             }
         }
-        self.open[self.depth - 1].content += entry(path.shape.leaf_tag, len);
+        self.open[self.depth - 1].content += field_len(path.shape.leaf_tag, len);
         self.path = path.ids;
         self
     }
