@@ -29,14 +29,6 @@ type Outcome = std::pin::Pin<Box<dyn Future<Output = Result<(), SdkError>> + Sen
 /// The signals, in the order results are reported.
 const SIGNALS: [Signal; 3] = [Signal::Metrics, Signal::Traces, Signal::Logs];
 
-fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Metrics => 0,
-        Signal::Traces => 1,
-        Signal::Logs => 2,
-    }
-}
-
 /// The OpenTelemetry SDK's way in to this crate: one export runtime and one
 /// [`BackgroundSink`] per signal, from which it hands out the adapters that
 /// plug into `opentelemetry_sdk` 0.33 providers.
@@ -382,7 +374,7 @@ impl OtlpExporterBuilder {
     /// The queue and batching of one signal's sink.
     #[must_use]
     pub fn with_signal_sink_config(mut self, signal: Signal, config: SinkConfig) -> Self {
-        self.sinks[index(signal)] = Some(config);
+        self.sinks[signal.index()] = Some(config);
         self
     }
 
@@ -511,7 +503,7 @@ impl OtlpExporterBuilder {
         let metrics_env = EnvSettings::from_lookup(Signal::Metrics, &lookup).map_err(BuildError::config)?;
         let sinks: Vec<SinkConfig> = SIGNALS
             .iter()
-            .map(|&signal| self.sinks[index(signal)].clone().unwrap_or_else(|| default_sink_config(signal)))
+            .map(|&signal| self.sinks[signal.index()].clone().unwrap_or_else(|| default_sink_config(signal)))
             .collect();
         for (&signal, sink) in SIGNALS.iter().zip(&sinks) {
             sink.validate().map_err(|source| BuildError::Sink { signal, source })?;
@@ -1075,8 +1067,8 @@ impl<T: Send + 'static> SignalPipe<T> {
                 "{} recorded after the OTLP exporter's {} pipeline shut down (by its shutdown, or because the \
                  OtlpExporter was dropped): refused, and counted in stats().{}.refused_after_shutdown",
                 super::error::items(items, signal),
-                super::error::signal_name(signal),
-                super::error::signal_name(signal),
+                signal.name(),
+                signal.name(),
             );
         }
     }
