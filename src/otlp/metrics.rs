@@ -7,7 +7,7 @@ use prost::Message;
 
 use super::common::{KeyValue, Resource, Scope};
 use super::encode::{
-    header_len, EncodeError, Level, ResourceNode, ScopeNode, Shape, Encoding, HEAD_TAG, RESOURCE_TAG, SCHEMA_URL_TAG,
+    header_len, EncodeError, Encoding, Level, ResourceNode, ScopeNode, Shape, HEAD_TAG, RESOURCE_TAG, SCHEMA_URL_TAG,
     SCOPE_TAG,
 };
 use super::wire::{
@@ -906,7 +906,7 @@ mod tests {
         };
         use crate::otlp::common::{attributes_into_pb, id_bytes, Resource, Scope};
         use crate::otlp::encode::{
-            encode_request, retain_indices, EncodeError, Leaves, Level, ResourceNode, Shape, Encoding,
+            encode_request, retain_indices, EncodeError, Encoding, Leaves, Level, ResourceNode, Shape,
         };
         use crate::otlp::Exemplar;
         use crate::pb::collector::metrics::v1 as collector;
@@ -1703,7 +1703,12 @@ mod tests {
             ns.push(elapsed.as_nanos() as f64 / n as f64);
         }
         ns.sort_by(f64::total_cmp);
-        println!("direct MetricPoint encode, ns/point: min {:.1} median {:.1} max {:.1}", ns[0], ns[ns.len() / 2], ns[ns.len() - 1]);
+        println!(
+            "direct MetricPoint encode, ns/point: min {:.1} median {:.1} max {:.1}",
+            ns[0],
+            ns[ns.len() / 2],
+            ns[ns.len() - 1]
+        );
     }
 
     /// A random point: any kind, a few attributes of any size, maybe exemplars.

@@ -30,8 +30,8 @@ pub use traces::{SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus};
 pub(crate) use encode::{encode, Encoded, EncodedRequest, Encoding};
 pub(crate) use metrics::EncodedMetricPoint;
 #[cfg(feature = "sdk")]
-pub(crate) use wire::{Attribute, AttributeValue};
-#[cfg(feature = "sdk")]
 pub(crate) use metrics::NumberValue;
+#[cfg(feature = "sdk")]
+pub(crate) use wire::{Attribute, AttributeValue};
 #[allow(unused_imports)]
 pub(crate) use {logs::Logs, metrics::Metrics, traces::Traces};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use prost::Message;
 
 use super::common::{attributes_into_pb, id_bytes, KeyValue, Resource, Scope};
-use super::encode::{concat, encode_request, EncodeError, ResourceNode, Shape, Encoding};
+use super::encode::{concat, encode_request, EncodeError, Encoding, ResourceNode, Shape};
 use crate::pb::collector::trace::v1 as collector;
 use crate::pb::trace::v1 as pb;
 

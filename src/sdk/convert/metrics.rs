@@ -313,9 +313,15 @@ mod tests {
             let scope = Arc::new(super::super::scope(sm.scope(), None));
             for metric in sm.metrics() {
                 match metric.data() {
-                    AggregatedMetrics::I64(data) => push_points(&mut points, &resource, &scope, descriptor(metric, data), data),
-                    AggregatedMetrics::U64(data) => push_points(&mut points, &resource, &scope, descriptor(metric, data), data),
-                    AggregatedMetrics::F64(data) => push_points(&mut points, &resource, &scope, descriptor(metric, data), data),
+                    AggregatedMetrics::I64(data) => {
+                        push_points(&mut points, &resource, &scope, descriptor(metric, data), data)
+                    }
+                    AggregatedMetrics::U64(data) => {
+                        push_points(&mut points, &resource, &scope, descriptor(metric, data), data)
+                    }
+                    AggregatedMetrics::F64(data) => {
+                        push_points(&mut points, &resource, &scope, descriptor(metric, data), data)
+                    }
                 }
             }
         }
@@ -601,7 +607,9 @@ mod tests {
         let (provider, reader) = provider(SdkTemporality::Cumulative);
         let meter = provider.meter("timing");
         let attrs: Vec<[SdkKv; 3]> = (0..1000)
-            .map(|i| [SdkKv::new("route", format!("/r/{i}")), SdkKv::new("code", 200 + i % 5), SdkKv::new("host", "h1")])
+            .map(|i| {
+                [SdkKv::new("route", format!("/r/{i}")), SdkKv::new("code", 200 + i % 5), SdkKv::new("host", "h1")]
+            })
             .collect();
         let counters: Vec<_> = (0..50).map(|c| meter.u64_counter(format!("requests_{c}")).build()).collect();
         for c in &counters {
@@ -623,7 +631,12 @@ mod tests {
             ns.push(elapsed.as_nanos() as f64 / n as f64);
         }
         ns.sort_by(f64::total_cmp);
-        println!("SDK convert + encode, ns/point: min {:.1} median {:.1} max {:.1}", ns[0], ns[ns.len() / 2], ns[ns.len() - 1]);
+        println!(
+            "SDK convert + encode, ns/point: min {:.1} median {:.1} max {:.1}",
+            ns[0],
+            ns[ns.len() / 2],
+            ns[ns.len() - 1]
+        );
     }
 
     #[test]
