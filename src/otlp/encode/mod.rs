@@ -23,12 +23,14 @@
 //!    Whole runs of points are then moved into each request's tree with
 //!    `split_off`, never one by one, and each tree is written to bytes once.
 //!
-//! Each signal plugs in through the [`Encoding`] trait (here): how to take a point
+//! Each signal plugs in through the [`Encoding`] trait (here), spans and logs
+//! through [`FlatEncoding`] (`flat.rs`), which writes the rest once: how to take a point
 //! apart, how to turn it into its leaf, and how to write the request from
 //! the tree (spans and logs through their prost structs, metrics with the
 //! hand-written writer of `wire.rs`).
 
 mod error;
+mod flat;
 mod group;
 mod size;
 mod split;
@@ -41,6 +43,9 @@ use std::sync::Arc;
 use prost::Message;
 
 pub use error::EncodeError;
+#[cfg(test)]
+pub(crate) use flat::encode_request;
+pub(crate) use flat::FlatEncoding;
 
 use super::common::{Resource, Scope};
 use super::wire::{bytes_field_len, field_len};
@@ -172,29 +177,6 @@ pub(crate) fn retain_indices<T>(items: &mut Vec<T>, mut keep: impl FnMut(usize) 
         index += 1;
         kept
     });
-}
-
-/// Encodes a request built from prost structs into a buffer of exactly
-/// `encoded_len` bytes.
-pub(crate) fn encode_request(request: &impl Message, encoded_len: usize) -> Vec<u8> {
-    let mut body = Vec::with_capacity(encoded_len);
-    request.encode(&mut body).expect("a Vec grows as needed");
-    debug_assert_eq!(body.len(), encoded_len, "the splitter's size differs from prost's");
-    body
-}
-
-/// Joins runs of leaves. With the unit key a scope holds a single run, which
-/// is moved as is.
-pub(crate) fn concat<T>(runs: impl Iterator<Item = Vec<T>>) -> Vec<T> {
-    let mut all = Vec::new();
-    for mut run in runs {
-        if all.is_empty() {
-            all = run;
-        } else {
-            all.append(&mut run);
-        }
-    }
-    all
 }
 
 /// One message between the scope and the leaves, for size accounting.
