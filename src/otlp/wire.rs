@@ -291,6 +291,7 @@ pub(crate) enum AttributeValue<'a> {
     Any(&'a AnyValue),
     /// A value converted for the writer (scalars of another crate's types,
     /// their arrays).
+    #[cfg(feature = "sdk")]
     Owned(AnyValue),
 }
 
@@ -300,6 +301,7 @@ impl AttributeValue<'_> {
         match self {
             Self::Str(s) => string_value_len(s),
             Self::Any(value) => any_value_len(value),
+            #[cfg(feature = "sdk")]
             Self::Owned(value) => any_value_len(value),
         }
     }
@@ -309,6 +311,7 @@ impl AttributeValue<'_> {
         match self {
             Self::Str(s) => put_string_value(buf, s),
             Self::Any(value) => put_any_value(buf, value),
+            #[cfg(feature = "sdk")]
             Self::Owned(value) => put_any_value(buf, value),
         }
     }
@@ -330,7 +333,10 @@ impl Attribute for KeyValue {
     }
 
     fn value(&self) -> AttributeValue<'_> {
-        AttributeValue::Any(&self.value)
+        match &self.value {
+            AnyValue::String(s) => AttributeValue::Str(s),
+            other => AttributeValue::Any(other),
+        }
     }
 }
 

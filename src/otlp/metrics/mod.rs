@@ -12,8 +12,10 @@ mod tests;
 use std::sync::Arc;
 
 #[cfg(feature = "sdk")]
+pub(crate) use encode::EncodedMetricPoint;
+pub(crate) use encode::Metrics;
+#[cfg(feature = "sdk")]
 pub(crate) use encode::NumberValue;
-pub(crate) use encode::{EncodedMetricPoint, Metrics};
 
 use super::common::{KeyValue, Resource, Scope};
 #[cfg(doc)]
