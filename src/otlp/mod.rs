@@ -4,8 +4,17 @@
 //! [`SpanRecord`], [`LogRecord`]) are owned and cheap to move; what many
 //! points share ([`Resource`], [`Scope`], [`MetricDescriptor`]) is held once
 //! behind an `Arc`. The encoder, written once for all three signals in
-//! `encode.rs`, rebuilds the OTLP tree from a flat batch and cuts it into
+//! `encode/`, rebuilds the OTLP tree from a flat batch and cuts it into
 //! requests that fit a byte limit.
+//!
+//! - `common.rs`, `logs.rs`, `traces.rs`, `metrics/mod.rs`: the point types;
+//!   spans and logs also state their messages for `encode/flat.rs`.
+//! - `metrics/encode.rs`: a metric point's data point message, written by
+//!   hand; every metric point, a [`MetricPoint`] or one the SDK adapters
+//!   write straight from the SDK's data, is encoded through it once.
+//! - `encode/`: the [`Encoding`] trait, and the grouper, sizer and splitter
+//!   shared by every signal.
+//! - `wire.rs`: the minimal protobuf writer behind `metrics/encode.rs`.
 
 mod common;
 mod encode;
