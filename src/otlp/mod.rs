@@ -21,7 +21,7 @@ mod encode;
 mod logs;
 mod metrics;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod traces;
 pub(crate) mod wire;
 

@@ -41,3 +41,17 @@ pub(crate) fn resource(service: &str) -> Arc<Resource> {
 pub(crate) fn scope(name: &str) -> Arc<Scope> {
     Arc::new(Scope::new(name).with_version("1.0.0"))
 }
+
+/// For the `#[ignore]` timing harnesses: runs `round` 15 times (each returns
+/// how many points it timed and how long they took) and prints the minimum,
+/// median and maximum nanoseconds a point under `label`.
+pub(crate) fn print_ns_per_point(label: &str, mut round: impl FnMut() -> (usize, std::time::Duration)) {
+    let mut ns: Vec<f64> = (0..15)
+        .map(|_| {
+            let (points, took) = round();
+            took.as_nanos() as f64 / points as f64
+        })
+        .collect();
+    ns.sort_by(f64::total_cmp);
+    println!("{label}, ns/point: min {:.1} median {:.1} max {:.1}", ns[0], ns[ns.len() / 2], ns[ns.len() - 1]);
+}

@@ -534,24 +534,15 @@ fn timing_direct_metric_points() {
         }
         points
     };
-    let mut ns = Vec::new();
-    for _ in 0..15 {
+    crate::otlp::test_support::print_ns_per_point("direct MetricPoint encode", || {
         let points = batch();
         let n = points.len();
         let started = std::time::Instant::now();
         let encoded = crate::otlp::encode::encode::<Metrics>(points, 4 * 1024 * 1024);
         let elapsed = started.elapsed();
         assert!(encoded.rejected.is_empty());
-        drop(encoded);
-        ns.push(elapsed.as_nanos() as f64 / n as f64);
-    }
-    ns.sort_by(f64::total_cmp);
-    println!(
-        "direct MetricPoint encode, ns/point: min {:.1} median {:.1} max {:.1}",
-        ns[0],
-        ns[ns.len() / 2],
-        ns[ns.len() - 1]
-    );
+        (n, elapsed)
+    });
 }
 
 /// A random point: any kind, a few attributes of any size, maybe exemplars.

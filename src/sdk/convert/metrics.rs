@@ -619,24 +619,15 @@ mod tests {
         }
         let mut rm = ResourceMetrics::default();
         reader.collect(&mut rm).unwrap();
-        let mut ns = Vec::new();
-        for _ in 0..15 {
+        crate::otlp::test_support::print_ns_per_point("SDK convert + encode", || {
             let started = std::time::Instant::now();
             let points = encoded_resource_metrics(&rm);
             let n = points.len();
             let encoded = encode::<Metrics>(points, 4 * 1024 * 1024);
             let elapsed = started.elapsed();
             assert!(encoded.rejected.is_empty() && n == 50_000);
-            drop(encoded);
-            ns.push(elapsed.as_nanos() as f64 / n as f64);
-        }
-        ns.sort_by(f64::total_cmp);
-        println!(
-            "SDK convert + encode, ns/point: min {:.1} median {:.1} max {:.1}",
-            ns[0],
-            ns[ns.len() / 2],
-            ns[ns.len() - 1]
-        );
+            (n, elapsed)
+        });
     }
 
     #[test]
