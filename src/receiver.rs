@@ -386,13 +386,13 @@ impl Receiver {
     /// The distinct resources that requests of `signal` carried, in the
     /// order first seen (at most [`Receiver::MAX_REMEMBERED`]).
     pub fn resources(&self, signal: Signal) -> Vec<Resource> {
-        self.state.seen.lock().expect("receiver lock")[index(signal)].resources.clone()
+        self.state.seen.lock().expect("receiver lock")[signal.index()].resources.clone()
     }
 
     /// The distinct instrumentation scope names that requests of `signal`
     /// carried, in the order first seen (at most [`Receiver::MAX_REMEMBERED`]).
     pub fn scope_names(&self, signal: Signal) -> Vec<String> {
-        self.state.seen.lock().expect("receiver lock")[index(signal)].scopes.clone()
+        self.state.seen.lock().expect("receiver lock")[signal.index()].scopes.clone()
     }
 
     /// The requests of `signal` received so far, oldest first, each as the
@@ -401,7 +401,7 @@ impl Receiver {
     /// [`with_recording`](ReceiverBuilder::with_recording). For tests that
     /// check what arrived, with a decoder of their own.
     pub fn recorded(&self, signal: Signal) -> Vec<Vec<u8>> {
-        self.state.recorded.lock().expect("receiver lock")[index(signal)].clone()
+        self.state.recorded.lock().expect("receiver lock")[signal.index()].clone()
     }
 
     /// What was counted so far.
@@ -451,25 +451,17 @@ struct Script {
     defaults: [Reply; 3],
 }
 
-fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Metrics => 0,
-        Signal::Traces => 1,
-        Signal::Logs => 2,
-    }
-}
-
 impl Script {
     fn queue_mut(&mut self, signal: Signal) -> &mut VecDeque<Reply> {
-        &mut self.queues[index(signal)]
+        &mut self.queues[signal.index()]
     }
 
     fn default_mut(&mut self, signal: Signal) -> &mut Reply {
-        &mut self.defaults[index(signal)]
+        &mut self.defaults[signal.index()]
     }
 
     fn next(&mut self, signal: Signal) -> Reply {
-        let i = index(signal);
+        let i = signal.index();
         self.queues[i].pop_front().unwrap_or_else(|| self.defaults[i].clone())
     }
 }
@@ -550,7 +542,7 @@ impl State {
 
     fn remember(&self, signal: Signal, request: &impl prost::Message) {
         if self.record {
-            self.recorded.lock().expect("receiver lock")[index(signal)].push(request.encode_to_vec());
+            self.recorded.lock().expect("receiver lock")[signal.index()].push(request.encode_to_vec());
         }
     }
 
@@ -574,7 +566,7 @@ impl State {
         scopes: impl Iterator<Item = Option<&'a crate::pb::common::v1::InstrumentationScope>>,
     ) {
         let names = scopes.map(|s| s.map(|s| s.name.clone()).unwrap_or_default());
-        self.seen.lock().expect("receiver lock")[index(signal)].add(resource, names);
+        self.seen.lock().expect("receiver lock")[signal.index()].add(resource, names);
     }
 
     fn count(&self, signal: Signal, update: impl FnOnce(&mut ReceivedCounts)) {

@@ -79,6 +79,26 @@ const METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const DEFAULT_HISTOGRAM_AGGREGATION: &str = "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION";
 
 impl Signal {
+    /// The signal's place in this crate's per-signal arrays: metrics, traces, logs.
+    #[cfg(any(feature = "sdk", feature = "receiver"))]
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::Metrics => 0,
+            Self::Traces => 1,
+            Self::Logs => 2,
+        }
+    }
+
+    /// The signal's name in messages: `metrics`, `traces` or `logs`.
+    #[cfg(feature = "sdk")]
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Metrics => "metrics",
+            Self::Traces => "traces",
+            Self::Logs => "logs",
+        }
+    }
+
     fn names(self) -> &'static Names {
         match self {
             Self::Traces => &TRACES,

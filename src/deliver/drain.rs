@@ -15,7 +15,7 @@ use super::request::Request;
 use super::stats::{DeliveryCounters, DeliveryStatsHandle, Ticket};
 use super::transport::Transport;
 use crate::config::RetryPolicy;
-use crate::otlp::{encode, EncodeError, Signal as Encoding};
+use crate::otlp::{encode, EncodeError, Encoding};
 use crate::sink::{DrainError, DrainErrorKind, SinkDrain};
 
 /// How a [`DeliveryDrain`] cuts, paces and retries its requests.
@@ -145,8 +145,8 @@ impl<S: Encoding, T> Drop for DeliveryDrain<S, T> {
     }
 }
 
-impl<S: Encoding, T: Transport> SinkDrain<S::Point> for DeliveryDrain<S, T> {
-    async fn write_batch(&mut self, batch: Vec<S::Point>) -> Result<(), DrainError> {
+impl<S: Encoding, T: Transport, P: Into<S::Point> + Send + 'static> SinkDrain<P> for DeliveryDrain<S, T> {
+    async fn write_batch(&mut self, batch: Vec<P>) -> Result<(), DrainError> {
         // A previous call dropped mid-way (its caller timed out) left items
         // that no request carries: they are lost.
         let stale = std::mem::take(&mut self.unsent);
@@ -203,6 +203,6 @@ impl<S: Encoding, T: Transport> SinkDrain<S::Point> for DeliveryDrain<S, T> {
     }
 
     async fn close(&mut self) -> Result<(), DrainError> {
-        self.flush_durable().await
+        SinkDrain::<P>::flush_durable(self).await
     }
 }

@@ -14,7 +14,7 @@ use super::error::ExportError;
 use super::stats::Ticket;
 use super::transport::{Failure, Transport};
 use crate::config::RetryPolicy;
-use crate::otlp::Signal as Encoding;
+use crate::otlp::Encoding;
 use crate::sink::DrainError;
 
 pub(crate) struct Request<T> {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::retry::RetryDecision;
 use super::status::ExportStatus;
-use crate::otlp::Signal as Encoding;
+use crate::otlp::Encoding;
 use crate::tls::TlsError;
 
 /// A way to reach a collector: gRPC or HTTP. Cloned into each request's task.

@@ -19,7 +19,7 @@ use tonic::{Request, Status};
 use super::classify::classify_attempt;
 use crate::config::{Compression, ExporterConfig};
 use crate::deliver::{Failure, Transport};
-use crate::otlp::Signal as Encoding;
+use crate::otlp::Encoding;
 use crate::tls::{ConnectError, Refusal, TlsConnector};
 
 /// A cloneable handle on one HTTP/2 channel to the collector, with the

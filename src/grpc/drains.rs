@@ -5,7 +5,7 @@
 use super::client::GrpcTransport;
 use crate::config::ExporterConfig;
 use crate::deliver::{DeliveryDrain, DeliverySettings, DeliveryStatsHandle};
-use crate::otlp::Signal as Encoding;
+use crate::otlp::Encoding;
 use crate::sink::{DrainError, SinkDrain};
 use crate::tls::ConnectError;
 
@@ -71,11 +71,11 @@ macro_rules! signal_drain {
             }
 
             fn flush_durable(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
-                self.0.flush_durable()
+                SinkDrain::<$point>::flush_durable(&mut self.0)
             }
 
             fn close(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
-                self.0.close()
+                SinkDrain::<$point>::close(&mut self.0)
             }
         }
     };

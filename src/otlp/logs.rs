@@ -1,13 +1,13 @@
-//! Log records, and the logs [`Signal`].
+//! Log records, and their [`Encoding`].
 
 use std::sync::Arc;
 
-use prost::Message;
-
 use super::common::{attributes_into_pb, id_bytes, AnyValue, KeyValue, Resource, Scope};
-use super::encode::{concat, encode_request, EncodeError, ResourceNode, Shape, Signal};
+use super::encode::FlatEncoding;
 use crate::pb::collector::logs::v1 as collector;
+use crate::pb::common::v1::InstrumentationScope as PbScope;
 use crate::pb::logs::v1 as pb;
+use crate::pb::resource::v1::Resource as PbResource;
 
 /// The normalized severity of a log record: four steps each of trace, debug,
 /// info, warn, error and fatal, numbered 1 to 24 as in OTLP.
@@ -200,47 +200,36 @@ pub(crate) struct Logs;
 /// `ScopeLogs.log_records`.
 const LOG_RECORDS_TAG: u32 = 2;
 
-impl Signal for Logs {
+impl FlatEncoding for Logs {
     type Point = LogRecord;
-    type Key = ();
-    type Leaves = Vec<pb::LogRecord>;
+    type Leaf = pb::LogRecord;
+    type ScopeX = pb::ScopeLogs;
+    type ResourceX = pb::ResourceLogs;
     type Request = collector::ExportLogsServiceRequest;
     type Response = collector::ExportLogsServiceResponse;
 
     const ITEM: &'static str = "log record";
     const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const LEAF_TAG: u32 = LOG_RECORDS_TAG;
 
-    fn parts(record: &LogRecord) -> (&Arc<Resource>, &Arc<Scope>, &()) {
-        (&record.resource, &record.scope, &())
+    fn parts(record: &LogRecord) -> (&Arc<Resource>, &Arc<Scope>) {
+        (&record.resource, &record.scope)
     }
 
-    fn bucket(_: &()) -> (Vec<pb::LogRecord>, Shape) {
-        (Vec::new(), Shape::flat(LOG_RECORDS_TAG))
+    fn into_leaf(record: LogRecord) -> pb::LogRecord {
+        record.into_pb()
     }
 
-    fn push(records: &mut Vec<pb::LogRecord>, _: &(), record: LogRecord) -> Result<usize, EncodeError> {
-        let record = record.into_pb();
-        let len = record.encoded_len();
-        records.push(record);
-        Ok(len)
+    fn scope(scope: PbScope, schema_url: String, log_records: Vec<pb::LogRecord>) -> pb::ScopeLogs {
+        pb::ScopeLogs { scope: Some(scope), schema_url, log_records }
     }
 
-    fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8> {
-        let resource_logs = resources
-            .into_iter()
-            .map(|resource| pb::ResourceLogs {
-                resource: Some(resource.resource),
-                schema_url: resource.schema_url,
-                scope_logs: (resource.scopes.into_iter())
-                    .map(|scope| pb::ScopeLogs {
-                        scope: Some(scope.scope),
-                        schema_url: scope.schema_url,
-                        log_records: concat(scope.buckets.into_iter().map(|bucket| bucket.leaves)),
-                    })
-                    .collect(),
-            })
-            .collect();
-        encode_request(&collector::ExportLogsServiceRequest { resource_logs }, encoded_len)
+    fn resource(resource: PbResource, schema_url: String, scope_logs: Vec<pb::ScopeLogs>) -> pb::ResourceLogs {
+        pb::ResourceLogs { resource: Some(resource), schema_url, scope_logs }
+    }
+
+    fn request(resource_logs: Vec<pb::ResourceLogs>) -> collector::ExportLogsServiceRequest {
+        collector::ExportLogsServiceRequest { resource_logs }
     }
 
     fn partial_success(response: &collector::ExportLogsServiceResponse) -> (i64, &str) {

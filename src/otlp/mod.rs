@@ -4,15 +4,24 @@
 //! [`SpanRecord`], [`LogRecord`]) are owned and cheap to move; what many
 //! points share ([`Resource`], [`Scope`], [`MetricDescriptor`]) is held once
 //! behind an `Arc`. The encoder, written once for all three signals in
-//! `encode.rs`, rebuilds the OTLP tree from a flat batch and cuts it into
+//! `encode/`, rebuilds the OTLP tree from a flat batch and cuts it into
 //! requests that fit a byte limit.
+//!
+//! - `common.rs`, `logs.rs`, `traces.rs`, `metrics/mod.rs`: the point types;
+//!   spans and logs also state their messages for `encode/flat.rs`.
+//! - `metrics/encode.rs`: a metric point's data point message, written by
+//!   hand; every metric point, a [`MetricPoint`] or one the SDK adapters
+//!   write straight from the SDK's data, is encoded through it once.
+//! - `encode/`: the [`Encoding`] trait, and the grouper, sizer and splitter
+//!   shared by every signal.
+//! - `wire.rs`: the minimal protobuf writer behind `metrics/encode.rs`.
 
 mod common;
 mod encode;
 mod logs;
 mod metrics;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod traces;
 pub(crate) mod wire;
 
@@ -27,8 +36,12 @@ pub use traces::{SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus};
 
 // The encoder's crate-side API, for the gRPC drain.
 #[allow(unused_imports)]
-pub(crate) use encode::{encode, Encoded, EncodedRequest, Signal};
+pub(crate) use encode::{encode, Encoded, EncodedRequest, Encoding};
 #[cfg(feature = "sdk")]
-pub(crate) use metrics::{EncodedMetricPoint, EncodedMetrics, NumberValue};
+pub(crate) use metrics::EncodedMetricPoint;
+#[cfg(feature = "sdk")]
+pub(crate) use metrics::NumberValue;
+#[cfg(feature = "sdk")]
+pub(crate) use wire::{Attribute, AttributeValue};
 #[allow(unused_imports)]
 pub(crate) use {logs::Logs, metrics::Metrics, traces::Traces};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use super::encode::{encode, Encoded, Signal};
+use super::encode::{encode, Encoded, Encoding};
 use super::{KeyValue, Resource, Scope};
 
 /// Encodes `points` under `limit`, then checks every request the way a
@@ -13,8 +13,8 @@ use super::{KeyValue, Resource, Scope};
 /// checks that prost, encoding the decoded message again, writes the very
 /// same bytes (so a hand-written writer is byte-for-byte what prost would
 /// send). Returns the decoded requests, the rejections and the point counts.
-pub(crate) fn encode_and_decode<S: Signal>(
-    points: Vec<S::Point>,
+pub(crate) fn encode_and_decode<S: Encoding>(
+    points: Vec<impl Into<S::Point>>,
     limit: usize,
 ) -> (Vec<S::Request>, Vec<super::EncodeError>, Vec<usize>) {
     let Encoded { requests, rejected } = encode::<S>(points, limit);
@@ -40,4 +40,18 @@ pub(crate) fn resource(service: &str) -> Arc<Resource> {
 
 pub(crate) fn scope(name: &str) -> Arc<Scope> {
     Arc::new(Scope::new(name).with_version("1.0.0"))
+}
+
+/// For the `#[ignore]` timing harnesses: runs `round` 15 times (each returns
+/// how many points it timed and how long they took) and prints the minimum,
+/// median and maximum nanoseconds a point under `label`.
+pub(crate) fn print_ns_per_point(label: &str, mut round: impl FnMut() -> (usize, std::time::Duration)) {
+    let mut ns: Vec<f64> = (0..15)
+        .map(|_| {
+            let (points, took) = round();
+            took.as_nanos() as f64 / points as f64
+        })
+        .collect();
+    ns.sort_by(f64::total_cmp);
+    println!("{label}, ns/point: min {:.1} median {:.1} max {:.1}", ns[0], ns[ns.len() / 2], ns[ns.len() - 1]);
 }

@@ -1,12 +1,12 @@
-//! Finished spans, and the traces [`Signal`].
+//! Finished spans, and their [`Encoding`].
 
 use std::sync::Arc;
 
-use prost::Message;
-
 use super::common::{attributes_into_pb, id_bytes, KeyValue, Resource, Scope};
-use super::encode::{concat, encode_request, EncodeError, ResourceNode, Shape, Signal};
+use super::encode::FlatEncoding;
 use crate::pb::collector::trace::v1 as collector;
+use crate::pb::common::v1::InstrumentationScope as PbScope;
+use crate::pb::resource::v1::Resource as PbResource;
 use crate::pb::trace::v1 as pb;
 
 /// How a span relates to its caller and callees.
@@ -326,47 +326,36 @@ pub(crate) struct Traces;
 /// `ScopeSpans.spans`.
 const SPANS_TAG: u32 = 2;
 
-impl Signal for Traces {
+impl FlatEncoding for Traces {
     type Point = SpanRecord;
-    type Key = ();
-    type Leaves = Vec<pb::Span>;
+    type Leaf = pb::Span;
+    type ScopeX = pb::ScopeSpans;
+    type ResourceX = pb::ResourceSpans;
     type Request = collector::ExportTraceServiceRequest;
     type Response = collector::ExportTraceServiceResponse;
 
     const ITEM: &'static str = "span";
     const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const LEAF_TAG: u32 = SPANS_TAG;
 
-    fn parts(span: &SpanRecord) -> (&Arc<Resource>, &Arc<Scope>, &()) {
-        (&span.resource, &span.scope, &())
+    fn parts(span: &SpanRecord) -> (&Arc<Resource>, &Arc<Scope>) {
+        (&span.resource, &span.scope)
     }
 
-    fn bucket(_: &()) -> (Vec<pb::Span>, Shape) {
-        (Vec::new(), Shape::flat(SPANS_TAG))
+    fn into_leaf(span: SpanRecord) -> pb::Span {
+        span.into_pb()
     }
 
-    fn push(spans: &mut Vec<pb::Span>, _: &(), span: SpanRecord) -> Result<usize, EncodeError> {
-        let span = span.into_pb();
-        let len = span.encoded_len();
-        spans.push(span);
-        Ok(len)
+    fn scope(scope: PbScope, schema_url: String, spans: Vec<pb::Span>) -> pb::ScopeSpans {
+        pb::ScopeSpans { scope: Some(scope), schema_url, spans }
     }
 
-    fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8> {
-        let resource_spans = resources
-            .into_iter()
-            .map(|resource| pb::ResourceSpans {
-                resource: Some(resource.resource),
-                schema_url: resource.schema_url,
-                scope_spans: (resource.scopes.into_iter())
-                    .map(|scope| pb::ScopeSpans {
-                        scope: Some(scope.scope),
-                        schema_url: scope.schema_url,
-                        spans: concat(scope.buckets.into_iter().map(|bucket| bucket.leaves)),
-                    })
-                    .collect(),
-            })
-            .collect();
-        encode_request(&collector::ExportTraceServiceRequest { resource_spans }, encoded_len)
+    fn resource(resource: PbResource, schema_url: String, scope_spans: Vec<pb::ScopeSpans>) -> pb::ResourceSpans {
+        pb::ResourceSpans { resource: Some(resource), schema_url, scope_spans }
+    }
+
+    fn request(resource_spans: Vec<pb::ResourceSpans>) -> collector::ExportTraceServiceRequest {
+        collector::ExportTraceServiceRequest { resource_spans }
     }
 
     fn partial_success(response: &collector::ExportTraceServiceResponse) -> (i64, &str) {

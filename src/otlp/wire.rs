@@ -232,17 +232,17 @@ const KEY: u32 = 1;
 const VALUE: u32 = 2;
 
 /// The size of the `AnyValue` message holding the string `s`.
-pub(crate) fn string_value_len(s: &str) -> usize {
+fn string_value_len(s: &str) -> usize {
     field_len(STRING_VALUE, s.len())
 }
 
 /// Appends the fields of the `AnyValue` message holding the string `s`.
-pub(crate) fn put_string_value(buf: &mut Vec<u8>, s: &str) {
+fn put_string_value(buf: &mut Vec<u8>, s: &str) {
     put_bytes(buf, STRING_VALUE, s.as_bytes());
 }
 
 /// The size of the `AnyValue` message for `value`.
-pub(crate) fn any_value_len(value: &AnyValue) -> usize {
+fn any_value_len(value: &AnyValue) -> usize {
     match value {
         AnyValue::String(s) => string_value_len(s),
         AnyValue::Bool(_) => key_len(BOOL_VALUE) + 1,
@@ -260,7 +260,7 @@ fn array_len(values: &[AnyValue]) -> usize {
 }
 
 /// Appends the fields of the `AnyValue` message for `value`.
-pub(crate) fn put_any_value(buf: &mut Vec<u8>, value: &AnyValue) {
+fn put_any_value(buf: &mut Vec<u8>, value: &AnyValue) {
     match value {
         AnyValue::String(s) => put_string_value(buf, s),
         AnyValue::Bool(b) => put_varint_field(buf, BOOL_VALUE, u64::from(*b)),
@@ -281,17 +281,50 @@ pub(crate) fn put_any_value(buf: &mut Vec<u8>, value: &AnyValue) {
     }
 }
 
-/// An attribute as the writer sees it: a key, and a value it can size and
-/// write as an `AnyValue` message. This crate's [`KeyValue`] is one; the SDK
-/// adapters write the SDK's attributes through it without copying them into
-/// [`KeyValue`]s first.
+/// An attribute's value as the writer sees it: borrowed where its owner
+/// holds it in a form the writer knows, owned where it had to be converted.
+#[derive(Debug)]
+pub(crate) enum AttributeValue<'a> {
+    /// A string value.
+    Str(&'a str),
+    /// A value held as this crate's [`AnyValue`].
+    Any(&'a AnyValue),
+    /// A value converted for the writer (scalars of another crate's types,
+    /// their arrays).
+    #[cfg(feature = "sdk")]
+    Owned(AnyValue),
+}
+
+impl AttributeValue<'_> {
+    /// The size of the `AnyValue` message.
+    fn encoded_len(&self) -> usize {
+        match self {
+            Self::Str(s) => string_value_len(s),
+            Self::Any(value) => any_value_len(value),
+            #[cfg(feature = "sdk")]
+            Self::Owned(value) => any_value_len(value),
+        }
+    }
+
+    /// Appends the fields of the `AnyValue` message (exactly `encoded_len` bytes).
+    fn put(&self, buf: &mut Vec<u8>) {
+        match self {
+            Self::Str(s) => put_string_value(buf, s),
+            Self::Any(value) => put_any_value(buf, value),
+            #[cfg(feature = "sdk")]
+            Self::Owned(value) => put_any_value(buf, value),
+        }
+    }
+}
+
+/// An attribute as the writer sees it: a key and a value. This crate's
+/// [`KeyValue`] is one; the SDK adapters hand the SDK's attributes to the
+/// writer through it without copying them into [`KeyValue`]s first.
 pub(crate) trait Attribute {
     /// The attribute's name.
     fn key(&self) -> &str;
-    /// The size of its `AnyValue` message.
-    fn value_len(&self) -> usize;
-    /// Appends the fields of its `AnyValue` message (exactly `value_len` bytes).
-    fn put_value(&self, buf: &mut Vec<u8>);
+    /// The attribute's value.
+    fn value(&self) -> AttributeValue<'_>;
 }
 
 impl Attribute for KeyValue {
@@ -299,12 +332,11 @@ impl Attribute for KeyValue {
         &self.key
     }
 
-    fn value_len(&self) -> usize {
-        any_value_len(&self.value)
-    }
-
-    fn put_value(&self, buf: &mut Vec<u8>) {
-        put_any_value(buf, &self.value);
+    fn value(&self) -> AttributeValue<'_> {
+        match &self.value {
+            AnyValue::String(s) => AttributeValue::Str(s),
+            other => AttributeValue::Any(other),
+        }
     }
 }
 
@@ -316,7 +348,7 @@ fn key_value_len(key: &str, value_len: usize) -> usize {
 
 /// The size of a repeated `KeyValue` field numbered `tag`.
 pub(crate) fn attributes_len<'a, A: Attribute + 'a>(tag: u32, attributes: impl IntoIterator<Item = &'a A>) -> usize {
-    attributes.into_iter().map(|kv| field_len(tag, key_value_len(kv.key(), kv.value_len()))).sum()
+    attributes.into_iter().map(|kv| field_len(tag, key_value_len(kv.key(), kv.value().encoded_len()))).sum()
 }
 
 /// Appends a repeated `KeyValue` field numbered `tag`. Each value is
@@ -327,11 +359,12 @@ pub(crate) fn put_attributes<'a, A: Attribute + 'a>(
     attributes: impl IntoIterator<Item = &'a A>,
 ) {
     for kv in attributes {
-        let value_len = kv.value_len();
+        let value = kv.value();
+        let value_len = value.encoded_len();
         put_len_prefix(buf, tag, key_value_len(kv.key(), value_len));
         put_bytes_nonempty(buf, KEY, kv.key().as_bytes());
         put_len_prefix(buf, VALUE, value_len);
-        kv.put_value(buf);
+        value.put(buf);
     }
 }
 

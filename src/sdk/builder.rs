@@ -10,8 +10,8 @@ use super::error::BuildError;
 use super::exporter::OtlpExporter;
 use super::pipe::SignalPipe;
 use super::runtime::ExportRuntime;
-use super::shared::{index, ExporterState, Settings, SIGNALS};
-use crate::otlp::EncodedMetrics;
+use super::shared::{ExporterState, Settings, SIGNALS};
+use crate::otlp::Metrics;
 use crate::{
     Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, LogsDrain, Protocol, RetryPolicy, Signal,
     SinkConfig, TemporalityPreference, TlsConfig, TracesDrain,
@@ -261,7 +261,7 @@ impl OtlpExporterBuilder {
     /// The queue and batching of one signal's sink.
     #[must_use]
     pub fn with_signal_sink_config(mut self, signal: Signal, config: SinkConfig) -> Self {
-        self.sinks[index(signal)] = Some(config);
+        self.sinks[signal.index()] = Some(config);
         self
     }
 
@@ -390,7 +390,7 @@ impl OtlpExporterBuilder {
         let metrics_env = EnvSettings::from_lookup(Signal::Metrics, &lookup).map_err(BuildError::config)?;
         let sinks: Vec<SinkConfig> = SIGNALS
             .iter()
-            .map(|&signal| self.sinks[index(signal)].clone().unwrap_or_else(|| default_sink_config(signal)))
+            .map(|&signal| self.sinks[signal.index()].clone().unwrap_or_else(|| default_sink_config(signal)))
             .collect();
         for (&signal, sink) in SIGNALS.iter().zip(&sinks) {
             sink.validate().map_err(|source| BuildError::Sink { signal, source })?;
@@ -412,7 +412,7 @@ impl OtlpExporterBuilder {
         let connected = runtime
             .run(
                 async move {
-                    let metrics = crate::grpc::connect::<EncodedMetrics>(&m).await;
+                    let metrics = crate::grpc::connect::<Metrics>(&m).await;
                     let traces = TracesDrain::connect(&t).await;
                     let logs = LogsDrain::connect(&l).await;
                     (metrics, traces, logs)

@@ -65,8 +65,8 @@ impl fmt::Display for BuildError {
         match self {
             // The variable (per signal or not) or the setting names itself.
             Self::Config { source, .. } => fmt::Display::fmt(source, f),
-            Self::Sink { signal, .. } => write!(f, "invalid {} sink settings", signal_name(*signal)),
-            Self::Connect { signal, .. } => write!(f, "cannot set up the {} gRPC client", signal_name(*signal)),
+            Self::Sink { signal, .. } => write!(f, "invalid {} sink settings", signal.name()),
+            Self::Connect { signal, .. } => write!(f, "cannot set up the {} gRPC client", signal.name()),
             Self::Runtime(_) => f.write_str("cannot start the export runtime"),
         }
     }
@@ -236,14 +236,6 @@ pub enum SdkError {
     OnExportRuntime,
 }
 
-pub(crate) fn signal_name(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Metrics => "metrics",
-        Signal::Traces => "traces",
-        Signal::Logs => "logs",
-    }
-}
-
 /// `1 span`, `3 log records`, `2 metric points`.
 pub(crate) fn items(count: u64, signal: Signal) -> String {
     let (one, many) = match signal {
@@ -296,12 +288,12 @@ impl fmt::Display for SdkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotDelivered { signal, operation, lost, .. } => {
-                write!(f, "{} {}: ", signal_name(*signal), operation.name())?;
+                write!(f, "{} {}: ", signal.name(), operation.name())?;
                 lost.describe(*signal, f)
             }
             Self::Collect(e) => write!(f, "metric collection failed: {e}"),
             Self::FlushTimedOut { signal, timeout, waiting } => {
-                write!(f, "{} flush did not finish within {timeout:?}", signal_name(*signal))?;
+                write!(f, "{} flush did not finish within {timeout:?}", signal.name())?;
                 let mut separator = ": ";
                 if waiting.queued > 0 {
                     write!(f, "{separator}{} still queued", items(waiting.queued, *signal))?;
@@ -318,9 +310,9 @@ impl fmt::Display for SdkError {
                 }
             }
             Self::ShutdownTimedOut { signal, timeout } => {
-                write!(f, "{} shutdown did not finish within {timeout:?}", signal_name(*signal))
+                write!(f, "{} shutdown did not finish within {timeout:?}", signal.name())
             }
-            Self::AlreadyShutdown { signal } => write!(f, "the {} pipeline is shut down", signal_name(*signal)),
+            Self::AlreadyShutdown { signal } => write!(f, "the {} pipeline is shut down", signal.name()),
             Self::OnExportRuntime => {
                 f.write_str("called from the export runtime's own thread, where waiting would wait on itself; refused")
             }

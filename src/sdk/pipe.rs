@@ -161,8 +161,8 @@ impl<T: Send + 'static> SignalPipe<T> {
                 "{} recorded after the OTLP exporter's {} pipeline shut down (by its shutdown, or because the \
                  OtlpExporter was dropped): refused, and counted in stats().{}.refused_after_shutdown",
                 super::error::items(items, signal),
-                super::error::signal_name(signal),
-                super::error::signal_name(signal),
+                signal.name(),
+                signal.name(),
             );
         }
     }

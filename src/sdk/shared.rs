@@ -24,14 +24,6 @@ pub(crate) type Outcome = std::pin::Pin<Box<dyn Future<Output = Result<(), SdkEr
 /// The signals, in the order results are reported.
 pub(crate) const SIGNALS: [Signal; 3] = [Signal::Metrics, Signal::Traces, Signal::Logs];
 
-pub(crate) fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Metrics => 0,
-        Signal::Traces => 1,
-        Signal::Logs => 2,
-    }
-}
-
 /// Settings resolved at build time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
