@@ -7,7 +7,8 @@
 //! ```text
 //! SDK (metric reader / span processor / log processor / exporters)
 //!    --try_push--> BackgroundSink (bounded queue) --> actor --> SinkDrain::write_batch
-//!                                                       |          (OTLP encode + gRPC, pipelined)
+//!                                                       |        = encode (otlp) -> deliver: window + retry + accounting
+//!                                                       |                                  -> Transport (gRPC)
 //!    force_flush -------barrier, FIFO with the data-----+--> SinkDrain::flush_durable (all acks in)
 //! ```
 //!
@@ -19,7 +20,9 @@
 //!   processors. Everything it runs lives on an export runtime of its own,
 //!   so `force_flush` and shutdown return from any thread: inside a tokio
 //!   runtime of any flavor, on a plain thread, or in a `Drop` at the end of
-//!   `main`.
+//!   `main`. Hold the [`OtlpExporter`] until the application is done:
+//!   its drop delivers everything still queued, even while a global
+//!   `tracing` subscriber keeps the providers alive.
 //! - [`BackgroundSink`] is the generic core. Producers push into a bounded
 //!   queue without awaiting ([`BackgroundSink::try_push`]): a ring of slots
 //!   allocated up front, where a push is one compare-and-swap and a write,
@@ -37,8 +40,10 @@
 //!   drain; [`shutdown_timeout`](SinkHandle::shutdown_timeout) returns by its
 //!   deadline even if the drain hangs, and says so.
 //! - [`MetricsDrain`], [`TracesDrain`] and [`LogsDrain`] are the OTLP/gRPC
-//!   drains: size-capped requests, a window of them in flight, retries per
-//!   the OTLP specification, and a `flush_durable` that waits for every answer.
+//!   drains: one delivery engine (size-capped requests, a window of them in
+//!   flight, retries per the OTLP specification, a `flush_durable` that
+//!   waits for every answer) over the gRPC transport. A failure says what
+//!   it cost ([`ExportError`], with a transport-neutral [`ExportStatus`]).
 //! - [`SinkStats`] and [`DeliveryStats`] count what was pushed, dropped,
 //!   written, acknowledged and failed, so nothing is lost without being counted.
 //!
@@ -51,15 +56,25 @@
 //!   byte limit, written once for all signals. Pure: no I/O.
 //! - `proto/`: the OTLP schema (version in `proto/README.md`), compiled by
 //!   `build.rs` into `src/pb.rs`.
-//! - `src/grpc/`: the gRPC transport: one client for every signal, the
-//!   pipelined drain, the classification of failed exports and the backoff
-//!   between attempts ([`RetryPolicy`]).
+//! - `src/deliver/`: the one delivery engine, generic over a transport: the
+//!   window of requests in flight, a ticket per request so each item is
+//!   counted once, the retry loop within the budget, the outage report, and
+//!   transport-neutral errors. A transport implements one small trait.
+//! - `src/grpc/`: the gRPC transport over tonic, the classification of its
+//!   failures per the OTLP specification, and the public per-signal drains.
+//! - `src/tls.rs`: the rustls client configuration and connector, for every
+//!   transport ([`TlsError`] names what to configure).
 //! - `src/sdk/`: thin adapters to `opentelemetry_sdk` (metrics, traces,
 //!   logs), the export runtime they run on, and the pure conversions from the
 //!   SDK's data to the points above.
 //! - `src/config/`: the exporter's settings ([`ExporterConfig`]): a builder,
 //!   the `OTEL_EXPORTER_OTLP_*` environment read through a lookup function,
-//!   and their merge, code over environment over defaults. Pure.
+//!   and their merge, code over environment over defaults; the
+//!   [`RetryPolicy`]. Pure.
+//!
+//! The layers import one way: `config`, `sink` and `otlp` import no other
+//! layer; `tls` imports `config`; `deliver` those four; `grpc` those and
+//! `deliver`; `sdk` sits on top.
 //! - `src/receiver.rs`: an in-process OTLP receiver (feature `receiver`, on
 //!   by default) for the quickstart and the tests.
 
