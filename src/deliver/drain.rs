@@ -12,10 +12,11 @@ use tokio::task::JoinSet;
 
 use super::error::ExportError;
 use super::request::Request;
+use super::service::Service;
 use super::stats::{DeliveryCounters, DeliveryStatsHandle, Ticket};
 use super::transport::Transport;
 use crate::config::RetryPolicy;
-use crate::otlp::{encode, EncodeError, Encoding};
+use crate::otlp::{encode, EncodeError};
 use crate::sink::{DrainError, DrainErrorKind, SinkDrain};
 
 /// How a [`DeliveryDrain`] cuts, paces and retries its requests.
@@ -46,7 +47,7 @@ pub(crate) struct DeliverySettings {
 ///
 /// `write_batch` itself never fails: every failure surfaces through
 /// `flush_durable`, with exact counts in [`DeliveryStats`](super::DeliveryStats).
-pub(crate) struct DeliveryDrain<S: Encoding, T> {
+pub(crate) struct DeliveryDrain<S: Service, T> {
     transport: T,
     settings: DeliverySettings,
     in_flight: JoinSet<Option<DrainError>>,
@@ -62,17 +63,17 @@ pub(crate) struct DeliveryDrain<S: Encoding, T> {
     signal: PhantomData<fn(S)>,
 }
 
-impl<S: Encoding, T> fmt::Debug for DeliveryDrain<S, T> {
+impl<S: Service, T> fmt::Debug for DeliveryDrain<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeliveryDrain")
-            .field("path", &S::EXPORT_PATH)
+            .field("path", &S::GRPC_METHOD)
             .field("settings", &self.settings)
             .field("in_flight", &self.in_flight.len())
             .finish_non_exhaustive()
     }
 }
 
-impl<S: Encoding, T: Transport> DeliveryDrain<S, T> {
+impl<S: Service, T: Transport> DeliveryDrain<S, T> {
     /// An engine sending through `transport`.
     pub(crate) fn new(transport: T, settings: DeliverySettings) -> Self {
         let counters = Arc::new(DeliveryCounters::new(transport.endpoint()));
@@ -95,7 +96,7 @@ impl<S: Encoding, T: Transport> DeliveryDrain<S, T> {
     }
 }
 
-impl<S: Encoding, T> DeliveryDrain<S, T> {
+impl<S: Service, T> DeliveryDrain<S, T> {
     fn record(&mut self, failure: Option<DrainError>) {
         let Some(failure) = failure else { return };
         match &mut self.unreported {
@@ -132,7 +133,7 @@ impl<S: Encoding, T> DeliveryDrain<S, T> {
     }
 }
 
-impl<S: Encoding, T> Drop for DeliveryDrain<S, T> {
+impl<S: Service, T> Drop for DeliveryDrain<S, T> {
     /// An engine dropped with work unfinished (the sink aborted at its
     /// shutdown deadline) counts those items as failed here, at once, so the
     /// counters are final as soon as it is gone. The request tasks are
@@ -145,7 +146,7 @@ impl<S: Encoding, T> Drop for DeliveryDrain<S, T> {
     }
 }
 
-impl<S: Encoding, T: Transport, P: Into<S::Point> + Send + 'static> SinkDrain<P> for DeliveryDrain<S, T> {
+impl<S: Service, T: Transport, P: Into<S::Point> + Send + 'static> SinkDrain<P> for DeliveryDrain<S, T> {
     async fn write_batch(&mut self, batch: Vec<P>) -> Result<(), DrainError> {
         // A previous call dropped mid-way (its caller timed out) left items
         // that no request carries: they are lost.

@@ -11,10 +11,10 @@ use prost::Message as _;
 use tokio::time::Instant;
 
 use super::error::ExportError;
+use super::service::Service;
 use super::stats::Ticket;
 use super::transport::{Failure, Transport};
 use crate::config::RetryPolicy;
-use crate::otlp::Encoding;
 use crate::sink::DrainError;
 
 pub(crate) struct Request<T> {
@@ -37,7 +37,7 @@ impl<T> Drop for Request<T> {
 
 impl<T: Transport> Request<T> {
     /// Delivers `body`; `Some` failure when its items are not all delivered.
-    pub(crate) async fn run<S: Encoding>(mut self, body: Bytes) -> Option<DrainError> {
+    pub(crate) async fn run<S: Service>(mut self, body: Bytes) -> Option<DrainError> {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
@@ -89,7 +89,7 @@ impl<T: Transport> Request<T> {
         Some(failure.into_drain_error(items))
     }
 
-    fn answered<S: Encoding>(&mut self, body: Bytes) -> Option<DrainError> {
+    fn answered<S: Service>(&mut self, body: Bytes) -> Option<DrainError> {
         let response = match S::Response::decode(body) {
             Ok(response) => response,
             Err(e) => return self.failed(ExportError::UndecodableResponse { reason: e.to_string() }),

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::retry::RetryDecision;
+use super::service::Service;
 use super::status::ExportStatus;
-use crate::otlp::Encoding;
 use crate::tls::TlsError;
 
 /// A way to reach a collector: gRPC or HTTP. Cloned into each request's task.
@@ -21,7 +21,7 @@ pub(crate) trait Transport: Clone + Send + Sync + 'static {
     /// One attempt: sends `body`, an encoded export request of `S`, waits at
     /// most `timeout` for the answer, and returns the response's body (an
     /// encoded `S::Response`).
-    fn send<S: Encoding>(&self, body: Bytes, timeout: Duration) -> impl Future<Output = Result<Bytes, Failure>> + Send;
+    fn send<S: Service>(&self, body: Bytes, timeout: Duration) -> impl Future<Output = Result<Bytes, Failure>> + Send;
 }
 
 /// Why one attempt failed, classified by the transport that saw it.

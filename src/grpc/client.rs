@@ -18,8 +18,8 @@ use tonic::{Request, Status};
 
 use super::classify::classify_attempt;
 use crate::config::{Compression, ExporterConfig};
+use crate::deliver::Service;
 use crate::deliver::{Failure, Transport};
-use crate::otlp::Encoding;
 use crate::tls::{ConnectError, Refusal, TlsConnector};
 
 /// A cloneable handle on one HTTP/2 channel to the collector, with the
@@ -94,7 +94,7 @@ impl GrpcTransport {
     /// One attempt, at most `timeout`: sends `body`, an encoded `S::Request`,
     /// and returns the response's bytes. The deadline also travels to the
     /// server in `grpc-timeout`.
-    async fn export<S: Encoding>(&self, body: Bytes, timeout: Duration) -> Result<Bytes, Status> {
+    async fn export<S: Service>(&self, body: Bytes, timeout: Duration) -> Result<Bytes, Status> {
         let attempt = async {
             let mut grpc = self.grpc.clone();
             grpc.ready().await.map_err(|e| Status::from_error(e.into()))?;
@@ -104,7 +104,7 @@ impl GrpcTransport {
             // waits for; a little later than ours, so that the client's own
             // timer decides and a timeout always reads DEADLINE_EXCEEDED.
             request.set_timeout(timeout + timeout / 10);
-            let path = PathAndQuery::from_static(S::EXPORT_PATH);
+            let path = PathAndQuery::from_static(S::GRPC_METHOD);
             grpc.unary(request, path, PreEncoded).await.map(tonic::Response::into_inner)
         };
         let failed = match tokio::time::timeout(timeout, attempt).await {
@@ -139,7 +139,7 @@ impl Transport for GrpcTransport {
         self.endpoint.clone()
     }
 
-    async fn send<S: Encoding>(&self, body: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
+    async fn send<S: Service>(&self, body: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
         self.export::<S>(body, timeout).await.map_err(|status| classify_attempt(&status))
     }
 }

@@ -4,8 +4,8 @@
 
 use super::client::GrpcTransport;
 use crate::config::ExporterConfig;
+use crate::deliver::Service;
 use crate::deliver::{DeliveryDrain, DeliverySettings, DeliveryStatsHandle};
-use crate::otlp::Encoding;
 use crate::sink::{DrainError, SinkDrain};
 use crate::tls::ConnectError;
 
@@ -21,7 +21,7 @@ pub(crate) type GrpcDrain<S> = DeliveryDrain<S, GrpcTransport>;
 /// # Errors
 ///
 /// A [`ConnectError`] when a TLS file cannot be read or is refused.
-pub(crate) async fn connect<S: Encoding>(config: &ExporterConfig) -> Result<GrpcDrain<S>, ConnectError> {
+pub(crate) async fn connect<S: Service>(config: &ExporterConfig) -> Result<GrpcDrain<S>, ConnectError> {
     let transport = GrpcTransport::connect(config).await?;
     let settings = DeliverySettings {
         max_request_bytes: config.max_request_bytes(),

@@ -206,10 +206,8 @@ impl FlatEncoding for Logs {
     type ScopeX = pb::ScopeLogs;
     type ResourceX = pb::ResourceLogs;
     type Request = collector::ExportLogsServiceRequest;
-    type Response = collector::ExportLogsServiceResponse;
 
     const ITEM: &'static str = "log record";
-    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     const LEAF_TAG: u32 = LOG_RECORDS_TAG;
 
     fn parts(record: &LogRecord) -> (&Arc<Resource>, &Arc<Scope>) {
@@ -230,10 +228,6 @@ impl FlatEncoding for Logs {
 
     fn request(resource_logs: Vec<pb::ResourceLogs>) -> collector::ExportLogsServiceRequest {
         collector::ExportLogsServiceRequest { resource_logs }
-    }
-
-    fn partial_success(response: &collector::ExportLogsServiceResponse) -> (i64, &str) {
-        response.partial_success.as_ref().map_or((0, ""), |p| (p.rejected_log_records, p.error_message.as_str()))
     }
 }
 
@@ -286,23 +280,5 @@ mod tests {
         assert_eq!(Severity::Info as i32, pb::SeverityNumber::Info as i32);
         assert_eq!(Severity::Error4 as i32, pb::SeverityNumber::Error4 as i32);
         assert_eq!(Severity::Fatal4 as i32, pb::SeverityNumber::Fatal4 as i32);
-    }
-
-    #[test]
-    fn partial_success_reads_rejected_log_records() {
-        let response = collector::ExportLogsServiceResponse {
-            partial_success: Some(collector::ExportLogsPartialSuccess {
-                rejected_log_records: 0,
-                error_message: "warning only".into(),
-            }),
-        };
-        assert_eq!(Logs::partial_success(&response), (0, "warning only"));
-    }
-
-    #[cfg(feature = "receiver")]
-    #[test]
-    fn export_path_names_the_generated_service() {
-        let service = crate::pb::collector::logs::v1::logs_service_server::SERVICE_NAME;
-        assert_eq!(Logs::EXPORT_PATH, format!("/{service}/Export"));
     }
 }

@@ -332,10 +332,8 @@ impl FlatEncoding for Traces {
     type ScopeX = pb::ScopeSpans;
     type ResourceX = pb::ResourceSpans;
     type Request = collector::ExportTraceServiceRequest;
-    type Response = collector::ExportTraceServiceResponse;
 
     const ITEM: &'static str = "span";
-    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     const LEAF_TAG: u32 = SPANS_TAG;
 
     fn parts(span: &SpanRecord) -> (&Arc<Resource>, &Arc<Scope>) {
@@ -356,10 +354,6 @@ impl FlatEncoding for Traces {
 
     fn request(resource_spans: Vec<pb::ResourceSpans>) -> collector::ExportTraceServiceRequest {
         collector::ExportTraceServiceRequest { resource_spans }
-    }
-
-    fn partial_success(response: &collector::ExportTraceServiceResponse) -> (i64, &str) {
-        response.partial_success.as_ref().map_or((0, ""), |p| (p.rejected_spans, p.error_message.as_str()))
     }
 }
 
@@ -425,24 +419,5 @@ mod tests {
         let (requests, _, _) = encode_and_decode::<Traces>(vec![span], usize::MAX);
         let status = requests[0].resource_spans[0].scope_spans[0].spans[0].status.clone().unwrap();
         assert_eq!(status, pb::Status { message: String::new(), code: pb::status::StatusCode::Ok as i32 });
-    }
-
-    #[test]
-    fn partial_success_reads_rejected_spans() {
-        let response = collector::ExportTraceServiceResponse {
-            partial_success: Some(collector::ExportTracePartialSuccess {
-                rejected_spans: 2,
-                error_message: "x".into(),
-            }),
-        };
-        assert_eq!(Traces::partial_success(&response), (2, "x"));
-        assert_eq!(Traces::partial_success(&Default::default()), (0, ""));
-    }
-
-    #[cfg(feature = "receiver")]
-    #[test]
-    fn export_path_names_the_generated_service() {
-        let service = crate::pb::collector::trace::v1::trace_service_server::SERVICE_NAME;
-        assert_eq!(Traces::EXPORT_PATH, format!("/{service}/Export"));
     }
 }

@@ -25,13 +25,9 @@ pub(crate) trait FlatEncoding: Send + Sync + 'static {
     type ResourceX;
     /// The export request: [`Encoding::Request`].
     type Request: Message + Default + Send + 'static;
-    /// The export response: [`Encoding::Response`].
-    type Response: Message + Default + Send + 'static;
 
     /// [`Encoding::ITEM`].
     const ITEM: &'static str;
-    /// [`Encoding::EXPORT_PATH`].
-    const EXPORT_PATH: &'static str;
     /// The leaves' field number in the `ScopeX`.
     const LEAF_TAG: u32;
 
@@ -45,8 +41,6 @@ pub(crate) trait FlatEncoding: Send + Sync + 'static {
     fn resource(resource: PbResource, schema_url: String, scopes: Vec<Self::ScopeX>) -> Self::ResourceX;
     /// The request carrying `resources`.
     fn request(resources: Vec<Self::ResourceX>) -> Self::Request;
-    /// [`Encoding::partial_success`].
-    fn partial_success(response: &Self::Response) -> (i64, &str);
 }
 
 impl<F: FlatEncoding> Encoding for F {
@@ -54,10 +48,8 @@ impl<F: FlatEncoding> Encoding for F {
     type Key = ();
     type Leaves = Vec<F::Leaf>;
     type Request = F::Request;
-    type Response = F::Response;
 
     const ITEM: &'static str = F::ITEM;
-    const EXPORT_PATH: &'static str = F::EXPORT_PATH;
 
     fn parts(point: &F::Point) -> (&Arc<Resource>, &Arc<Scope>, &()) {
         let (resource, scope) = F::parts(point);
@@ -88,10 +80,6 @@ impl<F: FlatEncoding> Encoding for F {
             })
             .collect();
         encode_request(&F::request(resources), encoded_len)
-    }
-
-    fn partial_success(response: &F::Response) -> (i64, &str) {
-        F::partial_success(response)
     }
 }
 

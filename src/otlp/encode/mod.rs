@@ -95,11 +95,10 @@ pub(crate) struct EncodedRequest {
 ///
 /// Implemented once per signal, by the marker types [`Metrics`](super::Metrics),
 /// [`Traces`](super::Traces) and [`Logs`](super::Logs). A transport can be
-/// written once, generic over `S: Encoding`: it
-/// calls [`encode::<S>`](encode), sends each request's body (an encoded
-/// `S::Request`) to [`EXPORT_PATH`](Self::EXPORT_PATH), decodes the
-/// `S::Response` with prost, and reads partial success with
-/// [`partial_success`](Self::partial_success).
+/// written once, generic over `S: Encoding`: it calls [`encode::<S>`](encode)
+/// and sends each request's body (an encoded `S::Request`). What transports
+/// need of the signal's service (its gRPC method, HTTP path and response) is
+/// not here: it is the delivery engine's `Service`, written once there.
 pub(crate) trait Encoding: Send + Sync + 'static {
     /// The point as the encoder takes it in: the sink's point for spans and
     /// logs, an `EncodedMetricPoint` for metrics ([`encode`] converts).
@@ -113,13 +112,9 @@ pub(crate) trait Encoding: Send + Sync + 'static {
     /// The export request, for example `ExportMetricsServiceRequest`: the
     /// message that [`write`](Self::write)'s bytes encode.
     type Request: Message + Default + Send + 'static;
-    /// The export response, for example `ExportMetricsServiceResponse`.
-    type Response: Message + Default + Send + 'static;
 
     /// What one point is called in errors and logs.
     const ITEM: &'static str;
-    /// The gRPC method path of the signal's `Export` call.
-    const EXPORT_PATH: &'static str;
 
     /// The shared parts of a point, borrowed to find its group.
     fn parts(point: &Self::Point) -> (&Arc<Resource>, &Arc<Scope>, &Self::Key);
@@ -145,10 +140,6 @@ pub(crate) trait Encoding: Send + Sync + 'static {
     /// leaves as [`bucket`](Self::bucket)'s shape says, or the size
     /// accounting no longer matches.
     fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8>;
-
-    /// The partial-success part of a response: how many points the receiver
-    /// refused, and its message. `(0, "")` when the field is absent.
-    fn partial_success(response: &Self::Response) -> (i64, &str);
 }
 
 /// A run of protobuf leaves that can be cut without touching each leaf.

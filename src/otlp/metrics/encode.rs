@@ -446,10 +446,8 @@ impl Encoding for Metrics {
     type Key = Arc<MetricDescriptor>;
     type Leaves = Vec<Vec<u8>>;
     type Request = collector::ExportMetricsServiceRequest;
-    type Response = collector::ExportMetricsServiceResponse;
 
     const ITEM: &'static str = "metric data point";
-    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
     fn parts(point: &EncodedMetricPoint) -> (&Arc<Resource>, &Arc<Scope>, &Arc<MetricDescriptor>) {
         (&point.resource, &point.scope, &point.descriptor)
@@ -478,9 +476,5 @@ impl Encoding for Metrics {
 
     fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8> {
         write_request(resources, encoded_len)
-    }
-
-    fn partial_success(response: &collector::ExportMetricsServiceResponse) -> (i64, &str) {
-        response.partial_success.as_ref().map_or((0, ""), |p| (p.rejected_data_points, p.error_message.as_str()))
     }
 }

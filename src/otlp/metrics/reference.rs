@@ -40,10 +40,8 @@ impl Encoding for ProstMetrics {
     type Key = Arc<MetricDescriptor>;
     type Leaves = pb::metric::Data;
     type Request = collector::ExportMetricsServiceRequest;
-    type Response = collector::ExportMetricsServiceResponse;
 
     const ITEM: &'static str = "metric data point";
-    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
     fn parts(point: &MetricPoint) -> (&Arc<Resource>, &Arc<Scope>, &Arc<MetricDescriptor>) {
         (&point.resource, &point.scope, &point.descriptor)
@@ -199,10 +197,6 @@ impl Encoding for ProstMetrics {
             })
             .collect();
         encode_request(&collector::ExportMetricsServiceRequest { resource_metrics }, encoded_len)
-    }
-
-    fn partial_success(response: &collector::ExportMetricsServiceResponse) -> (i64, &str) {
-        response.partial_success.as_ref().map_or((0, ""), |p| (p.rejected_data_points, p.error_message.as_str()))
     }
 }
 

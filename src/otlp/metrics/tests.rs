@@ -8,7 +8,7 @@ use prost::Message;
 use super::reference;
 use super::*;
 use crate::otlp::test_support::{encode_and_decode, resource, scope};
-use crate::otlp::{AnyValue, EncodeError, Encoding};
+use crate::otlp::{AnyValue, EncodeError};
 use crate::pb::collector::metrics::v1 as collector;
 use crate::pb::metrics::v1 as pb;
 use pb::metric::Data;
@@ -304,25 +304,6 @@ fn a_metric_split_across_requests_keeps_its_header_in_each() {
         }
     }
     assert_eq!(next, 200);
-}
-
-#[test]
-fn partial_success_reads_rejected_data_points() {
-    let response = collector::ExportMetricsServiceResponse {
-        partial_success: Some(collector::ExportMetricsPartialSuccess {
-            rejected_data_points: 3,
-            error_message: "bad".into(),
-        }),
-    };
-    assert_eq!(Metrics::partial_success(&response), (3, "bad"));
-    assert_eq!(Metrics::partial_success(&Default::default()), (0, ""));
-}
-
-#[cfg(feature = "receiver")]
-#[test]
-fn export_path_names_the_generated_service() {
-    let service = crate::pb::collector::metrics::v1::metrics_service_server::SERVICE_NAME;
-    assert_eq!(Metrics::EXPORT_PATH, format!("/{service}/Export"));
 }
 
 /// Encodes `points` under `limit` as the drain does (each converted into
