@@ -73,13 +73,11 @@ impl LogProcessor for OtlpLogProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let shared = &self.shared;
-        shared.logs.flush(&shared.runtime, shared.settings.flush_timeout).map_err(Into::into)
+        self.shared.flush(Signal::Logs).map_err(Into::into)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let shared = &self.shared;
-        shared.logs.shutdown(&shared.runtime, timeout).map_err(Into::into)
+        self.shared.shutdown(Signal::Logs, timeout).map_err(Into::into)
     }
 
     fn set_resource(&mut self, resource: &SdkResource) {
@@ -119,8 +117,7 @@ impl OtlpLogExporter {
     ///
     /// See [`SdkError`].
     pub fn force_flush(&self) -> Result<(), SdkError> {
-        let shared = &self.shared;
-        shared.logs.flush(&shared.runtime, shared.settings.flush_timeout)
+        self.shared.flush(Signal::Logs)
     }
 
     fn push(&self, batch: &LogBatch<'_>) -> Result<(), SdkError> {
@@ -144,8 +141,7 @@ impl LogExporter for OtlpLogExporter {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let shared = &self.shared;
-        shared.logs.shutdown(&shared.runtime, timeout).map_err(Into::into)
+        self.shared.shutdown(Signal::Logs, timeout).map_err(Into::into)
     }
 
     fn set_resource(&mut self, resource: &SdkResource) {

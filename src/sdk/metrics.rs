@@ -233,14 +233,12 @@ impl PushMetricExporter for OtlpMetricExporter {
 
     /// The metrics sink's barrier.
     fn force_flush(&self) -> OTelSdkResult {
-        let shared = &self.shared;
-        shared.metrics.flush(&shared.runtime, shared.settings.flush_timeout).map_err(Into::into)
+        self.shared.flush(Signal::Metrics).map_err(Into::into)
     }
 
     /// Shuts the metrics sink down, delivering everything, within `timeout`.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let shared = &self.shared;
-        shared.metrics.shutdown(&shared.runtime, timeout).map_err(Into::into)
+        self.shared.shutdown(Signal::Metrics, timeout).map_err(Into::into)
     }
 
     fn temporality(&self) -> Temporality {

@@ -55,6 +55,27 @@ impl fmt::Debug for ExporterState {
 }
 
 impl ExporterState {
+    /// One signal's barrier, waiting at most the flush timeout: what every
+    /// adapter's `force_flush` does.
+    pub(crate) fn flush(&self, signal: Signal) -> Result<(), SdkError> {
+        let (runtime, timeout) = (&self.runtime, self.settings.flush_timeout);
+        match signal {
+            Signal::Metrics => self.metrics.flush(runtime, timeout),
+            Signal::Traces => self.traces.flush(runtime, timeout),
+            Signal::Logs => self.logs.flush(runtime, timeout),
+        }
+    }
+
+    /// One signal's shutdown within `timeout`: what the span and log
+    /// adapters' (and the push metric exporter's) `shutdown_with_timeout` does.
+    pub(crate) fn shutdown(&self, signal: Signal, timeout: Duration) -> Result<(), SdkError> {
+        match signal {
+            Signal::Metrics => self.metrics.shutdown(&self.runtime, timeout),
+            Signal::Traces => self.traces.shutdown(&self.runtime, timeout),
+            Signal::Logs => self.logs.shutdown(&self.runtime, timeout),
+        }
+    }
+
     /// A flush of `signal` whose wait ended without an answer.
     pub(crate) fn flush_failed(&self, signal: Signal, err: RunError, timeout: Duration) -> SdkError {
         match err {

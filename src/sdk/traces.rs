@@ -69,13 +69,11 @@ impl SpanProcessor for OtlpSpanProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let shared = &self.shared;
-        shared.traces.flush(&shared.runtime, shared.settings.flush_timeout).map_err(Into::into)
+        self.shared.flush(Signal::Traces).map_err(Into::into)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let shared = &self.shared;
-        shared.traces.shutdown(&shared.runtime, timeout).map_err(Into::into)
+        self.shared.shutdown(Signal::Traces, timeout).map_err(Into::into)
     }
 
     fn set_resource(&mut self, resource: &SdkResource) {
@@ -129,14 +127,12 @@ impl SpanExporter for OtlpSpanExporter {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let shared = &self.shared;
-        shared.traces.shutdown(&shared.runtime, timeout).map_err(Into::into)
+        self.shared.shutdown(Signal::Traces, timeout).map_err(Into::into)
     }
 
     /// The traces sink's barrier.
     fn force_flush(&self) -> OTelSdkResult {
-        let shared = &self.shared;
-        shared.traces.flush(&shared.runtime, shared.settings.flush_timeout).map_err(Into::into)
+        self.shared.flush(Signal::Traces).map_err(Into::into)
     }
 
     fn set_resource(&mut self, resource: &SdkResource) {
