@@ -17,7 +17,7 @@ use super::stats::{DeliveryCounters, DeliveryStatsHandle, Ticket};
 use super::transport::Transport;
 use crate::config::RetryPolicy;
 use crate::otlp::{encode, EncodeError};
-use crate::sink::{DrainError, DrainErrorKind, SinkDrain};
+use crate::sink::{DrainError, DrainErrorKind, SinkDrain, Unreported};
 
 /// How a [`DeliveryDrain`] cuts, paces and retries its requests.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +59,7 @@ pub(crate) struct DeliveryDrain<S: Service, T> {
     unsent: u64,
     counters: Arc<DeliveryCounters>,
     /// The first failure not yet reported by `flush_durable`.
-    unreported: Option<DrainError>,
+    unreported: Unreported,
     signal: PhantomData<fn(S)>,
 }
 
@@ -85,7 +85,7 @@ impl<S: Service, T: Transport> DeliveryDrain<S, T> {
             tickets: Vec::new(),
             unsent: 0,
             counters,
-            unreported: None,
+            unreported: Unreported::default(),
             signal: PhantomData,
         }
     }
@@ -98,12 +98,8 @@ impl<S: Service, T: Transport> DeliveryDrain<S, T> {
 
 impl<S: Service, T> DeliveryDrain<S, T> {
     fn record(&mut self, failure: Option<DrainError>) {
-        let Some(failure) = failure else { return };
-        match &mut self.unreported {
-            None => self.unreported = Some(failure),
-            // The first is reported; the rest are counted in it, so the sink's
-            // flush still accounts for every failure once.
-            Some(first) => first.add_later_failures(1 + failure.later_failures()),
+        if let Some(failure) = failure {
+            self.unreported.record(failure);
         }
     }
 

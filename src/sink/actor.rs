@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ring::{Consumer, Pop};
 use super::wake::WakeAt;
-use super::{DrainError, FlushError, Shared, ShutdownError, SinkConfig, SinkDrain};
+use super::{DrainError, FlushError, Shared, ShutdownError, SinkConfig, SinkDrain, Unreported};
 
 /// What travels through the queue. Barriers share the queue with data, so a
 /// barrier is handled after every message pushed before it (FIFO).
@@ -31,13 +31,6 @@ impl<T> Message<T> {
             Self::Barrier(_) => unreachable!("a refused barrier is never handed back as an item"),
         }
     }
-}
-
-/// Failures not yet reported by a barrier: the first one, and how many came
-/// after it.
-struct Unreported {
-    first: DrainError,
-    later: u64,
 }
 
 /// What one round of taking from the queue found.
@@ -62,7 +55,8 @@ pub(crate) struct Actor<T, D> {
     /// When `batch` must be written at the latest: set when its first message
     /// arrives, cleared when it is written. `Some` exactly when `batch` is not empty.
     deadline: Option<Instant>,
-    unreported: Option<Unreported>,
+    /// Failures not yet reported by a barrier.
+    unreported: Unreported,
 }
 
 impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
@@ -74,7 +68,7 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
         shutdown: CancellationToken,
     ) -> Self {
         let batch = Vec::with_capacity(config.batch_size);
-        Self { queue, drain, config, shared, shutdown, batch, deadline: None, unreported: None }
+        Self { queue, drain, config, shared, shutdown, batch, deadline: None, unreported: Unreported::default() }
     }
 
     pub(crate) async fn run(mut self) -> Result<(), ShutdownError> {
@@ -116,7 +110,7 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
         }
         match self.unreported.take() {
             None => Ok(()),
-            Some(Unreported { first, later }) => Err(ShutdownError::Drain { source: first, later_failures: later }),
+            Some(first) => Err(ShutdownError::Drain { later_failures: first.later_failures(), source: first }),
         }
     }
 
@@ -203,12 +197,12 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
         self.shared.counters.flushes.add(1);
         let result = match self.unreported.take() {
             None => Ok(()),
-            Some(Unreported { first, later }) => Err(FlushError::Drain { source: first, later_failures: later }),
+            Some(first) => Err(FlushError::Drain { later_failures: first.later_failures(), source: first }),
         };
         // The caller gave up waiting (its flush future was dropped): keep the
         // failure for the next barrier so it is still reported once.
-        if let Err(Err(FlushError::Drain { source, later_failures })) = ack.send(result) {
-            self.unreported = Some(Unreported { first: source, later: later_failures });
+        if let Err(Err(FlushError::Drain { source, .. })) = ack.send(result) {
+            self.unreported.record(source);
         }
     }
 
@@ -237,10 +231,6 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     }
 
     fn record(&mut self, err: DrainError) {
-        let folded = err.later_failures();
-        match &mut self.unreported {
-            None => self.unreported = Some(Unreported { first: err, later: folded }),
-            Some(unreported) => unreported.later += 1 + folded,
-        }
+        self.unreported.record(err);
     }
 }

@@ -168,6 +168,29 @@ impl DrainError {
     }
 }
 
+/// The first failure since the last report, with the count of those after
+/// it folded into it ([`DrainError::later_failures`]): how the sink's actor,
+/// and a drain that waits on many requests, each report every failure
+/// exactly once.
+#[derive(Debug, Default)]
+pub(crate) struct Unreported(Option<DrainError>);
+
+impl Unreported {
+    /// Records `failure`: the first one is kept, a later one (and those it
+    /// stands for) counted into it.
+    pub(crate) fn record(&mut self, failure: DrainError) {
+        match &mut self.0 {
+            None => self.0 = Some(failure),
+            Some(first) => first.add_later_failures(1 + failure.later_failures()),
+        }
+    }
+
+    /// Takes the failure to report, if any, leaving nothing.
+    pub(crate) fn take(&mut self) -> Option<DrainError> {
+        self.0.take()
+    }
+}
+
 // The cause is not repeated here: it is the `source()`, which error
 // reporters print after this line.
 impl fmt::Display for DrainError {

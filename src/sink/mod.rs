@@ -27,6 +27,7 @@ use stats::Counters;
 use wake::WakeAt;
 
 pub use config::{Overflow, SinkConfig, SinkConfigError};
+pub(crate) use drain::Unreported;
 pub use drain::{DrainError, DrainErrorKind, SinkDrain};
 pub use error::{FlushError, PushError, ShutdownError, TryPushError};
 pub use stats::SinkStats;
