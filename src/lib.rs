@@ -75,8 +75,9 @@
 //! The layers import one way: `config`, `sink` and `otlp` import no other
 //! layer; `tls` imports `config`; `deliver` those four; `grpc` those and
 //! `deliver`; `sdk` sits on top.
-//! - `src/receiver.rs`: an in-process OTLP receiver (feature `receiver`, on
-//!   by default) for the quickstart and the tests.
+//! - `src/receiver.rs`: an in-process OTLP receiver for the quickstart and
+//!   the tests (feature `receiver`, opt-in: a test double, so a library
+//!   user compiles no server unless asking for one).
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 

@@ -5,7 +5,10 @@
 //! error, a throttle with `RetryInfo`, a partial success, a slow answer, or
 //! no answer at all.
 //!
-//! Only with the `receiver` feature (on by default).
+//! Only with the `receiver` feature, which is opt-in: a library user compiles
+//! no server unless they ask for it (`features = ["receiver"]`). This crate's
+//! own tests, examples and benches always have it, through a dev-dependency
+//! on itself.
 
 use std::collections::VecDeque;
 use std::fmt;
