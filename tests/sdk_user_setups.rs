@@ -12,6 +12,9 @@
 //!   more of them. The collector must hold exactly the application's records,
 //!   and at TRACE the exporter must have seen, and suppressed, the
 //!   transport's own telemetry: proof that this setup is the one that leaked.
+//! - **The SDK's own batch processors**, under which the exporter cannot
+//!   tell where a span was made: with the layers filtered by
+//!   `otlp_sink::is_export_thread()`, as documented, the same holds.
 //! - **Exit without shutdown.** With the layers installed by `.init()`, the
 //!   global dispatcher keeps the tracer and its provider alive after `main`
 //!   returns, so no provider is ever dropped. The exporter held in `main`
@@ -29,14 +32,16 @@ use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLoggerProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use otlp_sink::OtlpExporter;
 use support::child;
 use support::rotel::{Rotel, Signal};
+use tracing_subscriber::filter::dynamic_filter_fn;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 
 /// Spans, and events (one inside each span), the application records.
 const RECORDS: u64 = 10;
@@ -57,6 +62,9 @@ fn main() -> ExitCode {
                 no_feedback("global-env-filter", &[("RUST_LOG", "debug")])
             }),
             ("scoped_subscriber_at_trace_exports_only_the_application", || no_feedback("scoped-trace", &[])),
+            ("sdk_batch_processors_with_the_documented_filter_export_only_the_application", || {
+                no_feedback("global-trace-sdk-batch", &[])
+            }),
             ("global_subscriber_and_main_returning_without_shutdown_delivers_every_span", exit_without_shutdown),
         ],
         app,
@@ -130,6 +138,9 @@ fn exit_without_shutdown() {
 /// The child: a user's `main`.
 fn app(scenario: &str) {
     let exporter = OtlpExporter::builder().build().expect("the exporter builds from the environment");
+    if scenario == "global-trace-sdk-batch" {
+        return sdk_batch_application(&exporter);
+    }
     let tracers = SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build();
     let loggers = SdkLoggerProvider::builder().with_log_processor(exporter.log_processor()).build();
     let subscriber = tracing_subscriber::registry()
@@ -168,8 +179,31 @@ fn idle_application(exporter: &OtlpExporter, tracers: &SdkTracerProvider, logger
     std::thread::sleep(IDLE);
     tracers.force_flush().expect("nothing new, or only the application's");
     loggers.force_flush().expect("nothing new, or only the application's");
+    // Under the SDK's own batch processors the providers' flush is no barrier.
+    exporter.force_flush().expect("everything acknowledged");
     exporter.shutdown().expect("clean shutdown");
     let stats = exporter.stats();
     let json = |s: otlp_sink::PipelineStats| serde_json::json!({ "pushed": s.sink.pushed, "acked": s.export.acked, "suppressed": s.suppressed });
     println!("{}", serde_json::json!({ "traces": json(stats.traces), "logs": json(stats.logs) }));
+}
+
+/// The exporters under the SDK's own batch processors, which cannot tell
+/// where a span or record was made: the `tracing` layers are filtered with
+/// `is_export_thread()`, as the crate's docs say to.
+fn sdk_batch_application(exporter: &OtlpExporter) {
+    let tracers = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(exporter.span_exporter()).build())
+        .build();
+    let loggers = SdkLoggerProvider::builder()
+        .with_log_processor(BatchLogProcessor::builder(exporter.log_exporter()).build())
+        .build();
+    let spans = tracing_opentelemetry::layer().with_tracer(tracers.tracer("user-app"));
+    tracing_subscriber::registry()
+        .with(spans.with_filter(dynamic_filter_fn(|_, _| !otlp_sink::is_export_thread())))
+        .with(
+            OpenTelemetryTracingBridge::new(&loggers)
+                .with_filter(dynamic_filter_fn(|_, _| !otlp_sink::is_export_thread())),
+        )
+        .init();
+    idle_application(exporter, &tracers, &loggers);
 }
