@@ -12,7 +12,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::Resource as SdkResource;
 
-use super::convert::{self};
+use super::convert;
 use super::drains::LogItem;
 use super::error::SdkError;
 use super::runtime::ExportRuntime;

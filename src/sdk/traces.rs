@@ -12,7 +12,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource as SdkResource;
 
-use super::convert::{self};
+use super::convert;
 use super::error::SdkError;
 use super::runtime::ExportRuntime;
 use super::shared::ExporterState;
