@@ -270,6 +270,12 @@ impl Refusal {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
     }
 
+    /// Records a refusal, as a connection would: for other modules' tests.
+    #[cfg(test)]
+    pub(crate) fn set_for_test(&self, error: TlsError) {
+        self.set(error);
+    }
+
     fn clear(&self) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
