@@ -755,7 +755,10 @@ mod tests {
         assert_eq!(logs.protocol(), None, "not a protocol this version speaks");
         assert_eq!(
             logs.protocol,
-            Some(EnvProtocol::NotImplemented { variable: "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", value: "http/json".into() })
+            Some(EnvProtocol::NotImplemented {
+                variable: "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+                value: "http/json".into()
+            })
         );
         let generic = parse(Signal::Logs, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]).unwrap();
         assert_eq!(generic.protocol(), Some(Protocol::HttpProtobuf));

@@ -1036,9 +1036,8 @@ mod tests {
         assert_eq!(grpc.endpoint(), "http://localhost:4317/");
         assert_eq!(grpc.export_url(Signal::Metrics), "http://localhost:4317/", "gRPC: as given");
         // The environment's protocol picks the default port too.
-        let from_env = ExporterConfig::builder()
-            .build_with_env(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]))
-            .unwrap();
+        let from_env =
+            ExporterConfig::builder().build_with_env(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])).unwrap();
         assert_eq!(from_env.export_url(Signal::Metrics), "http://localhost:4318/v1/metrics");
     }
 

@@ -148,11 +148,7 @@ impl HttpTransport {
         let attempt = async {
             let response = self.pool.request(request).await.map_err(|e| self.failed(Box::new(e)))?;
             let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| self.failed(e))?
-                .to_bytes();
+            let body = Limited::new(body, MAX_RESPONSE_BYTES).collect().await.map_err(|e| self.failed(e))?.to_bytes();
             let body = decompress(&parts.headers, body)?;
             if parts.status.is_success() {
                 Ok(body)
@@ -225,8 +221,11 @@ fn decompress(headers: &HeaderMap, body: Bytes) -> Result<Bytes, Failure> {
         &mut decoded,
     );
     read.map(|_| Bytes::from(decoded)).map_err(|e| Failure::Status {
-        status: ExportStatus::new(StatusCode::Unreachable, format!("the gzipped response body does not decompress: {e}"))
-            .with_source(e),
+        status: ExportStatus::new(
+            StatusCode::Unreachable,
+            format!("the gzipped response body does not decompress: {e}"),
+        )
+        .with_source(e),
         decision: RetryDecision::Permanent,
     })
 }
