@@ -8,7 +8,7 @@
 //! SDK (metric reader / span processor / log processor / exporters)
 //!    --try_push--> BackgroundSink (bounded queue) --> actor --> SinkDrain::write_batch
 //!                                                       |        = encode (otlp) -> deliver: window + retry + accounting
-//!                                                       |                                  -> Transport (gRPC)
+//!                                                       |                                  -> Transport (gRPC | HTTP)
 //!    force_flush -------barrier, FIFO with the data-----+--> SinkDrain::flush_durable (all acks in)
 //! ```
 //!
@@ -39,10 +39,12 @@
 //!   [`shutdown`](SinkHandle::shutdown) drains everything and closes the
 //!   drain; [`shutdown_timeout`](SinkHandle::shutdown_timeout) returns by its
 //!   deadline even if the drain hangs, and says so.
-//! - [`MetricsDrain`], [`TracesDrain`] and [`LogsDrain`] are the OTLP/gRPC
+//! - [`MetricsDrain`], [`TracesDrain`] and [`LogsDrain`] are the OTLP
 //!   drains: one delivery engine (size-capped requests, a window of them in
 //!   flight, retries per the OTLP specification, a `flush_durable` that
-//!   waits for every answer) over the gRPC transport. A failure says what
+//!   waits for every answer) over the transport the configuration's
+//!   [`Protocol`] names: gRPC (the default) or OTLP/HTTP with protobuf
+//!   bodies (`http/protobuf`, the specification's default). A failure says what
 //!   it cost ([`ExportError`], with a transport-neutral [`ExportStatus`]).
 //! - [`SinkStats`] and [`DeliveryStats`] count what was pushed, dropped,
 //!   written, acknowledged and failed, so nothing is lost without being counted.
@@ -60,8 +62,13 @@
 //!   window of requests in flight, a ticket per request so each item is
 //!   counted once, the retry loop within the budget, the outage report, and
 //!   transport-neutral errors. A transport implements one small trait.
-//! - `src/grpc/`: the gRPC transport over tonic, the classification of its
-//!   failures per the OTLP specification, and the public per-signal drains.
+//! - `src/grpc/`: the gRPC transport over tonic, and the classification of
+//!   its failures per the OTLP specification.
+//! - `src/http/`: the OTLP/HTTP transport over hyper-util's pooled HTTP/1.1
+//!   client, and the classification of its answers (status, `Retry-After`,
+//!   the body's `google.rpc.Status`) per the OTLP specification.
+//! - `src/drains.rs`: the public per-signal drains, over the transport the
+//!   configuration names.
 //! - `src/tls.rs`: the rustls client configuration and connector, for every
 //!   transport ([`TlsError`] names what to configure).
 //! - `src/sdk/`: thin adapters to `opentelemetry_sdk` (metrics, traces,
@@ -73,8 +80,9 @@
 //!   [`RetryPolicy`]. Pure.
 //!
 //! The layers import one way: `config`, `sink` and `otlp` import no other
-//! layer; `tls` imports `config`; `deliver` those four; `grpc` those and
-//! `deliver`; `sdk` sits on top.
+//! layer; `tls` imports `config`; `deliver` those four; `grpc` and `http`
+//! those and `deliver`, not each other; `drains` the two transports; `sdk`
+//! sits on top.
 //! - `src/receiver.rs`: an in-process OTLP receiver for the quickstart and
 //!   the tests (feature `receiver`, opt-in: a test double, so a library
 //!   user compiles no server unless asking for one).

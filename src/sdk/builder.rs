@@ -112,8 +112,18 @@ impl OtlpExporterBuilder {
     /// The collector's URL: `http://` or `https://` (which decides TLS), a
     /// host, maybe a port and a path. Wins over `OTEL_EXPORTER_OTLP_ENDPOINT`
     /// and its per-signal variants; default
-    /// [`ExporterConfig::DEFAULT_ENDPOINT`] (`http://localhost:4317`). Every
-    /// other setting still comes from the environment where code leaves it.
+    /// [`ExporterConfig::DEFAULT_ENDPOINT`] (`http://localhost:4317`), or
+    /// [`ExporterConfig::DEFAULT_HTTP_ENDPOINT`] (`http://localhost:4318`)
+    /// over OTLP/HTTP. Every other setting still comes from the environment
+    /// where code leaves it.
+    ///
+    /// gRPC uses it as given. Over OTLP/HTTP it is a base URL shared by the
+    /// three signals: each sends to it with `/v1/metrics`, `/v1/traces` or
+    /// `/v1/logs` appended (keeping its path). `opentelemetry-otlp`'s
+    /// per-signal builders take the signal's whole URL instead; here, to
+    /// give one signal a URL of its own, set
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`, used as given (see
+    /// [`ExporterConfig::export_url`]).
     ///
     /// ```
     /// use otlp_sink::{OtlpExporter, Signal};
@@ -131,17 +141,29 @@ impl OtlpExporterBuilder {
         self
     }
 
-    /// The transport. Wins over `OTEL_EXPORTER_OTLP_PROTOCOL` and its
-    /// per-signal variants; default [`Protocol::Grpc`], the only one this
-    /// version speaks. Setting it in code makes a build ignore an
-    /// environment that asks for `http/protobuf` (which it otherwise refuses).
+    /// The transport of all three signals: [`Protocol::Grpc`] or
+    /// [`Protocol::HttpProtobuf`]. Wins over `OTEL_EXPORTER_OTLP_PROTOCOL`
+    /// and its per-signal variants (which, left to themselves, may give each
+    /// signal its own); default [`Protocol::Grpc`]. It also picks the default
+    /// endpoint: `http://localhost:4317`, or `http://localhost:4318` for
+    /// OTLP/HTTP. Setting it in code makes a build ignore an environment that
+    /// asks for `http/json` (which it otherwise refuses).
     ///
     /// ```
-    /// use otlp_sink::{OtlpExporter, Protocol};
+    /// use otlp_sink::{OtlpExporter, Protocol, Signal};
     ///
-    /// let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/protobuf".to_string());
-    /// assert!(OtlpExporter::builder().build_with_lookup(env).is_err());
-    /// let exporter = OtlpExporter::builder().with_protocol(Protocol::Grpc).build_with_lookup(env)?;
+    /// let env = |name: &str| match name {
+    ///     "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("http/protobuf".to_string()),
+    ///     "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector.example:4318".to_string()),
+    ///     _ => None,
+    /// };
+    /// let from_env = OtlpExporter::builder().resolve_config(Signal::Traces, env)?;
+    /// assert_eq!(from_env.protocol(), Protocol::HttpProtobuf);
+    /// assert_eq!(from_env.export_url(Signal::Traces), "http://collector.example:4318/v1/traces");
+    ///
+    /// let json = |name: &str| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/json".to_string());
+    /// assert!(OtlpExporter::builder().build_with_lookup(json).is_err());
+    /// let exporter = OtlpExporter::builder().with_protocol(Protocol::HttpProtobuf).build_with_lookup(json)?;
     /// # Ok::<(), otlp_sink::BuildError>(())
     /// ```
     #[must_use]
@@ -150,7 +172,7 @@ impl OtlpExporterBuilder {
         self
     }
 
-    /// Adds a header (gRPC metadata) sent with every request. The name is
+    /// Adds a header (gRPC metadata, or an HTTP header) sent with every request. The name is
     /// lowercased; the value is used as given. A later call with the same
     /// name replaces the value; one set here replaces the environment's
     /// header of the same name (`OTEL_EXPORTER_OTLP_HEADERS`), and the
@@ -368,10 +390,11 @@ impl OtlpExporterBuilder {
     ///
     /// Every variable this crate knows is honoured or refused here, by name:
     /// a bad value is an error, and so is `OTEL_EXPORTER_OTLP_PROTOCOL` (or
-    /// a per-signal one) set to `http/protobuf` or `http/json`, which this
-    /// version does not speak, unless code sets the protocol.
+    /// a per-signal one) set to `http/json`, which this version does not
+    /// speak, unless code sets the protocol.
     ///
-    /// Starts the export runtime, prepares the three gRPC clients (they
+    /// Starts the export runtime, prepares the three OTLP clients (gRPC or
+    /// HTTP, each signal's as its configuration says; they
     /// connect on first use, so a collector that is not up yet is no error)
     /// and starts the three sinks. Callable from any thread, async code
     /// included.

@@ -37,7 +37,7 @@ pub(crate) struct LogItem {
 }
 
 /// Converts the SDK's spans into [`SpanRecord`](crate::SpanRecord)s on the
-/// export runtime, then hands them to the OTLP/gRPC traces drain.
+/// export runtime, then hands them to the OTLP traces drain (gRPC or HTTP).
 pub(crate) struct SpansAdapterDrain {
     inner: TracesDrain,
     resource: Arc<ResourceSlot>,
@@ -67,7 +67,7 @@ impl SinkDrain<SpanData> for SpansAdapterDrain {
 }
 
 /// Converts the SDK's records into [`LogRecord`](crate::LogRecord)s on the
-/// export runtime, then hands them to the OTLP/gRPC logs drain.
+/// export runtime, then hands them to the OTLP logs drain (gRPC or HTTP).
 pub(crate) struct LogsAdapterDrain {
     inner: LogsDrain,
     resource: Arc<ResourceSlot>,

@@ -16,7 +16,7 @@ use crate::{ConnectError, DrainError, ExporterConfigError, Outage, Signal, SinkC
 pub enum BuildError {
     /// The exporter settings are invalid: a bad environment variable, a
     /// variable naming something this version does not support (such as
-    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`), a bad setting made in
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`), a bad setting made in
     /// code, or a TLS file that cannot be read.
     ///
     /// Its `Display` is the [`ExporterConfigError`]'s: the variable or
@@ -42,7 +42,8 @@ pub enum BuildError {
         /// The setting and its value.
         source: SinkConfigError,
     },
-    /// The gRPC client could not be set up (TLS settings refused).
+    /// The signal's OTLP client (gRPC or HTTP) could not be set up (TLS
+    /// settings refused).
     Connect {
         /// The signal whose client failed.
         signal: Signal,
@@ -66,7 +67,7 @@ impl fmt::Display for BuildError {
             // The variable (per signal or not) or the setting names itself.
             Self::Config { source, .. } => fmt::Display::fmt(source, f),
             Self::Sink { signal, .. } => write!(f, "invalid {} sink settings", signal.name()),
-            Self::Connect { signal, .. } => write!(f, "cannot set up the {} gRPC client", signal.name()),
+            Self::Connect { signal, .. } => write!(f, "cannot set up the {} OTLP client", signal.name()),
             Self::Runtime(_) => f.write_str("cannot start the export runtime"),
         }
     }
