@@ -106,7 +106,8 @@
 //!
 //! The layers import one way: `config`, `sink` and `otlp` import no other
 //! layer; `tls` imports `config`; `deliver` those four; `grpc` those and
-//! `deliver`; `sdk` sits on top.
+//! `deliver`; `sdk` sits on top. `tests/layers.rs` checks that table, and
+//! that no two sibling modules import each other at any depth.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
