@@ -28,7 +28,10 @@ use crate::pb::collector::logs::v1 as logs_svc;
 use crate::pb::collector::metrics::v1 as metrics_svc;
 use crate::pb::collector::trace::v1 as trace_svc;
 use crate::pb::metrics::v1::metric::Data;
-use crate::{AnyValue, KeyValue, Resource, Signal};
+use crate::{
+    otlp::{AnyValue, KeyValue, Resource},
+    Signal,
+};
 
 /// How the receiver answers one request.
 #[non_exhaustive]

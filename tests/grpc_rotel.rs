@@ -14,8 +14,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use otlp_sink::{
-    BackgroundSink, Compression, DeliveryStats, DeliveryStatsHandle, DrainErrorKind, ExportError, ExporterConfig,
-    ExporterConfigBuilder, FlushError, LogsDrain, MetricsDrain, RetryPolicy, SinkConfig, SinkDrain, TracesDrain,
+    config::{Compression, ExporterConfigBuilder, RetryPolicy},
+    deliver::{DeliveryStats, DeliveryStatsHandle, ExportError},
+    sink::{DrainErrorKind, FlushError},
+    BackgroundSink, ExporterConfig, LogsDrain, MetricsDrain, SinkConfig, SinkDrain, TracesDrain,
 };
 use support::points::Shared;
 use support::rotel::{Rotel, Signal};
@@ -152,7 +154,11 @@ async fn zstd_is_refused_by_rotel_and_the_flush_reports_it_as_permanent() {
     let FlushError::Drain { source, .. } = &err else { panic!("expected a drain failure, got {err:?}") };
     assert_eq!((source.kind(), source.items()), (DrainErrorKind::Permanent, Some(1_000)), "{source}");
     let export = std::error::Error::source(source).and_then(|s| s.downcast_ref::<ExportError>()).expect("ExportError");
-    assert_eq!(export.code(), Some(otlp_sink::StatusCode::Grpc(otlp_sink::GrpcCode::Unimplemented)), "{export}");
+    assert_eq!(
+        export.code(),
+        Some(otlp_sink::deliver::StatusCode::Grpc(otlp_sink::deliver::GrpcCode::Unimplemented)),
+        "{export}"
+    );
     assert!(matches!(export, ExportError::Refused { attempts: 1, .. }), "{export:?}");
     assert!(export.to_string().contains("zstd"), "{export}");
     let stats = delivered.stats;

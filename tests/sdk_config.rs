@@ -21,8 +21,9 @@ use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use opentelemetry_sdk::metrics::{InstrumentKind, Temporality};
 use otlp_sink::receiver::{Receiver, ReceiverTls};
 use otlp_sink::{
-    BuildError, Compression, ExporterConfig, ExporterConfigErrorKind, OtlpExporter, OtlpExporterBuilder, Protocol,
-    RetryPolicy, Signal, SinkConfig, TemporalityPreference, TlsConfig, ValueOrigin,
+    config::{Compression, ExporterConfigErrorKind, RetryPolicy, TemporalityPreference, TlsConfig, ValueOrigin},
+    sdk::{BuildError, OtlpExporterBuilder},
+    ExporterConfig, OtlpExporter, Protocol, Signal, SinkConfig,
 };
 use support::background_receiver::BackgroundReceiver;
 use support::sdk;
@@ -147,7 +148,7 @@ fn resource_scopes_and_log_targets_reach_the_collector() {
         let resources = receiver.resources(signal);
         assert_eq!(resources.len(), 1, "{signal:?}: {resources:?}");
         assert!(
-            resources[0].attributes.contains(&otlp_sink::KeyValue::new("service.name", "otlp-sink-sdk-tests")),
+            resources[0].attributes.contains(&otlp_sink::otlp::KeyValue::new("service.name", "otlp-sink-sdk-tests")),
             "{signal:?}: {resources:?}"
         );
     }
@@ -513,7 +514,10 @@ fn the_readme_defaults_table_matches_the_code() {
         ("DEFAULT_MAX_REQUEST_BYTES", ExporterConfig::DEFAULT_MAX_REQUEST_BYTES.to_string()),
         ("DEFAULT_ENDPOINT", ExporterConfig::DEFAULT_ENDPOINT.to_string()),
         ("DEFAULT_HTTP_ENDPOINT", ExporterConfig::DEFAULT_HTTP_ENDPOINT.to_string()),
-        ("DEFAULT_METRIC_EXPORT_INTERVAL", format!("{:?}", otlp_sink::EnvSettings::DEFAULT_METRIC_EXPORT_INTERVAL)),
+        (
+            "DEFAULT_METRIC_EXPORT_INTERVAL",
+            format!("{:?}", otlp_sink::config::EnvSettings::DEFAULT_METRIC_EXPORT_INTERVAL),
+        ),
         ("DEFAULT_EXPORT_THREADS", OtlpExporterBuilder::DEFAULT_EXPORT_THREADS.to_string()),
     ];
     for (name, value) in checks {

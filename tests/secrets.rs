@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use otlp_sink::receiver::{Receiver, Reply};
 use otlp_sink::{
-    BackgroundSink, EnvSettings, ExporterConfig, FlushError, MetricsDrain, RetryPolicy, Signal, SinkConfig,
+    config::{EnvSettings, RetryPolicy},
+    sink::FlushError,
+    BackgroundSink, ExporterConfig, MetricsDrain, Signal, SinkConfig,
 };
 use support::errors::chain;
 use support::points::Shared;

@@ -13,8 +13,8 @@ use super::runtime::ExportRuntime;
 use super::shared::{ExporterState, Settings, SIGNALS};
 use crate::otlp::Metrics;
 use crate::{
-    Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, LogsDrain, Protocol, RetryPolicy, Signal,
-    SinkConfig, TemporalityPreference, TlsConfig, TracesDrain,
+    config::{Compression, EnvSettings, ExporterConfigBuilder, RetryPolicy, TemporalityPreference, TlsConfig},
+    ExporterConfig, LogsDrain, Protocol, Signal, SinkConfig, TracesDrain,
 };
 
 /// Settings of an [`OtlpExporter`], with the precedence *code >
@@ -43,7 +43,7 @@ use crate::{
 ///
 /// ```
 /// use std::time::Duration;
-/// use otlp_sink::{Compression, OtlpExporter};
+/// use otlp_sink::{config::Compression, OtlpExporter};
 ///
 /// // The environment, as a deployment would set it (`build()` reads the real one).
 /// let env = |name: &str| match name {
@@ -60,7 +60,7 @@ use crate::{
 /// assert!(traces.headers().contains("authorization")); // ...which still supplies the rest
 ///
 /// let exporter = builder.build_with_lookup(env)?;
-/// # Ok::<(), otlp_sink::BuildError>(())
+/// # Ok::<(), otlp_sink::sdk::BuildError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct OtlpExporterBuilder {
@@ -133,7 +133,7 @@ impl OtlpExporterBuilder {
     /// let config = builder.resolve_config(Signal::Metrics, env)?;
     /// assert!(config.uses_tls());
     /// assert_eq!(config.timeout().as_millis(), 2500); // from the environment
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     #[must_use]
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
@@ -164,7 +164,7 @@ impl OtlpExporterBuilder {
     /// let json = |name: &str| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/json".to_string());
     /// assert!(OtlpExporter::builder().build_with_lookup(json).is_err());
     /// let exporter = OtlpExporter::builder().with_protocol(Protocol::HttpProtobuf).build_with_lookup(json)?;
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     #[must_use]
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
@@ -194,7 +194,7 @@ impl OtlpExporterBuilder {
     /// let builder = OtlpExporter::builder().with_headers([("x-tenant", "code"), ("x-team", "checkout")]);
     /// let config = builder.resolve_config(Signal::Logs, env)?;
     /// assert_eq!(config.headers().names().collect::<Vec<_>>(), ["x-tenant", "x-region", "x-team"]);
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     #[must_use]
     pub fn with_headers<K: Into<String>, V: Into<String>>(mut self, headers: impl IntoIterator<Item = (K, V)>) -> Self {
@@ -228,7 +228,7 @@ impl OtlpExporterBuilder {
     /// used, and the build logs a warning naming them.
     ///
     /// ```
-    /// use otlp_sink::{OtlpExporter, Signal, TlsConfig};
+    /// use otlp_sink::{config::TlsConfig, OtlpExporter, Signal};
     ///
     /// let ca_pem = b"-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n".to_vec();
     /// let builder = OtlpExporter::builder()
@@ -236,7 +236,7 @@ impl OtlpExporterBuilder {
     ///     .with_tls_config(TlsConfig::new().with_ca_certificate_pem(ca_pem));
     /// let config = builder.resolve_config(Signal::Traces, |_| None)?;
     /// assert!(config.uses_tls() && config.has_ca_certificate());
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     #[must_use]
     pub fn with_tls_config(mut self, tls: TlsConfig) -> Self {
@@ -372,7 +372,7 @@ impl OtlpExporterBuilder {
     /// use otlp_sink::OtlpExporter;
     ///
     /// let exporter = OtlpExporter::builder().with_endpoint("http://127.0.0.1:4317").build_without_env()?;
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     ///
     /// # Errors

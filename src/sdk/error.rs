@@ -8,7 +8,13 @@ use std::time::Duration;
 use opentelemetry_sdk::error::OTelSdkError;
 
 use super::runtime::RunError;
-use crate::{ConnectError, DrainError, ExporterConfigError, Outage, Signal, SinkConfigError};
+use crate::{
+    config::ExporterConfigError,
+    deliver::Outage,
+    sink::{DrainError, SinkConfigError},
+    tls::ConnectError,
+    Signal,
+};
 
 /// Why an [`OtlpExporter`](crate::OtlpExporter) could not be built.
 #[non_exhaustive]
@@ -332,7 +338,7 @@ impl Error for SdkError {
 }
 
 /// The error and its causes, joined: `a: b: c`. A cause whose text its
-/// parent already shows (a [`DrainError`](crate::DrainError) prints its
+/// parent already shows (a [`DrainError`](crate::sink::DrainError) prints its
 /// cause) is not repeated.
 pub(crate) fn chain(err: &dyn Error) -> String {
     let mut text = err.to_string();
@@ -365,7 +371,7 @@ impl From<SdkError> for OTelSdkError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DrainErrorKind;
+    use crate::sink::DrainErrorKind;
 
     #[test]
     fn a_refusal_names_the_items_lost_by_cause_and_keeps_the_collectors_words() {

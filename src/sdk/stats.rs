@@ -1,7 +1,7 @@
 //! What an [`OtlpExporter`](super::OtlpExporter)'s pipelines counted.
 
 use super::error::Undelivered;
-use crate::{DeliveryStats, Signal, SinkStats};
+use crate::{deliver::DeliveryStats, sink::SinkStats, Signal};
 
 /// What one signal's adapters did, and what became of it.
 #[non_exhaustive]
