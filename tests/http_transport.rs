@@ -349,6 +349,33 @@ async fn a_server_that_never_answers_fails_each_attempt_in_the_timeout() {
     let _ = handle.shutdown_timeout(Duration::from_secs(1)).await;
 }
 
+#[tokio::test]
+async fn a_collector_that_is_not_up_is_retried_and_the_report_says_the_connection_was_refused() {
+    // A port that was free a moment ago: nothing listens on it.
+    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let policy = RetryPolicy::new()
+        .with_initial_delay(Duration::from_millis(10))
+        .with_max_delay(Duration::from_millis(20))
+        .with_max_elapsed(Duration::from_millis(300));
+    let config = http(&format!("http://127.0.0.1:{port}")).with_retry_policy(policy).build_without_env().unwrap();
+    let drain = MetricsDrain::connect(&config).await.unwrap();
+    let stats = drain.stats();
+    let (sink, handle) = BackgroundSink::spawn(drain, SinkConfig::default(), CancellationToken::new()).unwrap();
+    for point in Shared::new().counters(1, 10) {
+        sink.try_push(point).unwrap();
+    }
+    let flushed = sink.flush().await;
+    let export = export_error(&flushed);
+    let ExportError::RetriesExhausted { status, attempts, .. } = export else { panic!("{export:?}") };
+    assert_eq!(status.code(), ExportCode::Unreachable, "{export}");
+    assert!(*attempts >= 2, "retried: {export}");
+    let text = export.to_string();
+    assert!(text.contains("last status no answer: cannot connect: ") && text.contains("refused"), "{text}");
+    assert!(!text.contains("client error"), "hyper-util's kind is said in words: {text}");
+    assert_eq!(stats.snapshot().failed, 10);
+    handle.shutdown().await.unwrap();
+}
+
 // --- TLS ---
 
 fn server_tls(pki: &Pki, client_ca: Option<&Pki>) -> rustls::ServerConfig {

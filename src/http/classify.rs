@@ -177,11 +177,17 @@ fn certificate_failure(error: &(dyn Error + 'static)) -> bool {
 }
 
 /// The texts of a chain, outermost first, each left out when an earlier one
-/// already says it: `client error (Connect): tcp connect error: Connection refused (os error 111)`.
+/// already says it: `cannot connect: tcp connect error: Connection refused (os error 111)`.
+/// hyper-util's own error says only its kind (`client error (Connect)`):
+/// it is replaced by what that kind means, or left out.
 fn chain_text(error: &(dyn Error + 'static)) -> String {
     let mut text = String::new();
     for e in std::iter::successors(Some(error), |&e| e.source()) {
-        let part = e.to_string();
+        let part = match e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            Some(pool) if pool.is_connect() => "cannot connect".to_owned(),
+            Some(_) if e.source().is_some() => continue,
+            _ => e.to_string(),
+        };
         if part.is_empty() || text.contains(&part) {
             continue;
         }
