@@ -433,6 +433,31 @@ async fn mutual_tls_delivers_with_a_client_certificate_and_names_the_missing_one
     sent.flushed.as_ref().unwrap_or_else(|e| panic!("{}", chain(e)));
     assert_eq!(sent.stats.acked, POINTS);
     assert_eq!(server.requests().len(), 1, "only the request with a certificate reached the server");
+
+    // The same from the environment: OTEL_EXPORTER_OTLP_PROTOCOL, _ENDPOINT, _CERTIFICATE, _CLIENT_*.
+    let (cert, key) = pki.client_identity(&pki.ca, "env-client");
+    let vars = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", server.base()),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", pki.ca_file.display().to_string()),
+        ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", cert.display().to_string()),
+        ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", key.display().to_string()),
+    ];
+    let env =
+        EnvSettings::from_lookup(Signal::Metrics, |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+            .unwrap();
+    let config = ExporterConfig::builder().build_with_env(env).unwrap();
+    assert_eq!(config.export_url(Signal::Metrics).to_string(), format!("{}/v1/metrics", server.base()));
+    let drain = MetricsDrain::connect(&config).await.unwrap();
+    let stats = drain.stats();
+    let (sink, handle) = BackgroundSink::spawn(drain, SinkConfig::default(), CancellationToken::new()).unwrap();
+    for point in Shared::new().counters(1, 7) {
+        sink.try_push(point).unwrap();
+    }
+    sink.flush().await.unwrap_or_else(|e| panic!("{}", chain(&e)));
+    handle.shutdown().await.unwrap();
+    assert_eq!(stats.snapshot().acked, 7);
+    assert_eq!(server.requests().len(), 2);
 }
 
 /// Asserts a flush that failed for good on its first attempt with a TLS error of `kind`.
