@@ -370,8 +370,10 @@ async fn a_collector_that_is_not_up_is_retried_and_the_report_says_the_connectio
     assert_eq!(status.code(), ExportCode::Unreachable, "{export}");
     assert!(*attempts >= 2, "retried: {export}");
     let text = export.to_string();
-    assert!(text.contains("last status no answer: cannot connect: ") && text.contains("refused"), "{text}");
-    assert!(!text.contains("client error"), "hyper-util's kind is said in words: {text}");
+    assert!(text.contains("last status no HTTP answer: cannot connect"), "{text}");
+    let full = chain(flushed.as_ref().unwrap_err());
+    assert!(full.contains("cannot connect: tcp connect error: Connection refused"), "{full}");
+    assert!(!full.contains("client error"), "hyper-util's kind is said in words: {full}");
     assert_eq!(stats.snapshot().failed, 10);
     handle.shutdown().await.unwrap();
 }
@@ -458,6 +460,23 @@ async fn mutual_tls_delivers_with_a_client_certificate_and_names_the_missing_one
     handle.shutdown().await.unwrap();
     assert_eq!(stats.snapshot().acked, 7);
     assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_client_certificate_the_collector_does_not_trust_is_refused_at_once() {
+    let pki = Pki::new("http-mtls-untrusted-client");
+    let server = Server::spawn(Some(server_tls(&pki, Some(&pki))), ok()).await;
+    let stranger = support::tls::new_ca("a CA the collector does not trust");
+    let (cert, key) = pki.client_identity(&stranger, "stranger");
+    let sent = send(http(&server.base()).with_ca_certificate(&pki.ca_file).with_client_identity(cert, key)).await;
+    let export = export_error(&sent.flushed);
+    let ExportError::Refused { status, attempts } = export else { panic!("expected Refused, got {export:?}") };
+    assert_eq!((status.code(), *attempts), (ExportCode::Unreachable, 1), "{export}");
+    let text = chain(sent.flushed.as_ref().unwrap_err());
+    assert!(text.contains("certificate") || text.contains("Certificate"), "{text}");
+    assert_eq!((sent.stats.retries, sent.stats.failed), (0, POINTS));
+    assert!(server.requests().is_empty());
+    assert!(text.contains("received fatal alert: UnknownCA"), "the collector's alert: {text}");
 }
 
 /// Asserts a flush that failed for good on its first attempt with a TLS error of `kind`.

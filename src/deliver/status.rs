@@ -71,7 +71,7 @@ impl fmt::Display for StatusCode {
         match self {
             Self::Grpc(code) => write!(f, "{code:?}"),
             Self::Http(status) => write!(f, "HTTP {status}"),
-            Self::Unreachable => f.write_str("no answer"),
+            Self::Unreachable => f.write_str("no HTTP answer"),
             Self::TimedOut => f.write_str("timed out"),
         }
     }
