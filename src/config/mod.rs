@@ -228,7 +228,7 @@ impl ExporterConfig {
     ///
     /// The builder's endpoint is a base URL, unlike `opentelemetry-otlp`,
     /// whose per-signal builders take the signal's whole URL: here one
-    /// builder ([`OtlpExporterBuilder`](crate::OtlpExporterBuilder)) serves
+    /// builder ([`OtlpExporterBuilder`](crate::sdk::OtlpExporterBuilder)) serves
     /// all three signals, which could not share one URL.
     ///
     /// ```
