@@ -82,9 +82,11 @@ impl Recorded {
     }
 }
 
-/// How the server answers: a response, or never (the connection stays open).
+/// How the server answers: a response, a response once the gate gives a
+/// permit, or never (the connection stays open).
 enum Answer {
     Reply(Response<Full<Bytes>>),
+    Gated(Arc<tokio::sync::Semaphore>, Response<Full<Bytes>>),
     Never,
 }
 
@@ -137,6 +139,10 @@ impl Server {
                             requests.lock().unwrap().push(recorded.clone());
                             match script(&recorded) {
                                 Answer::Reply(response) => Ok::<_, Infallible>(response),
+                                Answer::Gated(gate, response) => {
+                                    gate.acquire().await.expect("the gate stays open").forget();
+                                    Ok(response)
+                                }
                                 Answer::Never => std::future::pending().await,
                             }
                         }
@@ -291,6 +297,41 @@ async fn keep_alive_reuses_the_connection_request_after_request() {
     assert_eq!(stats.snapshot().acked, 500);
     assert_eq!(server.requests().len(), 5);
     assert_eq!(server.connections.load(Ordering::SeqCst), 1, "five requests, one connection");
+}
+
+#[tokio::test]
+async fn a_window_of_requests_is_in_flight_at_once_each_on_its_own_pooled_connection() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let server = plain(Arc::new(move |_| Answer::Gated(held.clone(), Response::new(Full::new(Bytes::new()))))).await;
+    let config = http(&server.base()).with_max_in_flight(4).build_without_env().unwrap();
+    let drain = MetricsDrain::connect(&config).await.unwrap();
+    let stats = drain.stats();
+    let sink_config = SinkConfig::default().with_batch_size(10);
+    let (sink, handle) = BackgroundSink::spawn(drain, sink_config, CancellationToken::new()).unwrap();
+    let shared = Shared::new();
+    for round in 1..=2 {
+        for point in shared.counters(4, 10) {
+            sink.try_push(point).unwrap();
+        }
+        let flush = sink.flush();
+        tokio::pin!(flush);
+        // Four batches of 10, four requests: all at the server before any is answered.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.requests().len() < 4 * round {
+            assert!(Instant::now() < deadline, "only {} request(s) arrived", server.requests().len());
+            tokio::select! {
+                flushed = &mut flush => panic!("the flush returned before any answer: {flushed:?}"),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        assert_eq!(stats.snapshot().acked, 40 * (round as u64 - 1), "none of this round's is answered yet");
+        gate.add_permits(4);
+        flush.await.unwrap_or_else(|e| panic!("round {round}: {}", chain(&e)));
+    }
+    handle.shutdown().await.unwrap();
+    assert_eq!(stats.snapshot().acked, 80);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 4, "four at once, kept and reused for the second round");
 }
 
 #[tokio::test]
