@@ -279,6 +279,42 @@ async fn each_signal_goes_to_its_own_path_and_the_signals_own_variable_is_used_a
 }
 
 #[tokio::test]
+async fn one_collection_of_100_000_points_is_cut_into_bodies_under_the_cap() {
+    const POINTS_IN_COLLECTION: usize = 100_000;
+    for (cap, compression) in [
+        (ExporterConfig::DEFAULT_MAX_REQUEST_BYTES, Compression::None),
+        (1024 * 1024, Compression::None),
+        (1024 * 1024, Compression::Gzip),
+    ] {
+        let server = plain(ok()).await;
+        let config = http(&server.base()).with_max_request_bytes(cap).with_compression(compression);
+        let drain = MetricsDrain::connect(&config.build_without_env().unwrap()).await.unwrap();
+        let stats = drain.stats();
+        // One batch: the whole collection in one write.
+        let sink_config =
+            SinkConfig::default().with_queue_capacity(POINTS_IN_COLLECTION).with_batch_size(POINTS_IN_COLLECTION);
+        let (sink, handle) = BackgroundSink::spawn(drain, sink_config, CancellationToken::new()).unwrap();
+        for point in Shared::new().counters(100, POINTS_IN_COLLECTION / 100) {
+            sink.try_push(point).unwrap();
+        }
+        sink.flush().await.unwrap_or_else(|e| panic!("cap {cap}: {}", chain(&e)));
+        handle.shutdown().await.unwrap();
+
+        let requests = server.requests();
+        let bodies: Vec<usize> = requests.iter().map(|r| r.decoded_body().len()).collect();
+        assert!(bodies.iter().all(|&len| len <= cap), "cap {cap}: a body over it: {bodies:?}");
+        let total: usize = bodies.iter().sum();
+        assert!(total > cap, "cap {cap}: the collection ({total} bytes) must need cutting");
+        assert!(requests.len() >= total.div_ceil(cap), "cap {cap}: {} requests for {total} bytes", requests.len());
+        let points: u64 = requests.iter().map(Recorded::metric_points).sum();
+        assert_eq!(points, POINTS_IN_COLLECTION as u64, "cap {cap}: every point once");
+        let s = stats.snapshot();
+        assert_eq!((s.acked, s.failed, s.rejected), (POINTS_IN_COLLECTION as u64, 0, 0), "cap {cap}");
+        assert_eq!(s.requests, requests.len() as u64);
+    }
+}
+
+#[tokio::test]
 async fn keep_alive_reuses_the_connection_request_after_request() {
     let server = plain(ok()).await;
     let config = http(&server.base()).with_max_in_flight(1).build_without_env().unwrap();
