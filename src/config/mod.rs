@@ -215,8 +215,7 @@ impl ExporterConfig {
 
     /// Where `signal`'s requests go.
     ///
-    /// - gRPC: the [`endpoint`](Self::endpoint), as given (the method's path
-    ///   goes on it).
+    /// - gRPC: the [`endpoint`](Self::endpoint), as given.
     /// - OTLP/HTTP: the endpoint with `/v1/<signal>` appended to its path
     ///   (`/v1/metrics`, `/v1/traces`, `/v1/logs`), keeping any path it has
     ///   and adding no second slash after a trailing one, when the endpoint
