@@ -49,6 +49,8 @@ struct Recorded {
     path: String,
     headers: HeaderMap,
     body: Bytes,
+    /// When its body had arrived.
+    at: Instant,
 }
 
 impl Recorded {
@@ -135,6 +137,7 @@ impl Server {
                                 path: parts.uri.path().to_owned(),
                                 headers: parts.headers,
                                 body,
+                                at: Instant::now(),
                             };
                             requests.lock().unwrap().push(recorded.clone());
                             match script(&recorded) {
@@ -368,6 +371,40 @@ async fn a_window_of_requests_is_in_flight_at_once_each_on_its_own_pooled_connec
     handle.shutdown().await.unwrap();
     assert_eq!(stats.snapshot().acked, 80);
     assert_eq!(server.connections.load(Ordering::SeqCst), 4, "four at once, kept and reused for the second round");
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_is_retried_no_sooner_than_it_asks() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    let server = plain(Arc::new(move |_| {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response.headers_mut().insert("retry-after", "1".parse().unwrap());
+        }
+        Answer::Reply(response)
+    }))
+    .await;
+    // The policy alone would retry after 10 ms.
+    let policy =
+        RetryPolicy::new().with_initial_delay(Duration::from_millis(10)).with_max_elapsed(Duration::from_secs(10));
+    let config = http(&server.base()).with_retry_policy(policy).build_without_env().unwrap();
+    let drain = MetricsDrain::connect(&config).await.unwrap();
+    let stats = drain.stats();
+    let (sink, handle) = BackgroundSink::spawn(drain, SinkConfig::default(), CancellationToken::new()).unwrap();
+    for point in Shared::new().counters(1, 10) {
+        sink.try_push(point).unwrap();
+    }
+    sink.flush().await.unwrap_or_else(|e| panic!("{}", chain(&e)));
+    handle.shutdown().await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_secs(1), "Retry-After: 1 honoured, waited {waited:?}");
+    assert_eq!(requests[0].body, requests[1].body, "the same bytes, sent again");
+    let s = stats.snapshot();
+    assert_eq!((s.acked, s.retries, s.failed), (10, 1, 0));
 }
 
 #[tokio::test]
