@@ -2,8 +2,11 @@
 //! here (plaintext or TLS with rcgen certificates) that records every request
 //! and answers as each test scripts it: what goes on the wire (method, path,
 //! headers, the body decoded with the OpenTelemetry project's own messages),
-//! connection reuse, the per-attempt timeout, a refusal's report, TLS and
-//! mutual TLS, and the SDK adapters choosing HTTP from the environment.
+//! connection reuse and the in-flight window, splitting under the size
+//! cap, `Retry-After`, the per-attempt timeout, a refusal's report, a
+//! collector that is not up, TLS and mutual TLS (from code and from the
+//! environment), and the SDK adapters over HTTP: chosen by the environment,
+//! and called from the threads of the runtime matrix with exact accounting.
 //!
 //! The scripted fault matrix over HTTP (Retry-After, bodies that are not
 //! protobuf, connections cut mid-response, partial success) runs against the
@@ -637,4 +640,62 @@ fn the_environments_http_protobuf_sends_every_signal_to_its_path_through_the_sdk
     paths.sort();
     paths.dedup();
     assert_eq!(paths, ["/v1/logs", "/v1/metrics", "/v1/traces"]);
+}
+
+/// The SDK adapters over HTTP from the caller's thread `run` gives: records,
+/// flushes (everything acknowledged when it returns), records again and
+/// shuts down (delivered by the shutdown alone), with every item accounted
+/// for: `acked + dropped + rejected + failed == pushed`. The server runs on
+/// a runtime of its own, as the caller's thread blocks.
+#[cfg(feature = "sdk")]
+fn sdk_over_http_from(run: impl FnOnce(Box<dyn FnOnce() + Send>)) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(plain(ok()));
+    let base = server.base();
+    run(Box::new(move || {
+        let exporter = support::sdk::build(support::sdk::builder(&base).with_protocol(Protocol::HttpProtobuf));
+        let p = support::sdk::providers(&exporter);
+        support::sdk::record(&p);
+        support::sdk::flush(&p).expect("acknowledged");
+        let stats = exporter.stats();
+        assert_eq!(
+            (stats.metrics.export.acked, stats.traces.export.acked, stats.logs.export.acked),
+            (support::sdk::METRIC_POINTS, support::sdk::SPANS, support::sdk::LOG_RECORDS)
+        );
+        support::sdk::record(&p);
+        support::sdk::shutdown(&p).expect("shut down");
+        let stats = exporter.stats();
+        assert_eq!(
+            (stats.metrics.export.acked, stats.traces.export.acked, stats.logs.export.acked),
+            (2 * support::sdk::METRIC_POINTS, 2 * support::sdk::SPANS, 2 * support::sdk::LOG_RECORDS)
+        );
+        for signal in [&stats.metrics, &stats.traces, &stats.logs] {
+            let (sink, export) = (&signal.sink, &signal.export);
+            assert_eq!(sink.pushed, sink.dropped + export.acked + export.rejected + export.failed, "{signal:?}");
+        }
+    }));
+    assert!(server.requests().iter().all(|r| r.path.starts_with("/v1/")));
+}
+
+#[cfg(feature = "sdk")]
+#[test]
+fn sdk_over_http_from_a_current_thread_runtimes_body() {
+    sdk_over_http_from(|body| {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async { body() })
+    });
+}
+
+#[cfg(feature = "sdk")]
+#[test]
+fn sdk_over_http_from_inside_a_task_of_a_single_worker_runtime() {
+    sdk_over_http_from(|body| {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async { tokio::spawn(async { body() }).await.unwrap() })
+    });
+}
+
+#[cfg(feature = "sdk")]
+#[test]
+fn sdk_over_http_from_a_plain_thread() {
+    sdk_over_http_from(|body| std::thread::spawn(body).join().unwrap());
 }
