@@ -144,14 +144,17 @@ impl Refusal {
 }
 
 async fn handle(state: &State, limit: usize, request: Request<Incoming>) -> Response<Body> {
-    let path = request.uri().path().to_owned();
-    let Some(signal) = signal_of(&path) else {
-        return status_response(StatusCode::NOT_FOUND, &format!("no OTLP service at {path:?}"));
+    let (head, body) = request.into_parts();
+    let path = head.uri.path();
+    let Some(signal) = signal_of(path) else {
+        let response = status_response(StatusCode::NOT_FOUND, &format!("no OTLP service at {path:?}"));
+        discard(body, limit).await;
+        return response;
     };
     let result = match signal {
-        Signal::Metrics => receive::<metrics_svc::ExportMetricsServiceRequest>(state, limit, request).await,
-        Signal::Traces => receive::<trace_svc::ExportTraceServiceRequest>(state, limit, request).await,
-        Signal::Logs => receive::<logs_svc::ExportLogsServiceRequest>(state, limit, request).await,
+        Signal::Metrics => receive::<metrics_svc::ExportMetricsServiceRequest>(state, limit, &head, body).await,
+        Signal::Traces => receive::<trace_svc::ExportTraceServiceRequest>(state, limit, &head, body).await,
+        Signal::Logs => receive::<logs_svc::ExportLogsServiceRequest>(state, limit, &head, body).await,
     };
     match result {
         Ok(response) => response,
@@ -166,20 +169,19 @@ async fn handle(state: &State, limit: usize, request: Request<Incoming>) -> Resp
     }
 }
 
-/// Checks, reads and decodes one request, then answers it as scripted.
-async fn receive<R: Export>(
-    state: &State,
-    limit: usize,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Refusal> {
-    if request.method() != Method::POST {
-        return Err(Refusal::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("OTLP/HTTP takes POST, not {}", request.method()),
-        ));
+/// Reads and drops a refused request's body (at most `limit` bytes), so that
+/// its connection can carry the next request; a larger one closes it.
+async fn discard(body: Incoming, limit: usize) {
+    let _ = Limited::new(body, limit).collect().await;
+}
+
+/// Whether the request head is one this receiver takes: `POST`, protobuf,
+/// gzip or no encoding. `Ok(true)` for a gzipped body.
+fn check_head(head: &http::request::Parts) -> Result<bool, Refusal> {
+    if head.method != Method::POST {
+        return Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, format!("OTLP/HTTP takes POST, not {}", head.method)));
     }
-    let headers = request.headers();
-    let content_type = headers.get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let content_type = head.headers.get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let media_type = content_type.as_deref().map(|t| t.split(';').next().unwrap_or_default().trim());
     if !media_type.is_some_and(|t| t.eq_ignore_ascii_case(PROTOBUF)) {
         return Err(Refusal::new(
@@ -187,24 +189,39 @@ async fn receive<R: Export>(
             format!("this receiver takes Content-Type {PROTOBUF} only, not {content_type:?}"),
         ));
     }
-    let encoding = headers.get(CONTENT_ENCODING).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
-    let gzip = match encoding.as_deref() {
-        None | Some("identity") => false,
-        Some(e) if e.eq_ignore_ascii_case("gzip") => true,
-        Some(other) => {
-            return Err(Refusal::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("this receiver takes Content-Encoding gzip or identity, not {other:?}"),
-            ))
+    let encoding = head.headers.get(CONTENT_ENCODING).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
+    match encoding.as_deref() {
+        None | Some("identity") => Ok(false),
+        Some(e) if e.eq_ignore_ascii_case("gzip") => Ok(true),
+        Some(other) => Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("this receiver takes Content-Encoding gzip or identity, not {other:?}"),
+        )),
+    }
+}
+
+/// Checks, reads and decodes one request, then answers it as scripted.
+async fn receive<R: Export>(
+    state: &State,
+    limit: usize,
+    head: &http::request::Parts,
+    body: Incoming,
+) -> Result<Response<Body>, Refusal> {
+    let gzip = match check_head(head) {
+        Ok(gzip) => gzip,
+        Err(refusal) => {
+            discard(body, limit).await;
+            return Err(refusal);
         }
     };
-    let pairs = headers
+    let pairs = head
+        .headers
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect();
 
     let too_large = || Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request is over {limit} bytes"));
-    let body = match Limited::new(request.into_body(), limit).collect().await {
+    let body = match Limited::new(body, limit).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(e) => return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))),
