@@ -83,7 +83,9 @@
 
 mod config;
 mod deliver;
+mod drains;
 mod grpc;
+mod http;
 mod otlp;
 pub(crate) mod pb;
 #[cfg(feature = "receiver")]
@@ -98,7 +100,7 @@ pub use config::{
     Headers, Protocol, RetryPolicy, Signal, TemporalityPreference, TlsConfig, ValueOrigin,
 };
 pub use deliver::{DeliveryStats, DeliveryStatsHandle, ExportError, ExportStatus, GrpcCode, Outage, StatusCode};
-pub use grpc::{LogsDrain, MetricsDrain, TracesDrain};
+pub use drains::{LogsDrain, MetricsDrain, TracesDrain};
 pub use sink::{
     BackgroundSink, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError, SinkConfig,
     SinkConfigError, SinkDrain, SinkHandle, SinkStats, TryPushError,

@@ -1,6 +1,7 @@
 //! The client side of TLS: this crate's own rustls configuration and the
-//! connector that tonic's channel dials through, so that the handshake can
-//! tell what the collector asked for.
+//! connector that both transports dial through (tonic's channel for gRPC,
+//! hyper-util's pool for OTLP/HTTP), so that the handshake can tell what the
+//! collector asked for.
 //!
 //! tonic's own TLS builds its rustls configuration out of sight, so it
 //! cannot say whether the server asked for a client certificate: rustls asks
@@ -23,9 +24,10 @@
 //! [`TlsErrorKind::UntrustedServerCertificate`].
 //!
 //! Per connection, as tonic did: TCP with `TCP_NODELAY`, the handshake with
-//! ALPN `h2` (required), the configured CA replacing the system's roots. The
-//! connect timeout and the HTTP/2 keep-alive stay tonic's (set on its
-//! `Endpoint`).
+//! ALPN `h2` (required) for gRPC or `http/1.1` for OTLP/HTTP ([`Alpn`]), the
+//! configured CA replacing the system's roots. For gRPC the connect timeout
+//! and the HTTP/2 keep-alive stay tonic's (set on its `Endpoint`); for
+//! OTLP/HTTP the attempt's timeout covers the connection.
 
 use std::error::Error;
 use std::fmt;
@@ -125,6 +127,17 @@ impl std::error::Error for ConnectError {
 type BoxError = Box<dyn Error + Send + Sync>;
 
 const ALPN_H2: &[u8] = b"h2";
+const ALPN_HTTP1: &[u8] = b"http/1.1";
+
+/// The application protocol a connector offers in the TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alpn {
+    /// `h2`, required: gRPC runs over HTTP/2 only.
+    H2,
+    /// `http/1.1`: OTLP/HTTP. A server that selects no protocol is taken to
+    /// speak HTTP/1.1, as ALPN allows.
+    Http1,
+}
 
 /// What a [`TlsError`] is about.
 #[non_exhaustive]
@@ -257,6 +270,12 @@ impl Refusal {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
     }
 
+    /// Records a refusal, as a connection would: for other modules' tests.
+    #[cfg(test)]
+    pub(crate) fn set_for_test(&self, error: TlsError) {
+        self.set(error);
+    }
+
     fn clear(&self) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
@@ -292,18 +311,19 @@ pub(crate) struct TlsConnector {
     roots: Roots,
     server_name: ServerName<'static>,
     refusal: Arc<Refusal>,
+    alpn: Alpn,
 }
 
 impl TlsConnector {
     /// Reads the configured CA certificate and client identity and prepares
-    /// the rustls configuration.
+    /// the rustls configuration, offering `alpn` in each handshake.
     ///
     /// # Errors
     ///
     /// A [`ConnectError`] when a file cannot be read or holds no usable
     /// certificate or key, when no CA is configured and the system has no
     /// roots, or when the endpoint's host is not a valid TLS server name.
-    pub(crate) async fn new(config: &ExporterConfig) -> Result<Self, ConnectError> {
+    pub(crate) async fn new(config: &ExporterConfig, alpn: Alpn) -> Result<Self, ConnectError> {
         let provider = CryptoProvider::get_default()
             .cloned()
             .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
@@ -360,9 +380,12 @@ impl TlsConnector {
                 identity: identity.clone(),
                 asked: AtomicBool::new(false),
             }));
-        client.alpn_protocols = vec![ALPN_H2.to_vec()];
+        client.alpn_protocols = vec![match alpn {
+            Alpn::H2 => ALPN_H2.to_vec(),
+            Alpn::Http1 => ALPN_HTTP1.to_vec(),
+        }];
 
-        Ok(Self { config: Arc::new(client), identity, roots, server_name, refusal: Arc::default() })
+        Ok(Self { config: Arc::new(client), identity, roots, server_name, refusal: Arc::default(), alpn })
     }
 
     /// The memory of a refusal that the connections share with the client.
@@ -387,7 +410,7 @@ impl TlsConnector {
             Ok(stream) => stream,
             Err(error) => return Err(self.diagnose(error, asked_in_vain)),
         };
-        if stream.get_ref().1.alpn_protocol() != Some(ALPN_H2) {
+        if self.alpn == Alpn::H2 && stream.get_ref().1.alpn_protocol() != Some(ALPN_H2) {
             return Err(
                 io::Error::new(io::ErrorKind::InvalidData, "the collector did not negotiate HTTP/2 (ALPN h2)").into()
             );
@@ -408,6 +431,8 @@ impl TlsConnector {
     }
 }
 
+/// tonic's channel and hyper-util's pool both take a `tower` service from a
+/// URI to a connection (tonic re-exports the same trait).
 impl tonic::codegen::Service<Uri> for TlsConnector {
     type Response = TokioIo<TlsIo>;
     type Error = BoxError;
@@ -479,6 +504,14 @@ impl TlsIo {
             },
             other => other,
         }
+    }
+}
+
+/// What hyper-util's pool asks of a connection: nothing beyond the defaults
+/// (HTTP/1.1, not proxied).
+impl hyper_util::client::legacy::connect::Connection for TlsIo {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
     }
 }
 

@@ -1,4 +1,5 @@
-//! The collector's address: an absolute `http://` or `https://` URL.
+//! The collector's address: an absolute `http://` or `https://` URL, and
+//! the OTLP/HTTP rule that appends a signal's path to a base URL.
 
 use std::borrow::Cow;
 
@@ -7,10 +8,10 @@ use http::Uri;
 
 use super::{ExporterConfigError, ExporterConfigErrorKind, ValueOrigin};
 
-/// Parses an endpoint as the OTLP exporter specification defines it for gRPC:
+/// Parses an endpoint as the OTLP exporter specification defines it:
 /// a URL with an `http` or `https` scheme and a host, maybe a port and a path,
-/// and nothing else (no user information, query or fragment). It is used as
-/// given: nothing is appended to the path.
+/// and nothing else (no user information, query or fragment). Parsing keeps
+/// it as given; OTLP/HTTP may later [append](append_path) a signal's path.
 ///
 /// The scheme decides transport security: `https` is TLS, `http` is not.
 pub(crate) fn parse_endpoint(origin: ValueOrigin, raw: &str) -> Result<Uri, ExporterConfigError> {
@@ -33,6 +34,16 @@ pub(crate) fn parse_endpoint(origin: ValueOrigin, raw: &str) -> Result<Uri, Expo
         return Err(error(ExporterConfigErrorKind::UnexpectedUrlPart));
     }
     Ok(uri)
+}
+
+/// `base` with `path` (`/v1/metrics`) appended to its path: any path `base`
+/// has is kept, and a trailing slash on it does not make a double one.
+pub(crate) fn append_path(base: &Uri, path: &str) -> Uri {
+    let kept = base.path().trim_end_matches('/');
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query =
+        Some(format!("{kept}{path}").parse().expect("a URL's path followed by /v1/<signal> is a valid path"));
+    Uri::from_parts(parts).expect("the parts of a valid URL with a valid path make a valid URL")
 }
 
 /// Whether an authority ends in `:digits`. An IPv6 host ends in `]`, so its
@@ -76,6 +87,18 @@ mod tests {
         let uri = parse_endpoint(ORIGIN, "http://[::1]:4317").unwrap();
         assert_eq!(uri.host(), Some("[::1]"));
         assert_eq!(parse_endpoint(ORIGIN, "https://collector").unwrap().port(), None, "the port is optional");
+    }
+
+    #[test]
+    fn a_signal_path_is_appended_keeping_the_base_path_without_a_double_slash() {
+        let url = |base: &str| append_path(&parse_endpoint(ORIGIN, base).unwrap(), "/v1/metrics").to_string();
+        assert_eq!(url("http://localhost:4318"), "http://localhost:4318/v1/metrics");
+        assert_eq!(url("http://localhost:4318/"), "http://localhost:4318/v1/metrics", "trailing slash");
+        assert_eq!(url("https://c.example/otlp"), "https://c.example/otlp/v1/metrics", "the path is kept");
+        assert_eq!(url("https://c.example/otlp/"), "https://c.example/otlp/v1/metrics");
+        assert_eq!(url("https://c.example/a/b//"), "https://c.example/a/b/v1/metrics", "every trailing slash");
+        assert_eq!(url("http://[::1]:4318"), "http://[::1]:4318/v1/metrics");
+        assert_eq!(url("http://c:4318/v1/metrics"), "http://c:4318/v1/metrics/v1/metrics", "a base, not a guess");
     }
 
     #[test]
@@ -124,6 +147,15 @@ mod tests {
         fn arbitrary_endpoints_never_panic(raw in any::<String>()) {
             if let Ok(uri) = parse_endpoint(ORIGIN, &raw) {
                 prop_assert!(matches!(uri.scheme_str(), Some("http" | "https")));
+            }
+        }
+
+        #[test]
+        fn appending_a_path_to_any_valid_endpoint_never_panics(raw in "https?://[a-z0-9.]{1,12}(:[0-9]{1,5})?(/[a-zA-Z0-9._~%!$&'()*+,;=:@-]{0,8}){0,3}/?") {
+            if let Ok(uri) = parse_endpoint(ORIGIN, &raw) {
+                let url = append_path(&uri, "/v1/logs");
+                prop_assert!(url.path().ends_with("/v1/logs") && !url.path().contains("//v1"));
+                prop_assert_eq!(url.authority(), uri.authority());
             }
         }
 

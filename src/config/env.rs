@@ -99,6 +99,15 @@ impl Signal {
         }
     }
 
+    /// The signal's OTLP/HTTP path: `/v1/metrics`, `/v1/traces` or `/v1/logs`.
+    pub(crate) const fn http_path(self) -> &'static str {
+        match self {
+            Self::Metrics => "/v1/metrics",
+            Self::Traces => "/v1/traces",
+            Self::Logs => "/v1/logs",
+        }
+    }
+
     fn names(self) -> &'static Names {
         match self {
             Self::Traces => &TRACES,
@@ -126,11 +135,22 @@ impl Signal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EnvProtocol {
     Supported(Protocol),
-    /// `http/protobuf` or `http/json`: valid, but not implemented here.
+    /// `http/json`: valid, but not implemented here.
     NotImplemented {
         variable: &'static str,
         value: String,
     },
+}
+
+/// Where the endpoint variable's value came from, which decides what the
+/// OTLP/HTTP transport does with its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndpointScope {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: a base URL, to which OTLP/HTTP appends
+    /// `/v1/<signal>`.
+    Generic,
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`: the signal's URL, used as given.
+    Signal,
 }
 
 /// The exporter settings found in the environment: each is `None` when its
@@ -148,6 +168,8 @@ pub(crate) enum EnvProtocol {
 pub struct EnvSettings {
     pub(crate) protocol: Option<EnvProtocol>,
     pub(crate) endpoint: Option<Uri>,
+    /// Set exactly when `endpoint` is.
+    pub(crate) endpoint_scope: Option<EndpointScope>,
     pub(crate) headers: Option<Headers>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) compression: Option<Compression>,
@@ -174,12 +196,16 @@ impl EnvSettings {
     /// the generic headers, they are not merged with them. Values:
     ///
     /// - `PROTOCOL`: `grpc`, `http/protobuf` or `http/json`. This version
-    ///   speaks only `grpc`: the other two are kept here and refused when
-    ///   building (unless code sets the protocol, which wins), by
-    ///   [`ExporterConfigErrorKind::UnsupportedProtocol`]. Any other value is
-    ///   an error here.
-    /// - `ENDPOINT`: an `http://` or `https://` URL with a host, used as
-    ///   given (no `/v1/metrics` is appended for gRPC).
+    ///   speaks `grpc` and `http/protobuf`: `http/json` is kept here and
+    ///   refused when building (unless code sets the protocol, which wins),
+    ///   by [`ExporterConfigErrorKind::UnsupportedProtocol`]. Any other value
+    ///   is an error here.
+    /// - `ENDPOINT`: an `http://` or `https://` URL with a host. For gRPC it
+    ///   is used as given. For OTLP/HTTP the generic
+    ///   `OTEL_EXPORTER_OTLP_ENDPOINT` is a base URL, to whose path
+    ///   `/v1/<signal>` is appended, and the per-signal variable
+    ///   (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) is the signal's whole URL,
+    ///   used as given; see [`ExporterConfig::export_url`](crate::ExporterConfig::export_url).
     /// - `HEADERS`: `name=value,name2=value2`; names and values trimmed,
     ///   names lowercased, values percent-decoded; empty entries skipped.
     /// - `TIMEOUT`: whole milliseconds, greater than zero.
@@ -239,6 +265,8 @@ impl EnvSettings {
         }
         if let Some((variable, value)) = read(|n| n.endpoint) {
             settings.endpoint = Some(parse_endpoint(ValueOrigin::Env(variable), &value)?);
+            let scope = if variable == GENERIC.endpoint { EndpointScope::Generic } else { EndpointScope::Signal };
+            settings.endpoint_scope = Some(scope);
         }
         if let Some((variable, value)) = read(|n| n.headers) {
             settings.headers = Some(parse_env_headers(ValueOrigin::Env(variable), &value)?);
@@ -283,8 +311,8 @@ impl EnvSettings {
     }
 
     /// The transport (`PROTOCOL`). `None` when unset, and also when it
-    /// names `http/protobuf` or `http/json`, which this version does not
-    /// speak and a build refuses unless code sets the protocol.
+    /// names `http/json`, which this version does not speak and a build
+    /// refuses unless code sets the protocol.
     pub fn protocol(&self) -> Option<Protocol> {
         match self.protocol {
             Some(EnvProtocol::Supported(protocol)) => Some(protocol),
@@ -292,9 +320,17 @@ impl EnvSettings {
         }
     }
 
-    /// The collector's URL.
+    /// The collector's URL, as the variable gives it.
     pub fn endpoint(&self) -> Option<&Uri> {
         self.endpoint.as_ref()
+    }
+
+    /// Whether the endpoint came from the per-signal variable
+    /// (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), which OTLP/HTTP uses as the
+    /// signal's whole URL, rather than from `OTEL_EXPORTER_OTLP_ENDPOINT`, a
+    /// base URL to which it appends `/v1/<signal>`. `false` when unset.
+    pub fn endpoint_is_per_signal(&self) -> bool {
+        self.endpoint_scope == Some(EndpointScope::Signal)
     }
 
     /// The request headers (values hidden).
@@ -368,7 +404,8 @@ fn parse_millis(variable: &'static str, value: &str) -> Result<Duration, Exporte
 fn parse_protocol(variable: &'static str, value: &str) -> Result<EnvProtocol, ExporterConfigError> {
     match value.to_ascii_lowercase().as_str() {
         "grpc" => Ok(EnvProtocol::Supported(Protocol::Grpc)),
-        "http/protobuf" | "http/json" => Ok(EnvProtocol::NotImplemented { variable, value: value.to_owned() }),
+        "http/protobuf" => Ok(EnvProtocol::Supported(Protocol::HttpProtobuf)),
+        "http/json" => Ok(EnvProtocol::NotImplemented { variable, value: value.to_owned() }),
         _ => Err(ExporterConfigError::new(ValueOrigin::Env(variable), value, ExporterConfigErrorKind::UnknownProtocol)),
     }
 }
@@ -704,28 +741,43 @@ mod tests {
         assert_eq!(s.protocol, Some(EnvProtocol::Supported(Protocol::Grpc)));
         assert_eq!(metrics(&[]).protocol(), None);
 
-        // http/protobuf and http/json are kept, with the variable that named
-        // them, for the build to refuse (unless code sets a protocol).
+        // http/protobuf is spoken; http/json is kept, with the variable that
+        // named it, for the build to refuse (unless code sets a protocol).
         let vars = [
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/Protobuf"),
             ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json"),
         ];
         assert_eq!(parse(Signal::Metrics, &vars).unwrap().protocol(), Some(Protocol::Grpc));
         let traces = parse(Signal::Traces, &vars).unwrap();
-        assert_eq!(traces.protocol(), None, "not a protocol this version speaks");
+        assert_eq!(traces.protocol(), Some(Protocol::HttpProtobuf), "per signal, case-insensitive");
+        let logs = parse(Signal::Logs, &vars).unwrap();
+        assert_eq!(logs.protocol(), None, "not a protocol this version speaks");
         assert_eq!(
-            traces.protocol,
+            logs.protocol,
             Some(EnvProtocol::NotImplemented {
-                variable: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                value: "http/protobuf".into()
+                variable: "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+                value: "http/json".into()
             })
         );
-        let logs = parse(Signal::Logs, &vars).unwrap();
-        assert!(matches!(
-            logs.protocol,
-            Some(EnvProtocol::NotImplemented { variable: "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", .. })
-        ));
+        let generic = parse(Signal::Logs, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]).unwrap();
+        assert_eq!(generic.protocol(), Some(Protocol::HttpProtobuf));
+    }
+
+    #[test]
+    fn the_endpoint_remembers_whether_it_was_the_signals_own() {
+        let generic = metrics(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/base")]);
+        assert_eq!(generic.endpoint().map(|u| u.path()), Some("/base"));
+        assert!(!generic.endpoint_is_per_signal());
+        let both = metrics(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/base"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/custom/metrics"),
+        ]);
+        assert_eq!(both.endpoint().map(|u| u.path()), Some("/custom/metrics"));
+        assert!(both.endpoint_is_per_signal());
+        // Another signal's variable is not this signal's.
+        let other = metrics(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4318/t")]);
+        assert_eq!((other.endpoint(), other.endpoint_is_per_signal()), (None, false));
     }
 
     #[test]
@@ -751,7 +803,7 @@ mod tests {
         assert_eq!(err.kind(), ExporterConfigErrorKind::UnknownProtocol);
         assert_eq!((err.variable(), err.value()), (Some("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), Some("http/xml")));
         assert_eq!(err.signal(), Some(Signal::Traces));
-        assert!(err.to_string().contains("supports grpc only"), "{err}");
+        assert!(err.to_string().contains("supports grpc and http/protobuf"), "{err}");
     }
 
     #[test]

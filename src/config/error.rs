@@ -62,8 +62,8 @@ pub enum ExporterConfigErrorKind {
     UnreadableFile,
     /// A protocol other than `grpc`, `http/protobuf` and `http/json`.
     UnknownProtocol,
-    /// `http/protobuf` or `http/json`: OTLP/HTTP, which this version does
-    /// not implement (it speaks `grpc` only).
+    /// `http/json`: OTLP/HTTP with JSON bodies, which this version does not
+    /// implement (it speaks `grpc` and `http/protobuf`).
     UnsupportedProtocol,
     /// A default histogram aggregation other than `explicit_bucket_histogram`
     /// and `base2_exponential_bucket_histogram`.
@@ -92,11 +92,12 @@ impl fmt::Display for ExporterConfigErrorKind {
             Self::IncompleteClientIdentity => "a client certificate and a client key must be given together",
             Self::UnreadableFile => "the file cannot be read",
             Self::UnknownProtocol => {
-                "the protocol must be grpc, http/protobuf or http/json, and this exporter supports grpc only"
+                "the protocol must be grpc, http/protobuf or http/json, and this exporter supports grpc and \
+                 http/protobuf"
             }
             Self::UnsupportedProtocol => {
-                "this exporter supports only grpc: OTLP/HTTP (http/protobuf, http/json) is not implemented yet; \
-                 set it to grpc or unset it, and send to the collector's OTLP/gRPC port (4317 by default)"
+                "this exporter supports grpc and http/protobuf, not http/json (OTLP/HTTP with JSON bodies); set \
+                 it to http/protobuf (the same port, 4318 by default, protobuf bodies) or grpc, or unset it (grpc)"
             }
             Self::UnknownHistogramAggregation => {
                 "the default histogram aggregation must be explicit_bucket_histogram or \

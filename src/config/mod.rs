@@ -21,7 +21,7 @@ use http::uri::Scheme;
 use http::Uri;
 
 use endpoint::parse_endpoint;
-use env::EnvProtocol;
+use env::{EndpointScope, EnvProtocol};
 use headers::{parse_code_headers, Redacted};
 
 pub use env::{EnvSettings, Signal, TemporalityPreference};
@@ -31,26 +31,51 @@ pub use retry::RetryPolicy;
 pub use tls::TlsConfig;
 pub(crate) use tls::{ConfigPath, Pem};
 
-/// The OTLP transport: how export requests travel to the collector.
+/// The OTLP transport: how export requests travel to the collector. Both
+/// carry the same protobuf requests, cut to the same size, through the same
+/// delivery engine (window, retries, accounting); they differ in the wire
+/// and in how a collector says no.
 ///
-/// This version speaks OTLP/gRPC only. `OTEL_EXPORTER_OTLP_PROTOCOL` (and
-/// its per-signal variants) set to `http/protobuf` or `http/json` is refused
-/// at build time, naming the variable, rather than sending gRPC to a port
-/// that expects HTTP. OTLP/HTTP will be added as more values of this enum
-/// (named as in `opentelemetry-otlp`: `HttpBinary`, `HttpJson`).
+/// - [`Grpc`](Self::Grpc) is this crate's default, as it was before
+///   OTLP/HTTP existed here. The OpenTelemetry specification's default, and
+///   `opentelemetry-otlp`'s since 0.28, is `http/protobuf`: set
+///   `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf` or call
+///   [`with_protocol(Protocol::HttpProtobuf)`](ExporterConfigBuilder::with_protocol)
+///   to match them.
+/// - `http/json` in `OTEL_EXPORTER_OTLP_PROTOCOL` (or a per-signal variant)
+///   is refused at build time, naming the variable, rather than sending
+///   protobuf to a collector that was told to expect JSON.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Protocol {
-    /// OTLP/gRPC (`grpc`), default port 4317. The default.
+    /// OTLP/gRPC (`grpc`): unary `Export` calls over HTTP/2, default port
+    /// 4317, the endpoint used as given. The default.
     #[default]
     Grpc,
+    /// OTLP/HTTP with protobuf bodies (`http/protobuf`): `POST /v1/<signal>`
+    /// over HTTP/1.1 with keep-alive, default port 4318 (see
+    /// [`ExporterConfig::export_url`] for how the URL is made).
+    HttpProtobuf,
 }
 
 impl Protocol {
-    /// The protocol's name in `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc`.
+    /// The protocol's name in `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` or
+    /// `http/protobuf`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+
+    /// The endpoint used when none is configured:
+    /// [`ExporterConfig::DEFAULT_ENDPOINT`] (`http://localhost:4317`) for
+    /// gRPC, [`ExporterConfig::DEFAULT_HTTP_ENDPOINT`] (`http://localhost:4318`)
+    /// for OTLP/HTTP.
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            Self::Grpc => ExporterConfig::DEFAULT_ENDPOINT,
+            Self::HttpProtobuf => ExporterConfig::DEFAULT_HTTP_ENDPOINT,
         }
     }
 }
@@ -68,7 +93,7 @@ pub enum Compression {
     Zstd,
 }
 
-/// The settings of one signal's OTLP/gRPC drain ([`MetricsDrain`](crate::MetricsDrain),
+/// The settings of one signal's OTLP drain ([`MetricsDrain`](crate::MetricsDrain),
 /// [`TracesDrain`](crate::TracesDrain), [`LogsDrain`](crate::LogsDrain)),
 /// resolved: every setting has its final value.
 ///
@@ -110,6 +135,8 @@ pub struct ExporterConfig {
     protocol: Protocol,
     /// Scheme `http` or `https`, with a host, no query.
     endpoint: Uri,
+    /// Whether OTLP/HTTP appends `/v1/<signal>` to `endpoint`.
+    endpoint_scope: EndpointScope,
     headers: Headers,
     /// Greater than zero.
     timeout: Duration,
@@ -131,6 +158,7 @@ impl Default for ExporterConfig {
         Self {
             protocol: Protocol::Grpc,
             endpoint: Uri::from_static(Self::DEFAULT_ENDPOINT),
+            endpoint_scope: EndpointScope::Generic,
             headers: Headers::default(),
             timeout: Self::DEFAULT_TIMEOUT,
             compression: Compression::None,
@@ -146,9 +174,14 @@ impl Default for ExporterConfig {
 }
 
 impl ExporterConfig {
-    /// The default endpoint: a collector on this host, plaintext, on the
-    /// OTLP/gRPC port.
+    /// The default endpoint for gRPC: a collector on this host, plaintext,
+    /// on the OTLP/gRPC port.
     pub const DEFAULT_ENDPOINT: &'static str = "http://localhost:4317";
+
+    /// The default endpoint for OTLP/HTTP: a collector on this host,
+    /// plaintext, on the OTLP/HTTP port. A base URL: requests go to
+    /// `http://localhost:4318/v1/<signal>`.
+    pub const DEFAULT_HTTP_ENDPOINT: &'static str = "http://localhost:4318";
 
     /// The default timeout of one export attempt: 10 s, as in the OTLP
     /// exporter specification.
@@ -167,15 +200,67 @@ impl ExporterConfig {
         ExporterConfigBuilder::default()
     }
 
-    /// The transport. Default (and, in this version, only) [`Protocol::Grpc`].
+    /// The transport. Default [`Protocol::Grpc`].
     pub fn protocol(&self) -> Protocol {
         self.protocol
     }
 
-    /// The collector's URL, used as given (no path is appended for gRPC).
-    /// Default [`DEFAULT_ENDPOINT`](Self::DEFAULT_ENDPOINT).
+    /// The collector's URL as configured. gRPC uses it as given; OTLP/HTTP
+    /// may append the signal's path to it: [`export_url`](Self::export_url)
+    /// says where requests go. Default the protocol's
+    /// [`default_endpoint`](Protocol::default_endpoint).
     pub fn endpoint(&self) -> &Uri {
         &self.endpoint
+    }
+
+    /// Where `signal`'s requests go.
+    ///
+    /// - gRPC: the [`endpoint`](Self::endpoint), as given (the method's path
+    ///   goes on it).
+    /// - OTLP/HTTP: the endpoint with `/v1/<signal>` appended to its path
+    ///   (`/v1/metrics`, `/v1/traces`, `/v1/logs`), keeping any path it has
+    ///   and adding no second slash after a trailing one, when the endpoint
+    ///   is a base URL: set in code
+    ///   ([`with_endpoint`](ExporterConfigBuilder::with_endpoint)), by
+    ///   `OTEL_EXPORTER_OTLP_ENDPOINT`, or the default. When it came from the
+    ///   signal's own variable (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), it is
+    ///   the whole URL, used as given.
+    ///
+    /// The builder's endpoint is a base URL, unlike `opentelemetry-otlp`,
+    /// whose per-signal builders take the signal's whole URL: here one
+    /// builder ([`OtlpExporterBuilder`](crate::OtlpExporterBuilder)) serves
+    /// all three signals, which could not share one URL.
+    ///
+    /// ```
+    /// use otlp_sink::{EnvSettings, ExporterConfig, Protocol, Signal};
+    ///
+    /// let env = |vars: &'static [(&'static str, &'static str)]| {
+    ///     EnvSettings::from_lookup(Signal::Traces, move |name| {
+    ///         vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    ///     })
+    /// };
+    /// let http = || ExporterConfig::builder().with_protocol(Protocol::HttpProtobuf);
+    ///
+    /// let base = http().build_with_env(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c.example/otlp/")])?)?;
+    /// assert_eq!(base.export_url(Signal::Traces), "https://c.example/otlp/v1/traces");
+    ///
+    /// let own = http().build_with_env(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://c.example/t")])?)?;
+    /// assert_eq!(own.export_url(Signal::Traces), "https://c.example/t");
+    ///
+    /// assert_eq!(http().build_without_env()?.export_url(Signal::Logs), "http://localhost:4318/v1/logs");
+    /// assert_eq!(ExporterConfig::default().export_url(Signal::Logs), "http://localhost:4317/");
+    /// # Ok::<(), otlp_sink::ExporterConfigError>(())
+    /// ```
+    pub fn export_url(&self, signal: Signal) -> Uri {
+        self.export_url_for_path(signal.http_path())
+    }
+
+    /// [`export_url`](Self::export_url) for a signal's OTLP/HTTP path.
+    pub(crate) fn export_url_for_path(&self, path: &str) -> Uri {
+        match (self.protocol, self.endpoint_scope) {
+            (Protocol::Grpc, _) | (Protocol::HttpProtobuf, EndpointScope::Signal) => self.endpoint.clone(),
+            (Protocol::HttpProtobuf, EndpointScope::Generic) => endpoint::append_path(&self.endpoint, path),
+        }
     }
 
     /// Whether the connection uses TLS, which the endpoint's scheme decides:
@@ -320,7 +405,8 @@ fn layered<T>(code: Option<T>, env: Option<T>, default: T) -> T {
 
 impl ExporterConfigBuilder {
     /// The transport. Wins over `OTEL_EXPORTER_OTLP_PROTOCOL` (and its
-    /// per-signal variants); default [`Protocol::Grpc`].
+    /// per-signal variants); default [`Protocol::Grpc`]. It also picks the
+    /// default endpoint ([`Protocol::default_endpoint`]).
     #[must_use]
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = Some(protocol);
@@ -328,7 +414,9 @@ impl ExporterConfigBuilder {
     }
 
     /// The collector's URL: `http://` or `https://`, with a host, maybe a
-    /// port and a path, no query. The scheme decides TLS.
+    /// port and a path, no query. The scheme decides TLS. gRPC uses it as
+    /// given; for OTLP/HTTP it is a base URL, to which `/v1/<signal>` is
+    /// appended (see [`ExporterConfig::export_url`]).
     #[must_use]
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
@@ -455,7 +543,7 @@ impl ExporterConfigBuilder {
     /// a zero timeout, request size or in-flight limit. And two errors
     /// about the environment: [`ExporterConfigErrorKind::UnsupportedProtocol`]
     /// when code sets no protocol and the environment names one this version
-    /// does not speak (`http/protobuf`, `http/json`), and
+    /// does not speak (`http/json`), and
     /// [`ExporterConfigErrorKind::IncompleteClientIdentity`] when the
     /// environment gives only one of the client certificate and key.
     pub fn build_with_env(self, env: EnvSettings) -> Result<ExporterConfig, ExporterConfigError> {
@@ -496,9 +584,19 @@ impl ExporterConfigBuilder {
             },
         };
 
+        // The endpoint and what OTLP/HTTP does with its path: code's and the
+        // generic variable's are base URLs, the signal's own variable's is the
+        // signal's whole URL, and the default is the protocol's port.
+        let (endpoint, endpoint_scope) = match (code_endpoint, env.endpoint) {
+            (Some(code), _) => (code, EndpointScope::Generic),
+            (None, Some(env_endpoint)) => (env_endpoint, env.endpoint_scope.unwrap_or(EndpointScope::Generic)),
+            (None, None) => (Uri::from_static(protocol.default_endpoint()), EndpointScope::Generic),
+        };
+
         let config = ExporterConfig {
             protocol,
-            endpoint: layered(code_endpoint, env.endpoint, defaults.endpoint),
+            endpoint,
+            endpoint_scope,
             headers: env.headers.unwrap_or_default().overlaid_with(code_headers),
             timeout: layered(timeout, env.timeout, defaults.timeout),
             compression: layered(self.compression, env.compression, defaults.compression),
@@ -878,11 +976,10 @@ mod tests {
     }
 
     #[test]
-    fn http_protocols_from_the_environment_are_refused_at_build_naming_variable_value_and_grpc() {
+    fn http_json_from_the_environment_is_refused_at_build_naming_variable_value_and_what_is_supported() {
         for (variable, value) in [
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json"),
             ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "HTTP/JSON"),
         ] {
             let err = ExporterConfig::builder().build_with_env(env(&[(variable, value)])).unwrap_err();
@@ -890,16 +987,15 @@ mod tests {
             assert_eq!((err.variable(), err.value()), (Some(variable), Some(value)));
             let text = err.to_string();
             assert!(text.starts_with(&format!("invalid {variable} = {value:?}: ")), "{text}");
-            assert!(text.contains("supports only grpc"), "{text}");
+            assert!(text.contains("supports grpc and http/protobuf"), "{text}");
         }
-        let err = ExporterConfig::builder()
-            .build_with_env(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]))
-            .unwrap_err();
+        let err =
+            ExporterConfig::builder().build_with_env(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid OTEL_EXPORTER_OTLP_PROTOCOL = \"http/protobuf\": this exporter supports only grpc: OTLP/HTTP \
-             (http/protobuf, http/json) is not implemented yet; set it to grpc or unset it, and send to the \
-             collector's OTLP/gRPC port (4317 by default)"
+            "invalid OTEL_EXPORTER_OTLP_PROTOCOL = \"http/json\": this exporter supports grpc and http/protobuf, \
+             not http/json (OTLP/HTTP with JSON bodies); set it to http/protobuf (the same port, 4318 by default, \
+             protobuf bodies) or grpc, or unset it (grpc)"
         );
         assert_eq!(err.signal(), None, "a generic variable belongs to no one signal");
         let err = ExporterConfig::builder()
@@ -910,17 +1006,83 @@ mod tests {
 
     #[test]
     fn the_protocol_set_in_code_wins_over_the_environment() {
-        let http = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
-        let c = ExporterConfig::builder().with_protocol(Protocol::Grpc).build_with_env(http).unwrap();
+        let http = || env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
+        let c = ExporterConfig::builder().with_protocol(Protocol::Grpc).build_with_env(http()).unwrap();
         assert_eq!(c.protocol(), Protocol::Grpc);
+        let c = ExporterConfig::builder().build_with_env(http()).unwrap();
+        assert_eq!(c.protocol(), Protocol::HttpProtobuf, "http/protobuf from the environment is honoured");
+        let json = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
+        let c = ExporterConfig::builder().with_protocol(Protocol::HttpProtobuf).build_with_env(json).unwrap();
+        assert_eq!(c.protocol(), Protocol::HttpProtobuf, "code wins, so http/json is not refused");
         // grpc in the environment, generic or per signal, is honoured; the per-signal one wins.
         let c = ExporterConfig::builder().build_with_env(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).unwrap();
         assert_eq!(c.protocol(), Protocol::Grpc);
         let mixed =
             env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")]);
         assert_eq!(ExporterConfig::builder().build_with_env(mixed).unwrap().protocol(), Protocol::Grpc);
+        let mixed =
+            env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf")]);
+        assert_eq!(ExporterConfig::builder().build_with_env(mixed).unwrap().protocol(), Protocol::HttpProtobuf);
         assert_eq!(ExporterConfig::default().protocol(), Protocol::Grpc);
-        assert_eq!(Protocol::Grpc.as_str(), "grpc");
+        assert_eq!((Protocol::Grpc.as_str(), Protocol::HttpProtobuf.as_str()), ("grpc", "http/protobuf"));
+    }
+
+    #[test]
+    fn the_default_endpoint_is_the_protocols_port() {
+        let http = ExporterConfig::builder().with_protocol(Protocol::HttpProtobuf).build_without_env().unwrap();
+        assert_eq!(http.endpoint(), "http://localhost:4318/");
+        assert_eq!(http.export_url(Signal::Metrics), "http://localhost:4318/v1/metrics");
+        let grpc = ExporterConfig::builder().build_without_env().unwrap();
+        assert_eq!(grpc.endpoint(), "http://localhost:4317/");
+        assert_eq!(grpc.export_url(Signal::Metrics), "http://localhost:4317/", "gRPC: as given");
+        // The environment's protocol picks the default port too.
+        let from_env =
+            ExporterConfig::builder().build_with_env(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])).unwrap();
+        assert_eq!(from_env.export_url(Signal::Metrics), "http://localhost:4318/v1/metrics");
+    }
+
+    /// `vars` read for `signal`, over OTLP/HTTP, and the URL it sends that signal to.
+    fn http_url(signal: Signal, code: Option<&str>, vars: &[(&str, &str)]) -> String {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env = EnvSettings::from_lookup(signal, |name| vars.get(name).cloned()).unwrap();
+        let mut builder = ExporterConfig::builder().with_protocol(Protocol::HttpProtobuf);
+        if let Some(code) = code {
+            builder = builder.with_endpoint(code);
+        }
+        builder.build_with_env(env).unwrap().export_url(signal).to_string()
+    }
+
+    #[test]
+    fn over_http_the_generic_endpoint_is_a_base_url_and_the_signals_own_is_used_as_given() {
+        let generic = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        // The generic variable: /v1/<signal> appended, any path kept, no double slash.
+        assert_eq!(http_url(Signal::Metrics, None, &[(generic, "http://c:4318")]), "http://c:4318/v1/metrics");
+        assert_eq!(http_url(Signal::Traces, None, &[(generic, "http://c:4318/")]), "http://c:4318/v1/traces");
+        assert_eq!(http_url(Signal::Logs, None, &[(generic, "https://c/otlp")]), "https://c/otlp/v1/logs");
+        assert_eq!(http_url(Signal::Logs, None, &[(generic, "https://c/otlp/")]), "https://c/otlp/v1/logs");
+        // The signal's own variable: used exactly as given, path, trailing slash and all.
+        let own = [("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://t.example/custom/")];
+        assert_eq!(http_url(Signal::Traces, None, &own), "https://t.example/custom/");
+        let own = [("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://t.example:4318")];
+        assert_eq!(http_url(Signal::Traces, None, &own), "https://t.example:4318/", "no path appended");
+        // The signal's own wins over the generic one; another signal's is not read.
+        let both = [(generic, "http://base:4318"), ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:9/m")];
+        assert_eq!(http_url(Signal::Metrics, None, &both), "http://m:9/m");
+        assert_eq!(http_url(Signal::Logs, None, &both), "http://base:4318/v1/logs");
+        // Code's endpoint is a base URL, and wins over both variables.
+        assert_eq!(http_url(Signal::Metrics, Some("http://code:4318/p/"), &both), "http://code:4318/p/v1/metrics");
+        assert_eq!(http_url(Signal::Logs, Some("http://code:4318"), &[]), "http://code:4318/v1/logs");
+    }
+
+    #[test]
+    fn over_grpc_every_endpoint_is_used_as_given() {
+        let grpc = |vars: &[(&str, &str)]| {
+            let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let env = EnvSettings::from_lookup(Signal::Metrics, |name| vars.get(name).cloned()).unwrap();
+            ExporterConfig::builder().build_with_env(env).unwrap().export_url(Signal::Metrics).to_string()
+        };
+        assert_eq!(grpc(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317/prefix")]), "http://c:4317/prefix");
+        assert_eq!(grpc(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4317")]), "http://m:4317/");
     }
 
     #[test]
@@ -934,7 +1096,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = \"h2\": the protocol must be grpc, http/protobuf or \
-             http/json, and this exporter supports grpc only"
+             http/json, and this exporter supports grpc and http/protobuf"
         );
     }
 

@@ -18,8 +18,9 @@ use crate::tls::TlsError;
 #[derive(Debug)]
 pub enum ExportError {
     /// The collector refused a request with a status that must not be retried
-    /// (INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, UNIMPLEMENTED,
-    /// RESOURCE_EXHAUSTED without RetryInfo, ...). Its items are lost.
+    /// (over gRPC INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
+    /// UNIMPLEMENTED, RESOURCE_EXHAUSTED without RetryInfo, ...; over HTTP
+    /// every 4xx and 5xx but 429, 502, 503 and 504). Its items are lost.
     Refused {
         /// The status.
         status: ExportStatus,
@@ -29,7 +30,8 @@ pub enum ExportError {
     /// Retryable failures went on until the retry budget ran out. Its items
     /// are lost.
     RetriesExhausted {
-        /// The last attempt's status (DEADLINE_EXCEEDED for a per-attempt timeout).
+        /// The last attempt's status (for a per-attempt timeout DEADLINE_EXCEEDED
+        /// over gRPC, [`StatusCode::TimedOut`] over HTTP).
         status: ExportStatus,
         /// Attempts made.
         attempts: u32,
@@ -83,7 +85,9 @@ impl ExportError {
     pub(crate) fn kind(&self) -> DrainErrorKind {
         match self {
             Self::Refused { .. } | Self::Tls { .. } | Self::UndecodableResponse { .. } => DrainErrorKind::Permanent,
-            Self::RetriesExhausted { status, .. } if status.code() == StatusCode::Grpc(GrpcCode::DeadlineExceeded) => {
+            Self::RetriesExhausted { status, .. }
+                if matches!(status.code(), StatusCode::Grpc(GrpcCode::DeadlineExceeded) | StatusCode::TimedOut) =>
+            {
                 DrainErrorKind::TimedOut
             }
             Self::RetriesExhausted { .. } => DrainErrorKind::RetriesExhausted,

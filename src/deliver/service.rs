@@ -5,6 +5,7 @@
 
 use prost::Message;
 
+use crate::config::Signal;
 use crate::otlp::{Encoding, Logs, Metrics, Traces};
 use crate::pb::collector::logs::v1 as logs;
 use crate::pb::collector::metrics::v1 as metrics;
@@ -15,10 +16,6 @@ pub(crate) trait Service: Encoding {
     /// The gRPC method of the `Export` call.
     const GRPC_METHOD: &'static str;
     /// The OTLP/HTTP path, appended to a base endpoint.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read by the OTLP/HTTP transport, the next Transport; tested here meanwhile")
-    )]
     const HTTP_PATH: &'static str;
     /// The export response.
     type Response: Message + Default + Send + 'static;
@@ -30,7 +27,7 @@ pub(crate) trait Service: Encoding {
 
 impl Service for Metrics {
     const GRPC_METHOD: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-    const HTTP_PATH: &'static str = "/v1/metrics";
+    const HTTP_PATH: &'static str = Signal::Metrics.http_path();
     type Response = metrics::ExportMetricsServiceResponse;
 
     fn partial_success(response: &Self::Response) -> (i64, &str) {
@@ -40,7 +37,7 @@ impl Service for Metrics {
 
 impl Service for Traces {
     const GRPC_METHOD: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-    const HTTP_PATH: &'static str = "/v1/traces";
+    const HTTP_PATH: &'static str = Signal::Traces.http_path();
     type Response = trace::ExportTraceServiceResponse;
 
     fn partial_success(response: &Self::Response) -> (i64, &str) {
@@ -50,7 +47,7 @@ impl Service for Traces {
 
 impl Service for Logs {
     const GRPC_METHOD: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
-    const HTTP_PATH: &'static str = "/v1/logs";
+    const HTTP_PATH: &'static str = Signal::Logs.http_path();
     type Response = logs::ExportLogsServiceResponse;
 
     fn partial_success(response: &Self::Response) -> (i64, &str) {

@@ -53,8 +53,17 @@ pub enum StatusCode {
     /// gRPC transport for a failure of its own (a connection refused, a
     /// timeout).
     Grpc(GrpcCode),
-    /// An HTTP status the collector answered with.
+    /// An HTTP status the collector answered with (OTLP/HTTP).
     Http(u16),
+    /// No answer came (OTLP/HTTP): the connection could not be made, or it
+    /// was reset or closed before the whole response arrived. Retried: the
+    /// request may not have arrived. The transport's error is the status's
+    /// [`source`](Error::source).
+    Unreachable,
+    /// No whole answer within the attempt's timeout (OTLP/HTTP): the
+    /// connection, the request and the response together took too long.
+    /// Retried within the retry budget.
+    TimedOut,
 }
 
 impl fmt::Display for StatusCode {
@@ -62,6 +71,8 @@ impl fmt::Display for StatusCode {
         match self {
             Self::Grpc(code) => write!(f, "{code:?}"),
             Self::Http(status) => write!(f, "HTTP {status}"),
+            Self::Unreachable => f.write_str("no answer"),
+            Self::TimedOut => f.write_str("timed out"),
         }
     }
 }
@@ -93,11 +104,19 @@ impl ExportStatus {
         self.code
     }
 
+    /// The HTTP status, for an answer over OTLP/HTTP.
+    pub fn http_status(&self) -> Option<u16> {
+        match self.code {
+            StatusCode::Http(status) => Some(status),
+            _ => None,
+        }
+    }
+
     /// The gRPC code, for a gRPC status.
     pub fn grpc_code(&self) -> Option<GrpcCode> {
         match self.code {
             StatusCode::Grpc(code) => Some(code),
-            StatusCode::Http(_) => None,
+            StatusCode::Http(_) | StatusCode::Unreachable | StatusCode::TimedOut => None,
         }
     }
 

@@ -20,7 +20,7 @@ use super::classify::classify_attempt;
 use crate::config::{Compression, ExporterConfig};
 use crate::deliver::Service;
 use crate::deliver::{Failure, Transport};
-use crate::tls::{ConnectError, Refusal, TlsConnector};
+use crate::tls::{Alpn, ConnectError, Refusal, TlsConnector};
 
 /// A cloneable handle on one HTTP/2 channel to the collector, with the
 /// request settings every export shares.
@@ -63,7 +63,7 @@ impl GrpcTransport {
                 .keep_alive_timeout(config.timeout())
         };
         let (channel, refusal) = if config.uses_tls() {
-            let connector = TlsConnector::new(config).await?;
+            let connector = TlsConnector::new(config, Alpn::H2).await?;
             let refusal = connector.refusal();
             // The connector does the TLS, so tonic must see a plaintext URI
             // (it refuses an `https` one without its own TLS); the requests

@@ -412,7 +412,7 @@ impl OtlpExporterBuilder {
         let connected = runtime
             .run(
                 async move {
-                    let metrics = crate::grpc::connect::<Metrics>(&m).await;
+                    let metrics = crate::drains::connect::<Metrics>(&m).await;
                     let traces = TracesDrain::connect(&t).await;
                     let logs = LogsDrain::connect(&l).await;
                     (metrics, traces, logs)

@@ -1,28 +1,71 @@
-//! The public OTLP/gRPC drains, one per signal: the delivery engine over
-//! the gRPC transport, for users who feed a [`BackgroundSink`](crate::BackgroundSink)
-//! with this crate's own points.
+//! The public OTLP drains, one per signal: the one delivery engine over the
+//! transport the configuration names (gRPC or HTTP), for users who feed a
+//! [`BackgroundSink`](crate::BackgroundSink) with this crate's own points.
 
-use super::client::GrpcTransport;
-use crate::config::ExporterConfig;
-use crate::deliver::Service;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::{ExporterConfig, Protocol};
 use crate::deliver::{DeliveryDrain, DeliverySettings, DeliveryStatsHandle};
+use crate::deliver::{Failure, Service, Transport};
+use crate::grpc::GrpcTransport;
+use crate::http::HttpTransport;
 use crate::sink::{DrainError, SinkDrain};
 use crate::tls::ConnectError;
 
-/// The delivery engine over gRPC.
-pub(crate) type GrpcDrain<S> = DeliveryDrain<S, GrpcTransport>;
+/// The transport [`ExporterConfig::protocol`] names: one type, so that there
+/// is one engine type and one public drain type per signal, whichever it is.
+#[derive(Debug, Clone)]
+pub(crate) enum AnyTransport {
+    /// OTLP/gRPC.
+    Grpc(GrpcTransport),
+    /// OTLP/HTTP with protobuf bodies.
+    Http(HttpTransport),
+}
 
-/// Prepares the engine for `config`. The connection is made lazily by the
-/// first request, so a collector that is not up yet is not an error here.
+impl AnyTransport {
+    /// Prepares the transport of `config`'s protocol for `S`'s requests.
+    async fn connect<S: Service>(config: &ExporterConfig) -> Result<Self, ConnectError> {
+        match config.protocol() {
+            Protocol::Grpc => GrpcTransport::connect(config).await.map(Self::Grpc),
+            Protocol::HttpProtobuf => HttpTransport::connect(config, S::HTTP_PATH).await.map(Self::Http),
+        }
+    }
+}
+
+impl Transport for AnyTransport {
+    fn endpoint(&self) -> String {
+        match self {
+            Self::Grpc(grpc) => grpc.endpoint(),
+            Self::Http(http) => http.endpoint(),
+        }
+    }
+
+    async fn send<S: Service>(&self, body: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
+        match self {
+            Self::Grpc(grpc) => grpc.send::<S>(body, timeout).await,
+            Self::Http(http) => http.send::<S>(body, timeout).await,
+        }
+    }
+}
+
+/// The delivery engine over the configured transport.
+pub(crate) type OtlpDrain<S> = DeliveryDrain<S, AnyTransport>;
+
+/// Prepares the engine for `config`, over the transport its
+/// [`protocol`](ExporterConfig::protocol) names. The connection is made
+/// lazily by the first request, so a collector that is not up yet is not an
+/// error here.
 ///
 /// Must be called inside a tokio runtime (the runtime the sink's actor runs
-/// on): the channel's connection task is spawned there.
+/// on): the transport's connection tasks are spawned there.
 ///
 /// # Errors
 ///
 /// A [`ConnectError`] when a TLS file cannot be read or is refused.
-pub(crate) async fn connect<S: Service>(config: &ExporterConfig) -> Result<GrpcDrain<S>, ConnectError> {
-    let transport = GrpcTransport::connect(config).await?;
+pub(crate) async fn connect<S: Service>(config: &ExporterConfig) -> Result<OtlpDrain<S>, ConnectError> {
+    let transport = AnyTransport::connect::<S>(config).await?;
     let settings = DeliverySettings {
         max_request_bytes: config.max_request_bytes(),
         max_in_flight: config.max_in_flight(),
@@ -33,20 +76,22 @@ pub(crate) async fn connect<S: Service>(config: &ExporterConfig) -> Result<GrpcD
 }
 
 /// Declares the public drain of one signal: a thin wrapper around
-/// [`GrpcDrain`], which stays crate-private with its encoding trait.
+/// [`OtlpDrain`], which stays crate-private with its encoding trait.
 macro_rules! signal_drain {
     ($(#[$doc:meta])* $name:ident, $signal:ty, $point:ty) => {
         $(#[$doc])*
         #[derive(Debug)]
-        pub struct $name(GrpcDrain<$signal>);
+        pub struct $name(OtlpDrain<$signal>);
 
         impl $name {
-            /// Prepares the drain for `config`. The connection is made lazily
-            /// by the first request, so a collector that is not up yet is not
-            /// an error here.
+            /// Prepares the drain for `config`, over the transport its
+            /// [`protocol`](ExporterConfig::protocol) names: gRPC, or
+            /// OTLP/HTTP to [`export_url`](ExporterConfig::export_url). The
+            /// connection is made lazily by the first request, so a
+            /// collector that is not up yet is not an error here.
             ///
             /// Call it inside the tokio runtime the sink's actor will run on:
-            /// the channel's connection task is spawned there.
+            /// the transport's connection tasks are spawned there.
             ///
             /// # Errors
             ///
@@ -82,9 +127,12 @@ macro_rules! signal_drain {
 }
 
 signal_drain!(
-    /// A [`SinkDrain`] that sends metric data points to an OTLP/gRPC collector's
-    /// `MetricsService/Export`. See [`BackgroundSink`](crate::BackgroundSink)
-    /// for the queue in front of it.
+    /// A [`SinkDrain`] that sends metric data points to an OTLP collector:
+    /// over gRPC to `MetricsService/Export`, or over OTLP/HTTP to
+    /// `POST /v1/metrics`, as the configuration's
+    /// [`protocol`](crate::ExporterConfig::protocol) says. See
+    /// [`BackgroundSink`](crate::BackgroundSink) for the queue in front of it.
+    /// Both transports share everything below.
     ///
     /// - Each batch is encoded into requests of at most
     ///   [`max_request_bytes`](crate::ExporterConfigBuilder::with_max_request_bytes),
@@ -108,16 +156,18 @@ signal_drain!(
 );
 
 signal_drain!(
-    /// A [`SinkDrain`] that sends spans to an OTLP/gRPC collector's
-    /// `TraceService/Export`. It works as [`MetricsDrain`] does.
+    /// A [`SinkDrain`] that sends spans to an OTLP collector: over gRPC to
+    /// `TraceService/Export`, or over OTLP/HTTP to `POST /v1/traces`. It
+    /// works as [`MetricsDrain`] does.
     TracesDrain,
     crate::otlp::Traces,
     crate::otlp::SpanRecord
 );
 
 signal_drain!(
-    /// A [`SinkDrain`] that sends log records to an OTLP/gRPC collector's
-    /// `LogsService/Export`. It works as [`MetricsDrain`] does.
+    /// A [`SinkDrain`] that sends log records to an OTLP collector: over gRPC
+    /// to `LogsService/Export`, or over OTLP/HTTP to `POST /v1/logs`. It
+    /// works as [`MetricsDrain`] does.
     LogsDrain,
     crate::otlp::Logs,
     crate::otlp::LogRecord
