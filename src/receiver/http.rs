@@ -11,9 +11,9 @@
 //! | a path other than the three | 404 |
 //! | a method other than `POST` | 405, `Allow: POST` |
 //! | a `Content-Type` other than `application/x-protobuf` (`http/json` included) | 415 |
-//! | a `Content-Encoding` other than `gzip` or `identity` | 415 |
-//! | a body (or a gunzipped body) above the receive limit | 413 |
-//! | a body that is not gzip or not the signal's `Export*ServiceRequest` | 400 |
+//! | a `Content-Encoding` other than `gzip`, `zstd` or `identity` | 415 |
+//! | a body (as sent or decompressed) above the receive limit | 413 |
+//! | a body that does not decompress or is not the signal's `Export*ServiceRequest` | 400 |
 //!
 //! Each of these has a `google.rpc.Status` body saying what was wrong.
 
@@ -175,9 +175,17 @@ async fn discard(body: Incoming, limit: usize) {
     let _ = Limited::new(body, limit).collect().await;
 }
 
+/// How a request body is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
 /// Whether the request head is one this receiver takes: `POST`, protobuf,
-/// gzip or no encoding. `Ok(true)` for a gzipped body.
-fn check_head(head: &http::request::Parts) -> Result<bool, Refusal> {
+/// gzip, zstd or no encoding; with the body's encoding.
+fn check_head(head: &http::request::Parts) -> Result<Encoding, Refusal> {
     if head.method != Method::POST {
         return Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, format!("OTLP/HTTP takes POST, not {}", head.method)));
     }
@@ -191,13 +199,38 @@ fn check_head(head: &http::request::Parts) -> Result<bool, Refusal> {
     }
     let encoding = head.headers.get(CONTENT_ENCODING).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
     match encoding.as_deref() {
-        None | Some("identity") => Ok(false),
-        Some(e) if e.eq_ignore_ascii_case("gzip") => Ok(true),
+        None => Ok(Encoding::Identity),
+        Some(e) if e.eq_ignore_ascii_case("identity") => Ok(Encoding::Identity),
+        Some(e) if e.eq_ignore_ascii_case("gzip") => Ok(Encoding::Gzip),
+        Some(e) if e.eq_ignore_ascii_case("zstd") => Ok(Encoding::Zstd),
         Some(other) => Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("this receiver takes Content-Encoding gzip or identity, not {other:?}"),
+            format!("this receiver takes Content-Encoding gzip, zstd or identity, not {other:?}"),
         )),
     }
+}
+
+/// The body decompressed, refused when it is over `limit` bytes or does not
+/// decompress.
+fn decompress(body: Bytes, encoding: Encoding, limit: usize) -> Result<Bytes, Refusal> {
+    let mut plain = Vec::new();
+    let read = match encoding {
+        Encoding::Identity => return Ok(body),
+        Encoding::Gzip => flate2::read::GzDecoder::new(body.as_ref()).take(limit as u64 + 1).read_to_end(&mut plain),
+        Encoding::Zstd => zstd::stream::read::Decoder::new(body.as_ref())
+            .and_then(|decoder| decoder.take(limit as u64 + 1).read_to_end(&mut plain)),
+    };
+    if let Err(e) = read {
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid {encoding:?}: {e}")));
+    }
+    if plain.len() > limit {
+        return Err(too_large(limit));
+    }
+    Ok(Bytes::from(plain))
+}
+
+fn too_large(limit: usize) -> Refusal {
+    Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request is over {limit} bytes"))
 }
 
 /// Checks, reads and decodes one request, then answers it as scripted.
@@ -207,8 +240,8 @@ async fn receive<R: Export>(
     head: &http::request::Parts,
     body: Incoming,
 ) -> Result<Response<Body>, Refusal> {
-    let gzip = match check_head(head) {
-        Ok(gzip) => gzip,
+    let encoding = match check_head(head) {
+        Ok(encoding) => encoding,
         Err(refusal) => {
             discard(body, limit).await;
             return Err(refusal);
@@ -220,25 +253,12 @@ async fn receive<R: Export>(
         .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect();
 
-    let too_large = || Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request is over {limit} bytes"));
     let body = match Limited::new(body, limit).collect().await {
         Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
         Err(e) => return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))),
     };
-    let body = if gzip {
-        let mut plain = Vec::new();
-        let mut decoder = flate2::read::GzDecoder::new(body.as_ref()).take(limit as u64 + 1);
-        if let Err(e) = decoder.read_to_end(&mut plain) {
-            return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid gzip: {e}")));
-        }
-        if plain.len() > limit {
-            return Err(too_large());
-        }
-        Bytes::from(plain)
-    } else {
-        body
-    };
+    let body = decompress(body, encoding, limit)?;
     let decoded = R::decode(body).map_err(|e| {
         Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not an OTLP {:?} export request: {e}", R::SIGNAL))
     })?;

@@ -11,7 +11,7 @@
 //!
 //! The HTTP listener takes `POST /v1/metrics`, `/v1/traces` and `/v1/logs`
 //! with `Content-Type: application/x-protobuf` bodies, gzipped or not
-//! (`Content-Encoding: gzip`), over HTTP/1.1 with keep-alive, and answers 200
+//! (`Content-Encoding: gzip` or `zstd`), over HTTP/1.1 with keep-alive, and answers 200
 //! with the `Export*ServiceResponse`; what it refuses before the script is
 //! listed in [`ReceivedCounts::refused`].
 //!
