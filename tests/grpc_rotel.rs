@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use otlp_sink::{
     Compression, DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder, FlushError, LogsDrain,
