@@ -13,8 +13,8 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use otlp_sink::receiver::Receiver;
 use otlp_sink::{
-    ExporterConfig, KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, MetricsDrain, Resource, Scope,
-    SinkDrain, Temporality,
+    otlp::{KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Resource, Scope, Temporality},
+    ExporterConfig, MetricsDrain, SinkDrain,
 };
 
 const COUNTERS: usize = 50;

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
-use otlp_sink::{BackgroundSink, DrainError, SinkConfig, SinkDrain, SinkHandle, TryPushError};
+use otlp_sink::{
+    sink::{DrainError, TryPushError},
+    BackgroundSink, SinkConfig, SinkDrain, SinkHandle,
+};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 

@@ -24,9 +24,14 @@ use std::time::{Duration, Instant};
 
 use otlp_sink::receiver::Receiver;
 use otlp_sink::{
-    BackgroundSink, Compression, DeliveryStats, DeliveryStatsHandle, ExporterConfig, KeyValue, LogRecord, LogsDrain,
-    MetricDescriptor, MetricKind, MetricPoint, MetricValue, MetricsDrain, Overflow, Protocol, Resource, Scope,
-    Severity, Signal, SinkConfig, SinkDrain, SinkStats, SpanRecord, Temporality, TracesDrain, TryPushError,
+    config::Compression,
+    deliver::{DeliveryStats, DeliveryStatsHandle},
+    otlp::{
+        KeyValue, LogRecord, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Resource, Scope, Severity,
+        SpanRecord, Temporality,
+    },
+    sink::{Overflow, SinkStats, TryPushError},
+    BackgroundSink, ExporterConfig, LogsDrain, MetricsDrain, Protocol, Signal, SinkConfig, SinkDrain, TracesDrain,
 };
 use tokio_util::sync::CancellationToken;
 

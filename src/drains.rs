@@ -135,21 +135,21 @@ signal_drain!(
     /// Both transports share everything below.
     ///
     /// - Each batch is encoded into requests of at most
-    ///   [`max_request_bytes`](crate::ExporterConfigBuilder::with_max_request_bytes),
+    ///   [`max_request_bytes`](crate::config::ExporterConfigBuilder::with_max_request_bytes),
     ///   so a collection of any size is delivered; a point too large to fit any
     ///   request is counted as rejected and reported, its neighbours are sent.
-    /// - Up to [`max_in_flight`](crate::ExporterConfigBuilder::with_max_in_flight)
+    /// - Up to [`max_in_flight`](crate::config::ExporterConfigBuilder::with_max_in_flight)
     ///   requests are outstanding at once. `write_batch` returns once its
     ///   requests are on their way; it waits only when every slot is taken.
-    /// - Each request is retried per the OTLP spec (see [`RetryPolicy`](crate::RetryPolicy)), each
+    /// - Each request is retried per the OTLP spec (see [`RetryPolicy`](crate::config::RetryPolicy)), each
     ///   attempt bounded by the configured timeout.
     /// - [`flush_durable`](SinkDrain::flush_durable) waits until every request
     ///   made so far has finished (acknowledged, partially rejected, or failed
     ///   for good) and reports the first failure since the previous call, with
-    ///   an [`ExportError`](crate::ExportError) as its source. So a sink flush that returns `Ok`
+    ///   an [`ExportError`](crate::deliver::ExportError) as its source. So a sink flush that returns `Ok`
     ///   means the collector acknowledged everything before it.
     /// - `write_batch` itself never fails: every failure surfaces through
-    ///   `flush_durable`, with exact counts in [`DeliveryStats`](crate::DeliveryStats).
+    ///   `flush_durable`, with exact counts in [`DeliveryStats`](crate::deliver::DeliveryStats).
     MetricsDrain,
     crate::otlp::Metrics,
     crate::otlp::MetricPoint

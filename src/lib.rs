@@ -8,114 +8,134 @@
 //! SDK (metric reader / span processor / log processor / exporters)
 //!    --try_push--> BackgroundSink (bounded queue) --> actor --> SinkDrain::write_batch
 //!                                                       |        = encode (otlp) -> deliver: window + retry + accounting
-//!                                                       |                                  -> Transport (gRPC)
+//!                                                       |                                  -> transport (gRPC | HTTP)
 //!    force_flush -------barrier, FIFO with the data-----+--> SinkDrain::flush_durable (all acks in)
 //! ```
 //!
-//! - [`OtlpExporter`] plugs the crate into `opentelemetry_sdk` 0.33 (feature
-//!   `sdk`, on by default): it hands out a [metric reader](OtlpMetricReader),
-//!   [span](OtlpSpanProcessor) and [log](OtlpLogProcessor) processors whose
-//!   `force_flush` returns `Ok` only once the collector acknowledged
-//!   everything recorded before it, and exporters for the SDK's own batch
-//!   processors. Everything it runs lives on an export runtime of its own,
-//!   so `force_flush` and shutdown return from any thread: inside a tokio
-//!   runtime of any flavor, on a plain thread, or in a `Drop` at the end of
-//!   `main`. Hold the [`OtlpExporter`] until the application is done:
-//!   its drop delivers everything still queued, even while a global
-//!   `tracing` subscriber keeps the providers alive.
-//! - [`BackgroundSink`] is the generic core. Producers push into a bounded
-//!   queue without awaiting ([`BackgroundSink::try_push`]): a ring of slots
+//! ## Quick start
+//!
+//! Most applications need one type, [`OtlpExporter`] (feature `sdk`, on by
+//! default). It hands the `opentelemetry_sdk` 0.33 providers a metric
+//! reader, span and log processors whose `force_flush` returns `Ok` only
+//! once the collector acknowledged everything recorded before it. Settings
+//! come from code first, then the `OTEL_EXPORTER_OTLP_*` environment, then
+//! the defaults.
+//!
+//! ```
+//! use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+//! use opentelemetry_sdk::trace::SdkTracerProvider;
+//! use otlp_sink::{OtlpExporter, Signal};
+//! # use otlp_sink::receiver::Receiver;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Runtime::new()?;
+//! # let receiver = rt.block_on(Receiver::start())?;
+//! # let endpoint = receiver.endpoint();
+//! // Hold the exporter until the application is done: its drop delivers
+//! // what is still queued.
+//! let exporter = OtlpExporter::builder().with_endpoint(endpoint).build()?;
+//! let tracers = SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build();
+//!
+//! tracers.tracer("app").in_span("work", |_cx| {});
+//! tracers.force_flush()?; // Ok: the collector acknowledged the span.
+//!
+//! let traces = exporter.stats().signal(Signal::Traces);
+//! assert_eq!(traces.export.acked, 1);
+//! # assert_eq!(receiver.counts().traces.acked, 1);
+//! exporter.shutdown()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Everything the exporter runs lives on an export runtime of its own, so
+//! `force_flush` and shutdown return from any thread: inside a tokio runtime
+//! of any flavor, on a plain thread, or in a `Drop` at the end of `main`.
+//!
+//! ## The modules, one per layer
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`sdk`] | [`OtlpExporter`], its builder, the adapters it hands out, their counters and [`SdkError`] |
+//! | [`sink`] | [`BackgroundSink`], the generic core: a bounded queue, one batching actor, the [`SinkDrain`] trait, [`SinkHandle`] for shutdown, and their errors and counters |
+//! | [`otlp`] | telemetry points ([`MetricPoint`](otlp::MetricPoint), [`SpanRecord`](otlp::SpanRecord), [`LogRecord`](otlp::LogRecord)) for users who feed a sink themselves |
+//! | the root | [`MetricsDrain`], [`TracesDrain`] and [`LogsDrain`]: the OTLP drains for those points |
+//! | [`deliver`] | what the drains report: [`DeliveryStats`](deliver::DeliveryStats), [`ExportError`](deliver::ExportError) with a transport-neutral [`ExportStatus`](deliver::ExportStatus), [`Outage`](deliver::Outage) |
+//! | [`config`] | [`ExporterConfig`]: endpoint, [`Protocol`], headers, TLS, compression, size cap, in-flight window, [`RetryPolicy`](config::RetryPolicy), and how each is read from the environment |
+//! | [`tls`] | errors of the TLS setup, naming what to configure |
+//! | `receiver` | an in-process OTLP receiver for examples and tests (feature `receiver`, opt-in) |
+//!
+//! The pieces under the exporter are public for applications that want them
+//! directly:
+//!
+//! - [`BackgroundSink::try_push`] costs nanoseconds: a ring of slots
 //!   allocated up front, where a push is one compare-and-swap and a write,
-//!   and no producer ever waits for another. A full queue is a counted drop,
-//!   never a stall. One actor task batches messages by size or
-//!   by [`flush_interval`](SinkConfig::with_flush_interval) and hands each
-//!   batch to a [`SinkDrain`].
+//!   and no producer ever waits for another. A full queue is a counted
+//!   drop, never a stall.
 //! - [`BackgroundSink::flush`] is a barrier that travels through the queue
-//!   behind the data. The actor writes its partial batch, awaits the drain's
-//!   [`flush_durable`](SinkDrain::flush_durable), and only then answers: `Ok`
-//!   means every message accepted before the call is durable. An error is the
-//!   first failure since the previous barrier, reported once.
-//! - [`SinkHandle`] is the owner's handle on the actor:
-//!   [`shutdown`](SinkHandle::shutdown) drains everything and closes the
-//!   drain; [`shutdown_timeout`](SinkHandle::shutdown_timeout) returns by its
-//!   deadline even if the drain hangs, and says so.
-//! - [`MetricsDrain`], [`TracesDrain`] and [`LogsDrain`] are the OTLP/gRPC
-//!   drains: one delivery engine (size-capped requests, a window of them in
-//!   flight, retries per the OTLP specification, a `flush_durable` that
-//!   waits for every answer) over the gRPC transport. A failure says what
-//!   it cost ([`ExportError`], with a transport-neutral [`ExportStatus`]).
-//! - [`SinkStats`] and [`DeliveryStats`] count what was pushed, dropped,
-//!   written, acknowledged and failed, so nothing is lost without being counted.
+//!   behind the data. `Ok` means every message accepted before the call is
+//!   durable; an error is the first failure since the previous barrier,
+//!   reported once.
+//! - [`SinkHandle::shutdown_timeout`] returns by its deadline even if the
+//!   drain hangs, and counts what it abandoned.
+//! - The drains cut requests under a size cap, keep a window of them in
+//!   flight, retry per the OTLP specification within a budget, and count
+//!   every item exactly once as acknowledged, rejected or failed, over the
+//!   transport the configuration's [`Protocol`] names: gRPC (this crate's
+//!   default) or OTLP/HTTP with protobuf bodies (`http/protobuf`, the
+//!   specification's default).
 //!
-//! ## Layout
+//! ## Source layout
 //!
-//! - `src/sink/`: the queue (`ring.rs`), the actor loop, the [`SinkDrain`]
-//!   trait, errors and counters. Generic over the message type; it knows nothing of OTLP.
-//! - `src/otlp/`: telemetry points ([`MetricPoint`], [`SpanRecord`],
-//!   [`LogRecord`]) and their encoding into OTLP protobuf requests cut to a
-//!   byte limit, written once for all signals. Pure: no I/O.
+//! - `src/sink/`: the queue (`ring.rs`, model-checked with loom in
+//!   `loom_tests.rs`), the actor loop, the drain trait, errors and
+//!   counters. Generic over the message type; it knows nothing of OTLP.
+//! - `src/otlp/`: the points and their encoding into OTLP protobuf requests
+//!   cut to a byte limit, written once for all signals. Pure: no I/O.
 //! - `proto/`: the OTLP schema (version in `proto/README.md`), compiled by
 //!   `build.rs` into `src/pb.rs`.
 //! - `src/deliver/`: the one delivery engine, generic over a transport: the
-//!   window of requests in flight, a ticket per request so each item is
-//!   counted once, the retry loop within the budget, the outage report, and
-//!   transport-neutral errors. A transport implements one small trait.
-//! - `src/grpc/`: the gRPC transport over tonic, the classification of its
-//!   failures per the OTLP specification, and the public per-signal drains.
+//!   window, a ticket per request so each item is counted once, the retry
+//!   loop within the budget, the outage report, and transport-neutral
+//!   errors. A transport implements one small trait.
+//! - `src/grpc/`: the gRPC transport over tonic, and the classification of
+//!   its failures per the OTLP specification.
+//! - `src/http/`: the OTLP/HTTP transport over hyper-util's pooled HTTP/1.1
+//!   client, and the classification of its answers (status, `Retry-After`,
+//!   the body's `google.rpc.Status`) per the OTLP specification.
+//! - `src/drains.rs`: the public per-signal drains, over the transport the
+//!   configuration names.
 //! - `src/tls.rs`: the rustls client configuration and connector, for every
-//!   transport ([`TlsError`] names what to configure).
-//! - `src/sdk/`: thin adapters to `opentelemetry_sdk` (metrics, traces,
-//!   logs), the export runtime they run on, and the pure conversions from the
-//!   SDK's data to the points above.
-//! - `src/config/`: the exporter's settings ([`ExporterConfig`]): a builder,
-//!   the `OTEL_EXPORTER_OTLP_*` environment read through a lookup function,
-//!   and their merge, code over environment over defaults; the
-//!   [`RetryPolicy`]. Pure.
+//!   transport.
+//! - `src/sdk/`: the adapters to `opentelemetry_sdk`, the export runtime
+//!   they run on, and the pure conversions from the SDK's data to points.
+//! - `src/config/`: the settings, the environment read through a lookup
+//!   function, and their merge. Pure.
+//! - `src/receiver.rs`: the in-process receiver.
 //!
 //! The layers import one way: `config`, `sink` and `otlp` import no other
-//! layer; `tls` imports `config`; `deliver` those four; `grpc` those and
-//! `deliver`; `sdk` sits on top.
-//! - `src/receiver.rs`: an in-process OTLP receiver for the quickstart and
-//!   the tests (feature `receiver`, opt-in: a test double, so a library
-//!   user compiles no server unless asking for one).
+//! layer; `tls` imports `config`; `deliver` those four; `grpc` and `http`
+//! those and `deliver`, not each other; `drains` the two transports; `sdk`
+//! sits on top. `tests/layers.rs` checks that table, and
+//! that no two sibling modules import each other at any depth.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
-mod config;
-mod deliver;
+pub mod config;
+pub mod deliver;
 mod drains;
 mod grpc;
 mod http;
-mod otlp;
+pub mod otlp;
 pub(crate) mod pb;
 #[cfg(feature = "receiver")]
 pub mod receiver;
 #[cfg(feature = "sdk")]
-mod sdk;
-mod sink;
-mod tls;
+pub mod sdk;
+pub mod sink;
+pub mod tls;
 
-pub use config::{
-    Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, ExporterConfigError, ExporterConfigErrorKind,
-    Headers, Protocol, RetryPolicy, Signal, TemporalityPreference, TlsConfig, ValueOrigin,
-};
-pub use deliver::{DeliveryStats, DeliveryStatsHandle, ExportError, ExportStatus, GrpcCode, Outage, StatusCode};
+pub use config::{ExporterConfig, Protocol, Signal};
 pub use drains::{LogsDrain, MetricsDrain, TracesDrain};
-pub use sink::{
-    BackgroundSink, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError, SinkConfig,
-    SinkConfigError, SinkDrain, SinkHandle, SinkStats, TryPushError,
-};
-pub use tls::{ConnectError, TlsError, TlsErrorKind};
-
 #[cfg(feature = "sdk")]
-pub use sdk::{
-    is_export_thread, BuildError, ExporterStats, Operation, OtlpExporter, OtlpExporterBuilder, OtlpLogExporter,
-    OtlpLogProcessor, OtlpMetricExporter, OtlpMetricReader, OtlpSpanExporter, OtlpSpanProcessor, PipelineStats,
-    SdkError, Undelivered, Waiting,
-};
-
-pub use otlp::{
-    AnyValue, EncodeError, Exemplar, ExemplarValue, ExponentialBuckets, ExponentialHistogramValue, HistogramValue,
-    KeyValue, LogRecord, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Quantile, Resource, Scope, Severity,
-    SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus, SummaryValue, Temporality,
-};
+pub use sdk::{is_export_thread, OtlpExporter, SdkError};
+pub use sink::{BackgroundSink, SinkConfig, SinkDrain, SinkHandle};

@@ -1,4 +1,8 @@
-//! The client side of TLS: this crate's own rustls configuration and the
+//! TLS for every transport. Public here: the errors of the setup,
+//! [`ConnectError`] and [`TlsError`], which name the file, variable or
+//! certificate to fix.
+//!
+//! Behind them, the client side of TLS: this crate's own rustls configuration and the
 //! connector that both transports dial through (tonic's channel for gRPC,
 //! hyper-util's pool for OTLP/HTTP), so that the handshake can tell what the
 //! collector asked for.
@@ -15,9 +19,9 @@
 //!   [`TlsErrorKind::ClientCertificateRequired`].
 //! - With TLS 1.3 the client's handshake completes before the server looks at
 //!   the (empty) certificate, so the refusal arrives as the end of the
-//!   connection, on hyper's first read. The connection's [`TlsIo`] sees that
+//!   connection, on hyper's first read. The connection's `TlsIo` sees that
 //!   end before the server sent any data, records the [`TlsError`] in the
-//!   channel's [`Refusal`], and the export that failed on it reports that.
+//!   channel's `Refusal`, and the export that failed on it reports that.
 //!
 //! A server certificate that does not verify fails the handshake with
 //! rustls's `InvalidCertificate`, which becomes a [`TlsError`] of kind
@@ -163,11 +167,11 @@ enum Roots {
 
 /// A TLS failure between this exporter and the collector that retrying
 /// cannot fix: the configuration has to change. It is the error of an
-/// [`ExportError::Tls`](crate::ExportError::Tls), reported at the attempt
+/// [`ExportError::Tls`](crate::deliver::ExportError::Tls), reported at the attempt
 /// that met it and never retried.
 ///
 /// Its message says what failed and names the environment variables and the
-/// [`ExporterConfigBuilder`](crate::ExporterConfigBuilder) method to set; its
+/// [`ExporterConfigBuilder`](crate::config::ExporterConfigBuilder) method to set; its
 /// [`source`](Error::source) is what rustls reported (the certificate error,
 /// or the connection's end or alert).
 #[derive(Debug, Clone)]

@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use otlp_sink::receiver::Receiver;
 use otlp_sink::{
-    AnyValue, ConnectError, DrainErrorKind, EnvSettings, ExporterConfig, ExporterConfigErrorKind, HistogramValue,
-    KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, MetricsDrain, RetryPolicy, Signal, SinkConfig,
-    Temporality, ValueOrigin,
+    config::{EnvSettings, ExporterConfigErrorKind, RetryPolicy, ValueOrigin},
+    otlp::{AnyValue, HistogramValue, KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Temporality},
+    sink::DrainErrorKind,
+    tls::ConnectError,
+    ExporterConfig, MetricsDrain, Signal, SinkConfig,
 };
 use prost::Message;
 use support::accounting::{failure, Pipeline};
@@ -143,7 +145,7 @@ async fn receiver() -> Receiver {
     Receiver::builder().with_recording().start().await.expect("receiver")
 }
 
-fn config(receiver: &Receiver) -> otlp_sink::ExporterConfigBuilder {
+fn config(receiver: &Receiver) -> otlp_sink::config::ExporterConfigBuilder {
     let retry =
         RetryPolicy::new().with_initial_delay(Duration::from_millis(20)).with_max_elapsed(Duration::from_secs(3));
     ExporterConfig::builder().with_endpoint(receiver.endpoint()).with_retry_policy(retry)

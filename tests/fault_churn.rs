@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use otlp_sink::{ExporterConfig, Overflow, RetryPolicy, SinkConfig};
+use otlp_sink::{config::RetryPolicy, sink::Overflow, ExporterConfig, SinkConfig};
 use support::accounting::Pipeline;
 use support::errors::chain;
 use support::kills::Kills;

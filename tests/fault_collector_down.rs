@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use otlp_sink::{ExporterConfig, RetryPolicy, SinkConfig};
+use otlp_sink::{config::RetryPolicy, ExporterConfig, SinkConfig};
 use support::accounting::Pipeline;
 use support::errors::chain;
 use support::points::Shared;

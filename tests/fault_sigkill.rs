@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use otlp_sink::{BackgroundSink, DrainErrorKind, ExporterConfig, MetricPoint, RetryPolicy, SinkConfig};
+use otlp_sink::{
+    config::RetryPolicy, otlp::MetricPoint, sink::DrainErrorKind, BackgroundSink, ExporterConfig, SinkConfig,
+};
 use support::accounting::{failure, Pipeline};
 use support::errors::chain;
 use support::kills::Kills;
@@ -64,7 +66,7 @@ impl Stream {
     }
 }
 
-fn config(rotel: &Rotel, budget: Duration) -> otlp_sink::ExporterConfigBuilder {
+fn config(rotel: &Rotel, budget: Duration) -> otlp_sink::config::ExporterConfigBuilder {
     let retry = RetryPolicy::new()
         .with_initial_delay(Duration::from_millis(50))
         .with_max_delay(Duration::from_millis(200))

@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 
 use otlp_sink::receiver::{Receiver, Reply};
 use otlp_sink::{
-    DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder, FlushError, GrpcCode, HistogramValue, KeyValue,
-    MetricDescriptor, MetricKind, MetricPoint, MetricValue, Overflow, RetryPolicy, ShutdownError, Signal, SinkConfig,
-    Temporality,
+    config::{ExporterConfigBuilder, RetryPolicy},
+    deliver::{ExportError, GrpcCode},
+    otlp::{HistogramValue, KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Temporality},
+    sink::{DrainErrorKind, FlushError, Overflow, ShutdownError},
+    ExporterConfig, Signal, SinkConfig,
 };
 use support::accounting::{failure, Books, Pipeline};
 use support::errors::chain;
@@ -320,7 +322,7 @@ async fn a_slow_collector_never_blocks_producers_and_every_drop_is_counted() {
                     let one = Instant::now();
                     match sink.try_push(point) {
                         Ok(()) => {}
-                        Err(otlp_sink::TryPushError::Full(_)) => refused += 1,
+                        Err(otlp_sink::sink::TryPushError::Full(_)) => refused += 1,
                         Err(other) => panic!("unexpected refusal {other}"),
                     }
                     slowest = slowest.max(one.elapsed());

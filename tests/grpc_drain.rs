@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use otlp_sink::receiver::{Receiver, ReceiverCounts, Reply};
 use otlp_sink::{
-    BackgroundSink, DeliveryStatsHandle, DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder,
-    FlushError, GrpcCode, KeyValue, LogsDrain, MetricPoint, MetricsDrain, RetryPolicy, Signal, SinkConfig, SinkHandle,
-    StatusCode, TracesDrain,
+    config::{ExporterConfigBuilder, RetryPolicy},
+    deliver::{DeliveryStatsHandle, ExportError, GrpcCode, StatusCode},
+    otlp::{KeyValue, MetricPoint},
+    sink::{DrainErrorKind, FlushError},
+    BackgroundSink, ExporterConfig, LogsDrain, MetricsDrain, Signal, SinkConfig, SinkHandle, TracesDrain,
 };
 use support::errors::chain;
 use support::points::Shared;
@@ -283,7 +285,11 @@ async fn a_collector_that_never_answers_hits_the_per_attempt_timeout() {
 
 #[tokio::test]
 async fn headers_travel_as_metadata_and_gzip_and_zstd_are_accepted() {
-    for compression in [otlp_sink::Compression::Gzip, otlp_sink::Compression::Zstd, otlp_sink::Compression::None] {
+    for compression in [
+        otlp_sink::config::Compression::Gzip,
+        otlp_sink::config::Compression::Zstd,
+        otlp_sink::config::Compression::None,
+    ] {
         let receiver = Receiver::start().await.unwrap();
         let p = metrics_pipeline(
             config(&receiver).with_header("authorization", "Bearer t0ken").with_compression(compression),

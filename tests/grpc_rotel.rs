@@ -14,8 +14,10 @@ mod support;
 use std::time::Duration;
 
 use otlp_sink::{
-    Compression, DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder, FlushError, LogsDrain,
-    MetricsDrain, RetryPolicy, TracesDrain,
+    config::{Compression, ExporterConfigBuilder, RetryPolicy},
+    deliver::ExportError,
+    sink::{DrainErrorKind, FlushError},
+    ExporterConfig, LogsDrain, MetricsDrain, TracesDrain,
 };
 use support::delivered::{assert_all_arrived, deliver};
 use support::points::Shared;
@@ -101,7 +103,11 @@ async fn zstd_is_refused_by_rotel_and_the_flush_reports_it_as_permanent() {
     let FlushError::Drain { source, .. } = &err else { panic!("expected a drain failure, got {err:?}") };
     assert_eq!((source.kind(), source.items()), (DrainErrorKind::Permanent, Some(1_000)), "{source}");
     let export = std::error::Error::source(source).and_then(|s| s.downcast_ref::<ExportError>()).expect("ExportError");
-    assert_eq!(export.code(), Some(otlp_sink::StatusCode::Grpc(otlp_sink::GrpcCode::Unimplemented)), "{export}");
+    assert_eq!(
+        export.code(),
+        Some(otlp_sink::deliver::StatusCode::Grpc(otlp_sink::deliver::GrpcCode::Unimplemented)),
+        "{export}"
+    );
     assert!(matches!(export, ExportError::Refused { attempts: 1, .. }), "{export:?}");
     assert!(export.to_string().contains("zstd"), "{export}");
     let stats = delivered.stats;

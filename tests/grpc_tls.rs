@@ -25,7 +25,11 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceReq
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use otlp_sink::receiver::{Receiver, ReceiverTls};
 use otlp_sink::{
-    ConnectError, DrainErrorKind, ExportError, ExporterConfig, FlushError, MetricsDrain, TlsErrorKind, ValueOrigin,
+    config::ValueOrigin,
+    deliver::ExportError,
+    sink::{DrainErrorKind, FlushError},
+    tls::{ConnectError, TlsErrorKind},
+    ExporterConfig, MetricsDrain,
 };
 use rcgen::KeyPair;
 use support::errors::chain;

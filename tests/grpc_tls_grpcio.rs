@@ -18,7 +18,12 @@ mod support;
 use std::error::Error;
 use std::time::Duration;
 
-use otlp_sink::{DrainErrorKind, ExportError, ExporterConfig, FlushError, TlsErrorKind};
+use otlp_sink::{
+    deliver::ExportError,
+    sink::{DrainErrorKind, FlushError},
+    tls::TlsErrorKind,
+    ExporterConfig,
+};
 use support::errors::chain;
 use support::grpcio_tls::{GrpcioTls, Request, ServerFiles};
 use support::rotel;

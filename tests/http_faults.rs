@@ -15,11 +15,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use otlp_sink::config::{Compression, ExporterConfigBuilder, RetryPolicy};
+use otlp_sink::deliver::{ExportError, GrpcCode, StatusCode};
 use otlp_sink::receiver::{HttpReply, Receiver, Reply, RetryAfter};
-use otlp_sink::{
-    Compression, DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder, GrpcCode, Protocol, RetryPolicy,
-    ShutdownError, Signal, SinkConfig, StatusCode,
-};
+use otlp_sink::sink::{DrainErrorKind, ShutdownError};
+use otlp_sink::{ExporterConfig, Protocol, Signal, SinkConfig};
 use support::accounting::{failure, Pipeline};
 use support::errors::chain;
 use support::points::Shared;

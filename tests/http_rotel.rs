@@ -11,9 +11,8 @@ mod support;
 
 use std::time::Duration;
 
-use otlp_sink::{
-    Compression, ExporterConfig, ExporterConfigBuilder, LogsDrain, MetricsDrain, Protocol, RetryPolicy, TracesDrain,
-};
+use otlp_sink::config::{Compression, ExporterConfigBuilder, RetryPolicy};
+use otlp_sink::{ExporterConfig, LogsDrain, MetricsDrain, Protocol, TracesDrain};
 use support::delivered::{assert_all_arrived, deliver};
 use support::points::Shared;
 use support::rotel::{Rotel, Signal};

@@ -27,10 +27,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use otlp_sink::{
-    BackgroundSink, Compression, DrainErrorKind, ExportError, ExporterConfig, ExporterConfigBuilder, FlushError,
-    LogsDrain, MetricsDrain, Protocol, RetryPolicy, SinkConfig, StatusCode as ExportCode, TlsErrorKind, TracesDrain,
-};
+use otlp_sink::config::{Compression, EnvSettings, ExporterConfigBuilder, RetryPolicy};
+use otlp_sink::deliver::{ExportError, StatusCode as ExportCode};
+use otlp_sink::sink::{DrainErrorKind, FlushError};
+use otlp_sink::tls::TlsErrorKind;
+use otlp_sink::{BackgroundSink, ExporterConfig, LogsDrain, MetricsDrain, Protocol, Signal, SinkConfig, TracesDrain};
 use prost::Message as _;
 use support::errors::chain;
 use support::points::Shared;
@@ -254,7 +255,7 @@ async fn each_signal_goes_to_its_own_path_and_the_signals_own_variable_is_used_a
 
     // OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: the whole URL, nothing appended.
     let own = format!("{}/custom/metrics", server.base());
-    let env = otlp_sink::EnvSettings::from_lookup(otlp_sink::Signal::Metrics, |name| {
+    let env = EnvSettings::from_lookup(Signal::Metrics, |name| {
         (name == "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").then(|| own.clone())
     })
     .unwrap();
@@ -434,7 +435,7 @@ fn the_environments_http_protobuf_sends_every_signal_to_its_path_through_the_sdk
     let builder = otlp_sink::OtlpExporter::builder()
         .with_retry_policy(RetryPolicy::new().with_max_elapsed(Duration::from_secs(3)))
         .with_export_interval(Duration::from_secs(3600));
-    let config = builder.resolve_config(otlp_sink::Signal::Logs, &env).unwrap();
+    let config = builder.resolve_config(Signal::Logs, &env).unwrap();
     assert_eq!(config.protocol(), Protocol::HttpProtobuf);
     let exporter = builder.build_with_lookup(&env).expect("builds");
     let p = support::sdk::providers(&exporter);

@@ -18,8 +18,9 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use otlp_sink::deliver::GrpcCode;
 use otlp_sink::receiver::{HttpReply, Receiver, Reply, RetryAfter};
-use otlp_sink::{GrpcCode, Signal};
+use otlp_sink::Signal;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -432,7 +433,9 @@ async fn delayed_replies_wait_and_arrivals_are_recorded_in_order() {
 /// 400 is INTERNAL (not retried).
 #[tokio::test]
 async fn http_replies_are_carried_over_to_grpc() {
-    use otlp_sink::{DrainErrorKind, ExporterConfig, RetryPolicy, SinkConfig};
+    use otlp_sink::config::RetryPolicy;
+    use otlp_sink::sink::DrainErrorKind;
+    use otlp_sink::{ExporterConfig, SinkConfig};
     use support::accounting::{failure, Pipeline};
     use support::points::Shared;
 

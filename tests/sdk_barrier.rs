@@ -15,7 +15,7 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkError;
 use otlp_sink::receiver::Reply;
-use otlp_sink::{ExporterConfig, GrpcCode, RetryPolicy, Signal, SinkConfig};
+use otlp_sink::{config::RetryPolicy, deliver::GrpcCode, ExporterConfig, Signal, SinkConfig};
 use support::background_receiver::BackgroundReceiver;
 use support::sdk;
 

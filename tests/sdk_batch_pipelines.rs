@@ -14,7 +14,7 @@ use std::time::Duration;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use otlp_sink::TemporalityPreference;
+use otlp_sink::config::TemporalityPreference;
 use support::background_receiver::BackgroundReceiver;
 use support::sdk;
 
@@ -55,7 +55,7 @@ fn provider_flush_then_exporter_flush_delivers_everything() {
     for signal in [otlp_sink::Signal::Metrics, otlp_sink::Signal::Traces, otlp_sink::Signal::Logs] {
         let resources = receiver.resources(signal);
         assert!(
-            resources[0].attributes.contains(&otlp_sink::KeyValue::new("service.name", "otlp-sink-sdk-tests")),
+            resources[0].attributes.contains(&otlp_sink::otlp::KeyValue::new("service.name", "otlp-sink-sdk-tests")),
             "{signal:?}: {resources:?}"
         );
     }

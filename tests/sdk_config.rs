@@ -2,7 +2,8 @@
 //! `OtlpExporter::builder()`: the OTLP environment (read through a lookup
 //! function; the process environment only in a child process) per signal,
 //! the builder's settings layered over it setting by setting, the path that
-//! ignores it, the variables refused by name (`OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`),
+//! ignores it, the protocol chosen per signal (`OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`
+//! honoured, `http/json` refused by name),
 //! the text of a `BuildError`, TLS from PEM given in code, the temporality
 //! preference end to end, the resource and scopes the collector receives,
 //! and the README's table of defaults.
@@ -20,8 +21,9 @@ use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use opentelemetry_sdk::metrics::{InstrumentKind, Temporality};
 use otlp_sink::receiver::{Receiver, ReceiverTls};
 use otlp_sink::{
-    BuildError, Compression, ExporterConfig, ExporterConfigErrorKind, OtlpExporter, OtlpExporterBuilder, Protocol,
-    RetryPolicy, Signal, SinkConfig, TemporalityPreference, TlsConfig, ValueOrigin,
+    config::{Compression, ExporterConfigErrorKind, RetryPolicy, TemporalityPreference, TlsConfig, ValueOrigin},
+    sdk::{BuildError, OtlpExporterBuilder},
+    ExporterConfig, OtlpExporter, Protocol, Signal, SinkConfig,
 };
 use support::background_receiver::BackgroundReceiver;
 use support::sdk;
@@ -146,7 +148,7 @@ fn resource_scopes_and_log_targets_reach_the_collector() {
         let resources = receiver.resources(signal);
         assert_eq!(resources.len(), 1, "{signal:?}: {resources:?}");
         assert!(
-            resources[0].attributes.contains(&otlp_sink::KeyValue::new("service.name", "otlp-sink-sdk-tests")),
+            resources[0].attributes.contains(&otlp_sink::otlp::KeyValue::new("service.name", "otlp-sink-sdk-tests")),
             "{signal:?}: {resources:?}"
         );
     }
@@ -230,7 +232,7 @@ fn build_without_env_reads_no_variable() {
     let receiver = BackgroundReceiver::start();
     let mut vars = deployment_env();
     // Each of these would fail a build that reads the environment.
-    vars.push(("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf".into()));
+    vars.push(("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json".into()));
     vars.push(("OTEL_METRIC_EXPORT_INTERVAL", "soon".into()));
     let lookup = env(&vars);
     let builder = OtlpExporter::builder().with_endpoint(receiver.endpoint()).with_header("x-code", "1");
@@ -254,7 +256,7 @@ fn build_without_env_reads_no_variable() {
 fn child_with_a_process_environment() {
     let endpoint = std::env::var("OTLP_SINK_TEST_RECEIVER").expect("run by the parent test");
     let err = OtlpExporter::builder().with_endpoint(&endpoint).build().expect_err("build() reads the process env");
-    assert!(err.to_string().starts_with(r#"invalid OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf": "#), "{err}");
+    assert!(err.to_string().starts_with(r#"invalid OTEL_EXPORTER_OTLP_PROTOCOL = "http/json": "#), "{err}");
 
     let exporter = OtlpExporter::builder()
         .with_endpoint(&endpoint)
@@ -275,7 +277,7 @@ fn build_reads_the_process_environment_and_build_without_env_does_not() {
         .args(["--ignored", "--exact", "child_with_a_process_environment", "--test-threads", "1"])
         .env_clear()
         .env("OTLP_SINK_TEST_RECEIVER", receiver.endpoint())
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .env("OTEL_EXPORTER_OTLP_HEADERS", "x-env=from-env")
         .status()
         .expect("the child runs");
@@ -286,33 +288,32 @@ fn build_reads_the_process_environment_and_build_without_env_does_not() {
 }
 
 #[test]
-fn http_protocols_are_refused_at_build_naming_the_variable_and_grpc() {
+fn http_json_is_refused_at_build_naming_the_variable_and_what_is_supported() {
     let receiver = BackgroundReceiver::start();
-    for (variable, value, signal) in [
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", None),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", None),
-        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", Some(Signal::Traces)),
-        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json", Some(Signal::Logs)),
+    for (variable, signal) in [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", None),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", Some(Signal::Traces)),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", Some(Signal::Logs)),
     ] {
         let err = OtlpExporter::builder()
             .with_endpoint(receiver.endpoint())
-            .build_with_lookup(env(&[(variable, value.into())]))
-            .expect_err("OTLP/HTTP is not spoken here");
+            .build_with_lookup(env(&[(variable, "http/json".into())]))
+            .expect_err("OTLP/HTTP with JSON bodies is not spoken here");
         let BuildError::Config { signal: got, source } = &err else { panic!("{err:?}") };
         assert_eq!(*got, signal, "{variable}");
         assert_eq!(source.kind(), ExporterConfigErrorKind::UnsupportedProtocol);
         let text = err.to_string();
-        assert!(text.starts_with(&format!("invalid {variable} = \"{value}\": ")), "{text}");
-        assert!(text.contains("supports only grpc"), "{text}");
+        assert!(text.starts_with(&format!("invalid {variable} = \"http/json\": ")), "{text}");
+        assert!(text.contains("supports grpc and http/protobuf"), "{text}");
     }
     let err = OtlpExporter::builder()
-        .build_with_lookup(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into())]))
+        .build_with_lookup(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".into())]))
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid OTEL_EXPORTER_OTLP_PROTOCOL = \"http/protobuf\": this exporter supports only grpc: OTLP/HTTP \
-         (http/protobuf, http/json) is not implemented yet; set it to grpc or unset it, and send to the \
-         collector's OTLP/gRPC port (4317 by default)"
+        "invalid OTEL_EXPORTER_OTLP_PROTOCOL = \"http/json\": this exporter supports grpc and http/protobuf, not \
+         http/json (OTLP/HTTP with JSON bodies); set it to http/protobuf (the same port, 4318 by default, protobuf \
+         bodies) or grpc, or unset it (grpc)"
     );
 
     // An unknown protocol is refused too, even when code sets one.
@@ -323,17 +324,54 @@ fn http_protocols_are_refused_at_build_naming_the_variable_and_grpc() {
     assert!(matches!(&err, BuildError::Config { signal: Some(Signal::Metrics), source }
         if source.kind() == ExporterConfigErrorKind::UnknownProtocol && source.value() == Some("http")));
 
-    // Code's protocol wins over the environment's http/protobuf, and the data gets through.
+    // Code's protocol wins over the environment's http/json, and the data gets through.
     let exporter = OtlpExporter::builder()
         .with_endpoint(receiver.endpoint())
         .with_protocol(Protocol::Grpc)
-        .build_with_lookup(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into())]))
+        .build_with_lookup(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".into())]))
         .expect("code wins");
     let p = sdk::providers(&exporter);
     sdk::record(&p);
     sdk::flush(&p).expect("acknowledged");
     assert_eq!(receiver.counts().metrics.acked, sdk::METRIC_POINTS);
     sdk::shutdown(&p).unwrap();
+}
+
+#[test]
+fn http_protobuf_is_honoured_per_signal_and_code_wins_over_it() {
+    // (Delivery over HTTP through the adapters is in tests/http_transport.rs.)
+    let lookup = env(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "grpc".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example/otlp/".into()),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://traces.example/t".into()),
+    ]);
+    let builder = OtlpExporter::builder();
+    let resolve = |b: &OtlpExporterBuilder, signal| b.resolve_config(signal, &lookup).expect("resolves");
+    let metrics = resolve(&builder, Signal::Metrics);
+    assert_eq!(metrics.protocol(), Protocol::HttpProtobuf);
+    assert_eq!(metrics.export_url(Signal::Metrics), "https://collector.example/otlp/v1/metrics", "a base URL");
+    let traces = resolve(&builder, Signal::Traces);
+    assert_eq!(traces.protocol(), Protocol::HttpProtobuf);
+    assert_eq!(traces.export_url(Signal::Traces), "https://traces.example/t", "the signal's own: as given");
+    let logs = resolve(&builder, Signal::Logs);
+    assert_eq!(logs.protocol(), Protocol::Grpc, "the per-signal variable wins");
+    assert_eq!(logs.export_url(Signal::Logs), "https://collector.example/otlp/", "gRPC: as given");
+
+    // Nothing set: gRPC to :4317; http/protobuf alone: :4318.
+    let none = OtlpExporter::builder().resolve_config(Signal::Metrics, |_| None).unwrap();
+    assert_eq!((none.protocol(), none.endpoint().to_string()), (Protocol::Grpc, "http://localhost:4317/".into()));
+    let http_only = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into())]);
+    let http = OtlpExporter::builder().resolve_config(Signal::Metrics, &http_only).unwrap();
+    assert_eq!(http.export_url(Signal::Metrics), "http://localhost:4318/v1/metrics");
+
+    // Code wins for every signal.
+    let grpc = OtlpExporter::builder().with_protocol(Protocol::Grpc);
+    assert!([Signal::Metrics, Signal::Traces, Signal::Logs]
+        .iter()
+        .all(|&s| resolve(&grpc, s).protocol() == Protocol::Grpc));
+    let http = OtlpExporter::builder().with_protocol(Protocol::HttpProtobuf);
+    assert_eq!(resolve(&http, Signal::Logs).protocol(), Protocol::HttpProtobuf);
 }
 
 #[test]
@@ -475,7 +513,11 @@ fn the_readme_defaults_table_matches_the_code() {
         ("DEFAULT_MAX_IN_FLIGHT", ExporterConfig::DEFAULT_MAX_IN_FLIGHT.to_string()),
         ("DEFAULT_MAX_REQUEST_BYTES", ExporterConfig::DEFAULT_MAX_REQUEST_BYTES.to_string()),
         ("DEFAULT_ENDPOINT", ExporterConfig::DEFAULT_ENDPOINT.to_string()),
-        ("DEFAULT_METRIC_EXPORT_INTERVAL", format!("{:?}", otlp_sink::EnvSettings::DEFAULT_METRIC_EXPORT_INTERVAL)),
+        ("DEFAULT_HTTP_ENDPOINT", ExporterConfig::DEFAULT_HTTP_ENDPOINT.to_string()),
+        (
+            "DEFAULT_METRIC_EXPORT_INTERVAL",
+            format!("{:?}", otlp_sink::config::EnvSettings::DEFAULT_METRIC_EXPORT_INTERVAL),
+        ),
         ("DEFAULT_EXPORT_THREADS", OtlpExporterBuilder::DEFAULT_EXPORT_THREADS.to_string()),
     ];
     for (name, value) in checks {

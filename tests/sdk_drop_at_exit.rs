@@ -15,7 +15,10 @@ mod support;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use otlp_sink::{AnyValue, KeyValue, Signal};
+use otlp_sink::{
+    otlp::{AnyValue, KeyValue},
+    Signal,
+};
 use support::background_receiver::BackgroundReceiver;
 use support::child;
 use support::sdk;

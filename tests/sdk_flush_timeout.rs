@@ -24,7 +24,7 @@ use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use otlp_sink::receiver::Reply;
-use otlp_sink::{OtlpExporter, RetryPolicy, Signal};
+use otlp_sink::{config::RetryPolicy, OtlpExporter, Signal};
 use support::background_receiver::BackgroundReceiver;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::Layer;

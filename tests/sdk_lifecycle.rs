@@ -17,7 +17,7 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks, SpanProcessor};
 use otlp_sink::receiver::Reply;
-use otlp_sink::{RetryPolicy, SdkError, Signal};
+use otlp_sink::{config::RetryPolicy, SdkError, Signal};
 use support::background_receiver::BackgroundReceiver;
 use support::sdk;
 

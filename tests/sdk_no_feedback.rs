@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
+use otlp_sink::deliver::GrpcCode;
 use otlp_sink::receiver::Reply;
-use otlp_sink::{GrpcCode, Signal};
+use otlp_sink::Signal;
 use support::background_receiver::BackgroundReceiver;
 use support::sdk;
 use tracing_subscriber::filter::dynamic_filter_fn;

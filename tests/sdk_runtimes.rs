@@ -18,7 +18,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use otlp_sink::receiver::ReceiverCounts;
-use otlp_sink::{OtlpExporterBuilder, Protocol};
+use otlp_sink::sdk::OtlpExporterBuilder;
+use otlp_sink::Protocol;
 use support::background_receiver::BackgroundReceiver;
 use support::sdk;
 

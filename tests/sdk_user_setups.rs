@@ -242,7 +242,7 @@ fn idle_application(exporter: &OtlpExporter, tracers: &SdkTracerProvider, logger
     exporter.force_flush().expect("everything acknowledged");
     exporter.shutdown().expect("clean shutdown");
     let stats = exporter.stats();
-    let json = |s: otlp_sink::PipelineStats| serde_json::json!({ "pushed": s.sink.pushed, "acked": s.export.acked, "suppressed": s.suppressed });
+    let json = |s: otlp_sink::sdk::PipelineStats| serde_json::json!({ "pushed": s.sink.pushed, "acked": s.export.acked, "suppressed": s.suppressed });
     println!("{}", serde_json::json!({ "traces": json(stats.traces), "logs": json(stats.logs) }));
 }
 
@@ -277,7 +277,8 @@ fn sdk_adapters_application(exporter: OtlpExporter) {
     support::sdk::shutdown(&providers).expect("every provider shut down");
     exporter.shutdown().expect("clean shutdown");
     let stats = exporter.stats();
-    let json = |s: otlp_sink::PipelineStats| serde_json::json!({ "pushed": s.sink.pushed, "acked": s.export.acked });
+    let json =
+        |s: otlp_sink::sdk::PipelineStats| serde_json::json!({ "pushed": s.sink.pushed, "acked": s.export.acked });
     println!(
         "{}",
         serde_json::json!({ "metrics": json(stats.metrics), "traces": json(stats.traces), "logs": json(stats.logs) })

@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use otlp_sink::receiver::{Receiver, Reply};
 use otlp_sink::{
-    BackgroundSink, EnvSettings, ExporterConfig, FlushError, GrpcCode, MetricsDrain, RetryPolicy, Signal, SinkConfig,
+    config::{EnvSettings, RetryPolicy},
+    deliver::GrpcCode,
+    sink::FlushError,
+    BackgroundSink, ExporterConfig, MetricsDrain, Signal, SinkConfig,
 };
 use support::errors::chain;
 use support::points::Shared;

@@ -6,8 +6,8 @@ mod support;
 use std::time::Duration;
 
 use otlp_sink::{
-    BackgroundSink, DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError, SinkConfig, SinkDrain,
-    SinkHandle, SinkStats, TryPushError,
+    sink::{DrainError, DrainErrorKind, FlushError, Overflow, PushError, ShutdownError, SinkStats, TryPushError},
+    BackgroundSink, SinkConfig, SinkDrain, SinkHandle,
 };
 use support::drains::{Event, Script};
 use support::errors::chain;
@@ -40,7 +40,7 @@ fn public_types_are_send_and_sync() {
     send_sync::<SinkStats>();
     send_sync::<FlushError>();
     send_sync::<ShutdownError>();
-    send_sync::<otlp_sink::DrainError>();
+    send_sync::<otlp_sink::sink::DrainError>();
     send_sync::<TryPushError<u64>>();
     send_sync::<PushError<u64>>();
 }
@@ -567,11 +567,12 @@ fn racing_producers_never_leave_a_full_batch_asleep() {
 async fn failures_a_drain_folds_into_one_error_are_counted_by_the_flush() {
     struct Folding;
     impl otlp_sink::SinkDrain<u64> for Folding {
-        async fn write_batch(&mut self, _batch: Vec<u64>) -> Result<(), otlp_sink::DrainError> {
+        async fn write_batch(&mut self, _batch: Vec<u64>) -> Result<(), otlp_sink::sink::DrainError> {
             Ok(())
         }
-        async fn flush_durable(&mut self) -> Result<(), otlp_sink::DrainError> {
-            Err(otlp_sink::DrainError::new(DrainErrorKind::Permanent, "3 requests refused").with_later_failures(2))
+        async fn flush_durable(&mut self) -> Result<(), otlp_sink::sink::DrainError> {
+            Err(otlp_sink::sink::DrainError::new(DrainErrorKind::Permanent, "3 requests refused")
+                .with_later_failures(2))
         }
     }
     let (sink, handle) = BackgroundSink::spawn(Folding, config(10), CancellationToken::new()).unwrap();

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otlp_sink::{
-    BackgroundSink, DrainError, DrainErrorKind, FlushError, ShutdownError, SinkConfig, SinkDrain, TryPushError,
+    sink::{DrainError, DrainErrorKind, FlushError, ShutdownError, TryPushError},
+    BackgroundSink, SinkConfig, SinkDrain,
 };
 use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;

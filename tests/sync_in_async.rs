@@ -239,7 +239,7 @@ fn no_drain_under_src_calls_blocking_apis() {
 }
 
 const PLANTED: &str = r#"
-use otlp_sink::{DrainError, SinkDrain};
+use otlp_sink::{sink::DrainError, SinkDrain};
 // std::thread::sleep in a comment is fine
 fn helper() { std::thread::sleep(std::time::Duration::from_millis(1)); }
 struct D;

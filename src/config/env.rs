@@ -159,7 +159,7 @@ pub(crate) enum EndpointScope {
 ///
 /// Build one with [`from_lookup`](Self::from_lookup) (pure, for tests and
 /// for configuration read from elsewhere) or [`from_env`](Self::from_env),
-/// then hand it to [`ExporterConfigBuilder::build_with_env`](crate::ExporterConfigBuilder::build_with_env),
+/// then hand it to [`ExporterConfigBuilder::build_with_env`](crate::config::ExporterConfigBuilder::build_with_env),
 /// where settings made in code win over it. `Default` is an empty
 /// environment.
 ///
@@ -232,7 +232,7 @@ impl EnvSettings {
     /// ```
     /// use std::collections::HashMap;
     /// use std::time::Duration;
-    /// use otlp_sink::{Compression, EnvSettings, Signal};
+    /// use otlp_sink::{config::{Compression, EnvSettings}, Signal};
     ///
     /// let env = HashMap::from([
     ///     ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000"),
@@ -243,7 +243,7 @@ impl EnvSettings {
     /// assert_eq!(settings.timeout(), Some(Duration::from_millis(2500)));
     /// assert_eq!(settings.compression(), Some(Compression::Gzip));
     /// assert_eq!(settings.endpoint(), None);
-    /// # Ok::<(), otlp_sink::ExporterConfigError>(())
+    /// # Ok::<(), otlp_sink::config::ExporterConfigError>(())
     /// ```
     ///
     /// # Errors

@@ -131,7 +131,7 @@ enum BadValue {
 /// hold credentials.
 ///
 /// ```
-/// use otlp_sink::{EnvSettings, ExporterConfigErrorKind, Signal, ValueOrigin};
+/// use otlp_sink::{config::{EnvSettings, ExporterConfigErrorKind, ValueOrigin}, Signal};
 ///
 /// let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_TIMEOUT").then(|| "soon".to_string());
 /// let err = EnvSettings::from_lookup(Signal::Metrics, env).unwrap_err();

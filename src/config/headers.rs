@@ -48,7 +48,7 @@ impl<T> fmt::Display for Redacted<T> {
 /// let config = ExporterConfig::builder().with_header("Authorization", "Bearer s3cr3t").build_without_env()?;
 /// assert!(config.headers().contains("authorization"));
 /// assert_eq!(format!("{:?}", config.headers()), r#"{"authorization": <redacted>}"#);
-/// # Ok::<(), otlp_sink::ExporterConfigError>(())
+/// # Ok::<(), otlp_sink::config::ExporterConfigError>(())
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {

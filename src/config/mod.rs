@@ -108,7 +108,7 @@ pub enum Compression {
 /// ```
 /// use std::collections::HashMap;
 /// use std::time::Duration;
-/// use otlp_sink::{Compression, EnvSettings, ExporterConfig, Signal};
+/// use otlp_sink::{config::{Compression, EnvSettings}, ExporterConfig, Signal};
 ///
 /// // What the environment says (read from a map here; `from_env` reads the process).
 /// let vars = HashMap::from([
@@ -128,7 +128,7 @@ pub enum Compression {
 /// assert_eq!(config.compression(), Compression::None); // the default
 /// assert_eq!(config.headers().names().collect::<Vec<_>>(), ["x-tenant", "authorization"]);
 /// assert!(!format!("{config:?}").contains("s3cr3t"));
-/// # Ok::<(), otlp_sink::ExporterConfigError>(())
+/// # Ok::<(), otlp_sink::config::ExporterConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
@@ -347,7 +347,7 @@ impl ExporterConfig {
     /// Checks what building could not without touching the filesystem: that
     /// each configured certificate and key file exists and can be opened.
     /// The drains read these files when they connect (and report a
-    /// [`ConnectError::ReadFile`](crate::ConnectError::ReadFile) naming the
+    /// [`ConnectError::ReadFile`](crate::tls::ConnectError::ReadFile) naming the
     /// file and its variable); call this earlier to fail at startup. It
     /// blocks on the filesystem for a moment: call it outside async code or
     /// accept that.
@@ -370,7 +370,7 @@ impl ExporterConfig {
 /// Settings made in code for an [`ExporterConfig`]. Each `with_*` call sets
 /// one; a setting left alone is taken from the environment given to the
 /// build, else from its default. Values are checked when building. The
-/// `with_*` methods are those of [`OtlpExporterBuilder`](crate::OtlpExporterBuilder)
+/// `with_*` methods are those of [`OtlpExporterBuilder`](crate::sdk::OtlpExporterBuilder)
 /// (and of `opentelemetry-otlp`'s builders).
 ///
 /// Three ways to build, each named for the environment it uses:

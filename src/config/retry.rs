@@ -37,7 +37,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use otlp_sink::RetryPolicy;
+/// use otlp_sink::config::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default().with_jitter(0.0);
 /// assert_eq!(policy.backoff(0, 0.3), Duration::from_secs(1));

@@ -39,8 +39,8 @@ impl fmt::Debug for Pem {
 /// key for mutual TLS. Each is a PEM file (read when the exporter connects)
 /// or PEM bytes.
 ///
-/// Give it to `with_tls_config` on [`OtlpExporterBuilder`](crate::OtlpExporterBuilder)
-/// or [`ExporterConfigBuilder`](crate::ExporterConfigBuilder). What it sets
+/// Give it to `with_tls_config` on [`OtlpExporterBuilder`](crate::sdk::OtlpExporterBuilder)
+/// or [`ExporterConfigBuilder`](crate::config::ExporterConfigBuilder). What it sets
 /// wins over `OTEL_EXPORTER_OTLP_CERTIFICATE`, `_CLIENT_CERTIFICATE` and
 /// `_CLIENT_KEY`; what it leaves unset still comes from them. TLS itself is
 /// decided by the endpoint's scheme: these settings are used with
@@ -49,7 +49,7 @@ impl fmt::Debug for Pem {
 /// `Debug` shows file paths, never PEM bytes.
 ///
 /// ```
-/// use otlp_sink::TlsConfig;
+/// use otlp_sink::config::TlsConfig;
 ///
 /// let tls = TlsConfig::new()
 ///     .with_ca_certificate_file("/etc/otel/ca.pem")

@@ -13,7 +13,7 @@ use crate::tls::TlsError;
 /// [`TracesDrain`](crate::TracesDrain) or [`LogsDrain`](crate::LogsDrain)
 /// are not durable. It is the [`source`](Error::source) of the
 /// [`DrainError`] the drain reports, and so of the
-/// [`FlushError`](crate::FlushError) a flush returns.
+/// [`FlushError`](crate::sink::FlushError) a flush returns.
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum ExportError {

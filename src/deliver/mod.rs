@@ -1,8 +1,12 @@
-//! The delivery engine, written once for every signal and every transport:
+//! What the OTLP drains report: [`DeliveryStats`] (every item counted once
+//! as acknowledged, rejected or failed), [`ExportError`] with a
+//! transport-neutral [`ExportStatus`], and the [`Outage`] in progress.
+//!
+//! Behind them, the delivery engine, written once for every signal and every transport:
 //! a window of requests in flight, one ticket per request so each item is
 //! counted exactly once, the retry loop within a budget, and the outage
 //! report. A transport (gRPC, HTTP) implements one small trait,
-//! [`Transport`]: send the bytes, classify the answer.
+//! `Transport`: send the bytes, classify the answer.
 //!
 //! ```text
 //! batch --encode (otlp)--> requests --window--> Request task --Transport::send--> collector

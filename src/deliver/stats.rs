@@ -57,7 +57,7 @@ impl DeliveryCounters {
 /// and `failed`. So once no request is in flight (after a flush, or once the
 /// drain is closed or dropped), `acked + rejected + failed` equals the items
 /// the drain was given: behind a [`BackgroundSink`](crate::BackgroundSink),
-/// its [`SinkStats::written`](crate::SinkStats::written). With the sink's
+/// its [`SinkStats::written`](crate::sink::SinkStats::written). With the sink's
 /// counters this makes the whole account of a pipeline, exact after shutdown:
 ///
 /// ```text

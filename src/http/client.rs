@@ -62,7 +62,8 @@ impl Pool {
 pub(crate) struct HttpTransport {
     /// The signal's whole URL: where every request goes.
     url: Uri,
-    pool: Pool,
+    /// Shared by the clones, one per request task (a pool handle is large).
+    pool: Arc<Pool>,
     /// Sent with every request: the configured headers (values marked
     /// sensitive, and never shown by this type's `Debug`), then
     /// `Content-Type`, `Content-Encoding` and `User-Agent`.
@@ -102,12 +103,12 @@ impl HttpTransport {
         let (pool, refusal) = if config.uses_tls() {
             let connector = TlsConnector::new(config, Alpn::Http1).await?;
             let refusal = connector.refusal();
-            (Pool::Tls(builder.build(connector)), Some(refusal))
+            (Arc::new(Pool::Tls(builder.build(connector))), Some(refusal))
         } else {
             let mut connector = HttpConnector::new();
             connector.set_nodelay(true);
             connector.set_connect_timeout(Some(config.timeout()));
-            (Pool::Plain(builder.build(connector)), None)
+            (Arc::new(Pool::Plain(builder.build(connector))), None)
         };
 
         let mut headers = config.headers().to_metadata().into_headers();

@@ -9,7 +9,7 @@ use crate::pb::resource::v1 as pb_resource;
 /// Converts from the usual Rust types:
 ///
 /// ```
-/// use otlp_sink::AnyValue;
+/// use otlp_sink::otlp::AnyValue;
 ///
 /// assert_eq!(AnyValue::from("GET"), AnyValue::String("GET".to_string()));
 /// assert_eq!(AnyValue::from(200), AnyValue::Int(200));
@@ -105,7 +105,7 @@ impl From<Vec<AnyValue>> for AnyValue {
 /// One attribute: a key and its value.
 ///
 /// ```
-/// use otlp_sink::{AnyValue, KeyValue};
+/// use otlp_sink::otlp::{AnyValue, KeyValue};
 ///
 /// let kv = KeyValue::new("http.response.status_code", 200);
 /// assert_eq!(kv.value, AnyValue::Int(200));
@@ -148,7 +148,7 @@ fn attributes_to_pb(attributes: &[KeyValue]) -> Vec<pb::KeyValue> {
 /// every point it produced and encoded once per request.
 ///
 /// ```
-/// use otlp_sink::{KeyValue, Resource};
+/// use otlp_sink::otlp::{KeyValue, Resource};
 ///
 /// let resource = Resource::new([KeyValue::new("service.name", "checkout")])
 ///     .with_schema_url("https://opentelemetry.io/schemas/1.26.0");
@@ -200,7 +200,7 @@ impl Resource {
 /// Shared by its points through an [`Arc`](std::sync::Arc), like [`Resource`].
 ///
 /// ```
-/// use otlp_sink::Scope;
+/// use otlp_sink::otlp::Scope;
 ///
 /// let scope = Scope::new("my-crate").with_version("1.2.0");
 /// assert_eq!(scope.name, "my-crate");

@@ -69,7 +69,7 @@ pub enum Severity {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use otlp_sink::{KeyValue, LogRecord, Resource, Scope, Severity};
+/// use otlp_sink::otlp::{KeyValue, LogRecord, Resource, Scope, Severity};
 ///
 /// let resource = Arc::new(Resource::new([KeyValue::new("service.name", "checkout")]));
 /// let scope = Arc::new(Scope::new("checkout.db"));

@@ -12,7 +12,7 @@
 //! - `metrics/encode.rs`: a metric point's data point message, written by
 //!   hand; every metric point, a [`MetricPoint`] or one the SDK adapters
 //!   write straight from the SDK's data, is encoded through it once.
-//! - `encode/`: the [`Encoding`] trait, and the grouper, sizer and splitter
+//! - `encode/`: the `Encoding` trait, and the grouper, sizer and splitter
 //!   shared by every signal.
 //! - `wire.rs`: the minimal protobuf writer behind `metrics/encode.rs`.
 

@@ -156,7 +156,7 @@ impl SpanLink {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use otlp_sink::{KeyValue, Resource, Scope, SpanKind, SpanRecord, SpanStatus};
+/// use otlp_sink::otlp::{KeyValue, Resource, Scope, SpanKind, SpanRecord, SpanStatus};
 ///
 /// let resource = Arc::new(Resource::new([KeyValue::new("service.name", "checkout")]));
 /// let scope = Arc::new(Scope::new("checkout.http"));

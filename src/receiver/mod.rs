@@ -38,7 +38,8 @@ use tokio::task::JoinHandle;
 pub use reply::{grpc_code_for, http_status_for, HttpBody, HttpReply, Reply, RetryAfter};
 use state::State;
 
-use crate::{Resource, Signal};
+use crate::otlp::Resource;
+use crate::Signal;
 
 /// What the receiver counted for one signal.
 #[non_exhaustive]
@@ -261,7 +262,8 @@ impl Error for ReceiverError {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use otlp_sink::receiver::{HttpReply, Receiver, Reply, RetryAfter};
-/// use otlp_sink::{GrpcCode, Signal};
+/// use otlp_sink::deliver::GrpcCode;
+/// use otlp_sink::Signal;
 ///
 /// let receiver = Receiver::start().await?;
 /// // The first metrics request fails with UNAVAILABLE (503 over HTTP), the

@@ -8,11 +8,12 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::{ReceivedCounts, Receiver, ReceiverCounts, Reply};
+use crate::otlp::{AnyValue, KeyValue, Resource};
 use crate::pb::collector::logs::v1 as logs_svc;
 use crate::pb::collector::metrics::v1 as metrics_svc;
 use crate::pb::collector::trace::v1 as trace_svc;
 use crate::pb::metrics::v1::metric::Data;
-use crate::{AnyValue, KeyValue, Resource, Signal};
+use crate::Signal;
 
 /// Which listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

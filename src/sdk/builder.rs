@@ -13,8 +13,8 @@ use super::runtime::ExportRuntime;
 use super::shared::{ExporterState, Settings, SIGNALS};
 use crate::otlp::Metrics;
 use crate::{
-    Compression, EnvSettings, ExporterConfig, ExporterConfigBuilder, LogsDrain, Protocol, RetryPolicy, Signal,
-    SinkConfig, TemporalityPreference, TlsConfig, TracesDrain,
+    config::{Compression, EnvSettings, ExporterConfigBuilder, RetryPolicy, TemporalityPreference, TlsConfig},
+    ExporterConfig, LogsDrain, Protocol, Signal, SinkConfig, TracesDrain,
 };
 
 /// Settings of an [`OtlpExporter`], with the precedence *code >
@@ -43,7 +43,7 @@ use crate::{
 ///
 /// ```
 /// use std::time::Duration;
-/// use otlp_sink::{Compression, OtlpExporter};
+/// use otlp_sink::{config::Compression, OtlpExporter};
 ///
 /// // The environment, as a deployment would set it (`build()` reads the real one).
 /// let env = |name: &str| match name {
@@ -60,7 +60,7 @@ use crate::{
 /// assert!(traces.headers().contains("authorization")); // ...which still supplies the rest
 ///
 /// let exporter = builder.build_with_lookup(env)?;
-/// # Ok::<(), otlp_sink::BuildError>(())
+/// # Ok::<(), otlp_sink::sdk::BuildError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct OtlpExporterBuilder {
@@ -112,8 +112,18 @@ impl OtlpExporterBuilder {
     /// The collector's URL: `http://` or `https://` (which decides TLS), a
     /// host, maybe a port and a path. Wins over `OTEL_EXPORTER_OTLP_ENDPOINT`
     /// and its per-signal variants; default
-    /// [`ExporterConfig::DEFAULT_ENDPOINT`] (`http://localhost:4317`). Every
-    /// other setting still comes from the environment where code leaves it.
+    /// [`ExporterConfig::DEFAULT_ENDPOINT`] (`http://localhost:4317`), or
+    /// [`ExporterConfig::DEFAULT_HTTP_ENDPOINT`] (`http://localhost:4318`)
+    /// over OTLP/HTTP. Every other setting still comes from the environment
+    /// where code leaves it.
+    ///
+    /// gRPC uses it as given. Over OTLP/HTTP it is a base URL shared by the
+    /// three signals: each sends to it with `/v1/metrics`, `/v1/traces` or
+    /// `/v1/logs` appended (keeping its path). `opentelemetry-otlp`'s
+    /// per-signal builders take the signal's whole URL instead; here, to
+    /// give one signal a URL of its own, set
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`, used as given (see
+    /// [`ExporterConfig::export_url`]).
     ///
     /// ```
     /// use otlp_sink::{OtlpExporter, Signal};
@@ -123,7 +133,7 @@ impl OtlpExporterBuilder {
     /// let config = builder.resolve_config(Signal::Metrics, env)?;
     /// assert!(config.uses_tls());
     /// assert_eq!(config.timeout().as_millis(), 2500); // from the environment
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     #[must_use]
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
@@ -131,18 +141,30 @@ impl OtlpExporterBuilder {
         self
     }
 
-    /// The transport. Wins over `OTEL_EXPORTER_OTLP_PROTOCOL` and its
-    /// per-signal variants; default [`Protocol::Grpc`], the only one this
-    /// version speaks. Setting it in code makes a build ignore an
-    /// environment that asks for `http/protobuf` (which it otherwise refuses).
+    /// The transport of all three signals: [`Protocol::Grpc`] or
+    /// [`Protocol::HttpProtobuf`]. Wins over `OTEL_EXPORTER_OTLP_PROTOCOL`
+    /// and its per-signal variants (which, left to themselves, may give each
+    /// signal its own); default [`Protocol::Grpc`]. It also picks the default
+    /// endpoint: `http://localhost:4317`, or `http://localhost:4318` for
+    /// OTLP/HTTP. Setting it in code makes a build ignore an environment that
+    /// asks for `http/json` (which it otherwise refuses).
     ///
     /// ```
-    /// use otlp_sink::{OtlpExporter, Protocol};
+    /// use otlp_sink::{OtlpExporter, Protocol, Signal};
     ///
-    /// let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/protobuf".to_string());
-    /// assert!(OtlpExporter::builder().build_with_lookup(env).is_err());
-    /// let exporter = OtlpExporter::builder().with_protocol(Protocol::Grpc).build_with_lookup(env)?;
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// let env = |name: &str| match name {
+    ///     "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("http/protobuf".to_string()),
+    ///     "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector.example:4318".to_string()),
+    ///     _ => None,
+    /// };
+    /// let from_env = OtlpExporter::builder().resolve_config(Signal::Traces, env)?;
+    /// assert_eq!(from_env.protocol(), Protocol::HttpProtobuf);
+    /// assert_eq!(from_env.export_url(Signal::Traces), "http://collector.example:4318/v1/traces");
+    ///
+    /// let json = |name: &str| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/json".to_string());
+    /// assert!(OtlpExporter::builder().build_with_lookup(json).is_err());
+    /// let exporter = OtlpExporter::builder().with_protocol(Protocol::HttpProtobuf).build_with_lookup(json)?;
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     #[must_use]
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
@@ -150,7 +172,7 @@ impl OtlpExporterBuilder {
         self
     }
 
-    /// Adds a header (gRPC metadata) sent with every request. The name is
+    /// Adds a header (gRPC metadata, or an HTTP header) sent with every request. The name is
     /// lowercased; the value is used as given. A later call with the same
     /// name replaces the value; one set here replaces the environment's
     /// header of the same name (`OTEL_EXPORTER_OTLP_HEADERS`), and the
@@ -172,7 +194,7 @@ impl OtlpExporterBuilder {
     /// let builder = OtlpExporter::builder().with_headers([("x-tenant", "code"), ("x-team", "checkout")]);
     /// let config = builder.resolve_config(Signal::Logs, env)?;
     /// assert_eq!(config.headers().names().collect::<Vec<_>>(), ["x-tenant", "x-region", "x-team"]);
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     #[must_use]
     pub fn with_headers<K: Into<String>, V: Into<String>>(mut self, headers: impl IntoIterator<Item = (K, V)>) -> Self {
@@ -206,7 +228,7 @@ impl OtlpExporterBuilder {
     /// used, and the build logs a warning naming them.
     ///
     /// ```
-    /// use otlp_sink::{OtlpExporter, Signal, TlsConfig};
+    /// use otlp_sink::{config::TlsConfig, OtlpExporter, Signal};
     ///
     /// let ca_pem = b"-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n".to_vec();
     /// let builder = OtlpExporter::builder()
@@ -214,7 +236,7 @@ impl OtlpExporterBuilder {
     ///     .with_tls_config(TlsConfig::new().with_ca_certificate_pem(ca_pem));
     /// let config = builder.resolve_config(Signal::Traces, |_| None)?;
     /// assert!(config.uses_tls() && config.has_ca_certificate());
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     #[must_use]
     pub fn with_tls_config(mut self, tls: TlsConfig) -> Self {
@@ -350,7 +372,7 @@ impl OtlpExporterBuilder {
     /// use otlp_sink::OtlpExporter;
     ///
     /// let exporter = OtlpExporter::builder().with_endpoint("http://127.0.0.1:4317").build_without_env()?;
-    /// # Ok::<(), otlp_sink::BuildError>(())
+    /// # Ok::<(), otlp_sink::sdk::BuildError>(())
     /// ```
     ///
     /// # Errors
@@ -368,10 +390,11 @@ impl OtlpExporterBuilder {
     ///
     /// Every variable this crate knows is honoured or refused here, by name:
     /// a bad value is an error, and so is `OTEL_EXPORTER_OTLP_PROTOCOL` (or
-    /// a per-signal one) set to `http/protobuf` or `http/json`, which this
-    /// version does not speak, unless code sets the protocol.
+    /// a per-signal one) set to `http/json`, which this version does not
+    /// speak, unless code sets the protocol.
     ///
-    /// Starts the export runtime, prepares the three gRPC clients (they
+    /// Starts the export runtime, prepares the three OTLP clients (gRPC or
+    /// HTTP, each signal's as its configuration says; they
     /// connect on first use, so a collector that is not up yet is no error)
     /// and starts the three sinks. Callable from any thread, async code
     /// included.

@@ -18,7 +18,7 @@ use super::convert;
 use super::error::SdkError;
 use super::pipe::ShutdownJob;
 use crate::otlp::EncodedMetricPoint;
-use crate::{BackgroundSink, TryPushError};
+use crate::{sink::TryPushError, BackgroundSink};
 
 /// What a collection needs; shared with the interval task. It holds no
 /// `Arc<ExporterState>`: nothing running on the export runtime may hold the last

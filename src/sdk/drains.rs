@@ -11,7 +11,7 @@ use opentelemetry_sdk::trace::SpanData;
 
 use super::convert::{self, ScopeCache};
 use crate::otlp::Resource;
-use crate::{DrainError, LogsDrain, SinkDrain, TracesDrain};
+use crate::{sink::DrainError, LogsDrain, SinkDrain, TracesDrain};
 
 /// The resource the SDK gave a signal's adapters through `set_resource`,
 /// read by that signal's drain once per batch.
@@ -36,8 +36,8 @@ pub(crate) struct LogItem {
     pub(crate) scope: InstrumentationScope,
 }
 
-/// Converts the SDK's spans into [`SpanRecord`](crate::SpanRecord)s on the
-/// export runtime, then hands them to the OTLP/gRPC traces drain.
+/// Converts the SDK's spans into [`SpanRecord`](crate::otlp::SpanRecord)s on the
+/// export runtime, then hands them to the OTLP traces drain (gRPC or HTTP).
 pub(crate) struct SpansAdapterDrain {
     inner: TracesDrain,
     resource: Arc<ResourceSlot>,
@@ -66,8 +66,8 @@ impl SinkDrain<SpanData> for SpansAdapterDrain {
     }
 }
 
-/// Converts the SDK's records into [`LogRecord`](crate::LogRecord)s on the
-/// export runtime, then hands them to the OTLP/gRPC logs drain.
+/// Converts the SDK's records into [`LogRecord`](crate::otlp::LogRecord)s on the
+/// export runtime, then hands them to the OTLP logs drain (gRPC or HTTP).
 pub(crate) struct LogsAdapterDrain {
     inner: LogsDrain,
     resource: Arc<ResourceSlot>,

@@ -8,7 +8,13 @@ use std::time::Duration;
 use opentelemetry_sdk::error::OTelSdkError;
 
 use super::runtime::RunError;
-use crate::{ConnectError, DrainError, ExporterConfigError, Outage, Signal, SinkConfigError};
+use crate::{
+    config::ExporterConfigError,
+    deliver::Outage,
+    sink::{DrainError, SinkConfigError},
+    tls::ConnectError,
+    Signal,
+};
 
 /// Why an [`OtlpExporter`](crate::OtlpExporter) could not be built.
 #[non_exhaustive]
@@ -16,7 +22,7 @@ use crate::{ConnectError, DrainError, ExporterConfigError, Outage, Signal, SinkC
 pub enum BuildError {
     /// The exporter settings are invalid: a bad environment variable, a
     /// variable naming something this version does not support (such as
-    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`), a bad setting made in
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`), a bad setting made in
     /// code, or a TLS file that cannot be read.
     ///
     /// Its `Display` is the [`ExporterConfigError`]'s: the variable or
@@ -42,7 +48,8 @@ pub enum BuildError {
         /// The setting and its value.
         source: SinkConfigError,
     },
-    /// The gRPC client could not be set up (TLS settings refused).
+    /// The signal's OTLP client (gRPC or HTTP) could not be set up (TLS
+    /// settings refused).
     Connect {
         /// The signal whose client failed.
         signal: Signal,
@@ -66,7 +73,7 @@ impl fmt::Display for BuildError {
             // The variable (per signal or not) or the setting names itself.
             Self::Config { source, .. } => fmt::Display::fmt(source, f),
             Self::Sink { signal, .. } => write!(f, "invalid {} sink settings", signal.name()),
-            Self::Connect { signal, .. } => write!(f, "cannot set up the {} gRPC client", signal.name()),
+            Self::Connect { signal, .. } => write!(f, "cannot set up the {} OTLP client", signal.name()),
             Self::Runtime(_) => f.write_str("cannot start the export runtime"),
         }
     }
@@ -331,7 +338,7 @@ impl Error for SdkError {
 }
 
 /// The error and its causes, joined: `a: b: c`. A cause whose text its
-/// parent already shows (a [`DrainError`](crate::DrainError) prints its
+/// parent already shows (a [`DrainError`](crate::sink::DrainError) prints its
 /// cause) is not repeated.
 pub(crate) fn chain(err: &dyn Error) -> String {
     let mut text = err.to_string();
@@ -364,7 +371,7 @@ impl From<SdkError> for OTelSdkError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DrainErrorKind;
+    use crate::sink::DrainErrorKind;
 
     #[test]
     fn a_refusal_names_the_items_lost_by_cause_and_keeps_the_collectors_words() {

@@ -12,7 +12,7 @@ use super::metrics::{OtlpMetricExporter, OtlpMetricReader};
 use super::shared::{first_error, ExporterState, SIGNALS};
 use super::stats::ExporterStats;
 use super::traces::{OtlpSpanExporter, OtlpSpanProcessor};
-use crate::{Signal, TemporalityPreference};
+use crate::{config::TemporalityPreference, Signal};
 
 /// The OpenTelemetry SDK's way in to this crate: one export runtime and one
 /// [`BackgroundSink`](crate::BackgroundSink) per signal, from which it hands out the adapters that
@@ -52,13 +52,13 @@ use crate::{Signal, TemporalityPreference};
 /// This value owns the pipeline. Cloning is cheap and shares everything.
 /// When the last clone is dropped, the exporter shuts down: it makes a final
 /// metric collection, delivers everything queued on every signal within the
-/// [shutdown timeout](crate::OtlpExporterBuilder::with_shutdown_timeout), and stops
+/// [shutdown timeout](crate::sdk::OtlpExporterBuilder::with_shutdown_timeout), and stops
 /// its runtime. It does so *even while providers still hold its adapters*,
 /// as a global `tracing` subscriber or the global tracer provider does until
 /// the process exits: so hold the exporter in `main` (not in a function that
 /// returns only the providers), and let it drop when `main` returns. Nothing
 /// else is needed at exit. Adapters used after that refuse what they are
-/// given, count it ([`PipelineStats::refused_after_shutdown`](crate::PipelineStats::refused_after_shutdown)) and warn once.
+/// given, count it ([`PipelineStats::refused_after_shutdown`](crate::sdk::PipelineStats::refused_after_shutdown)) and warn once.
 ///
 /// # Example
 ///
@@ -132,14 +132,14 @@ impl fmt::Debug for OtlpExporter {
 }
 
 impl OtlpExporter {
-    /// The default [flush timeout](crate::OtlpExporterBuilder::with_flush_timeout): 30 s.
+    /// The default [flush timeout](crate::sdk::OtlpExporterBuilder::with_flush_timeout): 30 s.
     pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-    /// The default [shutdown timeout](crate::OtlpExporterBuilder::with_shutdown_timeout): 5 s.
+    /// The default [shutdown timeout](crate::sdk::OtlpExporterBuilder::with_shutdown_timeout): 5 s.
     pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// A metric reader for `SdkMeterProvider::builder().with_reader(..)`:
-    /// collects every [export interval](crate::OtlpExporterBuilder::with_export_interval)
+    /// collects every [export interval](crate::sdk::OtlpExporterBuilder::with_export_interval)
     /// on the export runtime, and its `force_flush` collects, queues and
     /// waits for the collector's acknowledgement. See [`OtlpMetricReader`].
     pub fn metric_reader(&self) -> OtlpMetricReader {
@@ -187,6 +187,28 @@ impl OtlpExporter {
     /// [`shutdown`](Self::shutdown), [`SdkError::AlreadyShutdown`]. A signal
     /// shut down on its own (by its provider) is skipped, unless it refused
     /// items since the previous flush: then those are reported.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use otlp_sink::OtlpExporter;
+    /// # use otlp_sink::receiver::Receiver;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let receiver = rt.block_on(Receiver::start())?;
+    /// let exporter = OtlpExporter::builder().with_endpoint(receiver.endpoint()).build()?;
+    /// let tracers = SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build();
+    /// tracers.tracer("app").in_span("work", |_cx| {});
+    ///
+    /// // One barrier on every signal; the span was pushed when it ended.
+    /// exporter.force_flush()?;
+    /// assert_eq!(exporter.stats().traces.export.acked, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn force_flush(&self) -> Result<(), SdkError> {
         let shared = &self.shared;
         if shared.stopped.load(Ordering::Acquire) {
@@ -214,7 +236,7 @@ impl OtlpExporter {
     }
 
     /// [`shutdown_with_timeout`](Self::shutdown_with_timeout) with the
-    /// [shutdown timeout](crate::OtlpExporterBuilder::with_shutdown_timeout).
+    /// [shutdown timeout](crate::sdk::OtlpExporterBuilder::with_shutdown_timeout).
     ///
     /// # Errors
     ///
@@ -228,13 +250,39 @@ impl OtlpExporter {
     /// `timeout` whatever the collector does. Idempotent: signals already
     /// shut down (by an adapter's shutdown, or an earlier call) are skipped.
     /// Adapters used afterwards refuse data (counted in
-    /// [`PipelineStats::refused_after_shutdown`](crate::PipelineStats::refused_after_shutdown)) and return
+    /// [`PipelineStats::refused_after_shutdown`](crate::sdk::PipelineStats::refused_after_shutdown)) and return
     /// [`SdkError::AlreadyShutdown`].
     ///
     /// # Errors
     ///
     /// The first signal whose shutdown was not clean, in the order metrics,
     /// traces, logs; see [`SdkError`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use otlp_sink::OtlpExporter;
+    /// # use otlp_sink::receiver::Receiver;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let receiver = rt.block_on(Receiver::start())?;
+    /// let exporter = OtlpExporter::builder().with_endpoint(receiver.endpoint()).build()?;
+    /// let tracers = SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build();
+    /// tracers.tracer("app").in_span("work", |_cx| {});
+    ///
+    /// // Delivers what is queued, then stops; returns within the timeout.
+    /// exporter.shutdown_with_timeout(std::time::Duration::from_secs(5))?;
+    /// let traces = exporter.stats().traces;
+    /// assert_eq!((traces.sink.pushed, traces.export.acked), (1, 1));
+    /// assert_eq!(traces.undelivered().total(), 0, "nothing lost");
+    /// // The exporter is done: a later flush says so.
+    /// assert!(exporter.force_flush().is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown_with_timeout(&self, timeout: Duration) -> Result<(), SdkError> {
         let result = self.shared.shutdown_pipes(timeout);
         self.shared.stop();
@@ -243,6 +291,30 @@ impl OtlpExporter {
 
     /// The counters of every signal: what the adapters queued, dropped and
     /// the sinks wrote, and what the collector acknowledged.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use otlp_sink::OtlpExporter;
+    /// # use otlp_sink::receiver::Receiver;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let receiver = rt.block_on(Receiver::start())?;
+    /// let exporter = OtlpExporter::builder().with_endpoint(receiver.endpoint()).build()?;
+    /// let tracers = SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build();
+    /// tracers.tracer("app").in_span("work", |_cx| {});
+    /// tracers.force_flush()?;
+    ///
+    /// let traces = exporter.stats().traces;
+    /// assert_eq!(traces.sink.pushed, 1, "queued by the span processor");
+    /// assert_eq!(traces.export.acked, 1, "acknowledged by the collector");
+    /// assert_eq!(traces.undelivered(), Default::default(), "nothing dropped, rejected or failed");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> ExporterStats {
         self.shared.stats()
     }

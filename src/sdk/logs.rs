@@ -31,7 +31,7 @@ use crate::Signal;
 /// - `force_flush` is the sink's barrier: `Ok` means the collector
 ///   acknowledged every record emitted before the call and none was dropped
 ///   since the previous flush. Bounded by the
-///   [flush timeout](crate::OtlpExporterBuilder::with_flush_timeout).
+///   [flush timeout](crate::sdk::OtlpExporterBuilder::with_flush_timeout).
 /// - `shutdown_with_timeout` shuts the logs sink down, delivering
 ///   everything, within the timeout.
 /// - `set_resource` (called by the provider's builder) sets the resource

@@ -21,7 +21,7 @@ use super::error::SdkError;
 use super::pipe::inner_deadline;
 use super::runtime::RunError;
 use super::shared::ExporterState;
-use crate::{Signal, TemporalityPreference};
+use crate::{config::TemporalityPreference, Signal};
 
 /// The SDK's temporality for a preference.
 pub(crate) fn sdk_temporality(preference: TemporalityPreference) -> Temporality {
@@ -36,16 +36,16 @@ pub(crate) fn sdk_temporality(preference: TemporalityPreference) -> Temporality 
 ///
 /// It wraps the SDK's [`ManualReader`] and does the periodic part itself,
 /// as a task on the export runtime (not on a thread of the SDK's): every
-/// [export interval](crate::OtlpExporterBuilder::with_export_interval) it
+/// [export interval](crate::sdk::OtlpExporterBuilder::with_export_interval) it
 /// collects (on a blocking thread of the export runtime, since collection
 /// runs the application's observable callbacks), converts the collection to
-/// data points (encoded at once, to the bytes [`MetricPoint`](crate::MetricPoint)s would give)
+/// data points (encoded at once, to the bytes [`MetricPoint`](crate::otlp::MetricPoint)s would give)
 /// and queues them in the metrics sink.
 ///
 /// - `force_flush` (what `SdkMeterProvider::force_flush` calls): collect,
 ///   queue, then the sink's barrier. `Ok` means the collector acknowledged
 ///   every point of this collection and of every earlier one, and none was
-///   dropped. Bounded by the [flush timeout](crate::OtlpExporterBuilder::with_flush_timeout).
+///   dropped. Bounded by the [flush timeout](crate::sdk::OtlpExporterBuilder::with_flush_timeout).
 /// - `shutdown_with_timeout`: stops the interval, makes a final collection,
 ///   then shuts the metrics sink down (everything delivered, client closed),
 ///   all within the timeout.

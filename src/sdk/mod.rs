@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! SdkMeterProvider --collect (reader task)--+
-//! SdkTracerProvider --on_end: try_push------+--> BackgroundSink per signal --> gRPC drain --> collector
+//! SdkTracerProvider --on_end: try_push------+--> BackgroundSink per signal --> OTLP drain (gRPC | HTTP) --> collector
 //! SdkLoggerProvider --emit: try_push--------+        (all on the export runtime)
 //!
 //! provider.force_flush() ---> [collect + queue] ---> barrier through the sink ---> Ok after the acks

@@ -12,8 +12,9 @@ use super::error::{BuildError, Operation, SdkError, Undelivered, Waiting};
 use super::runtime::{ExportRuntime, RunError};
 use super::stats::PipelineStats;
 use crate::{
-    BackgroundSink, DeliveryStatsHandle, DrainError, DrainErrorKind, FlushError, ShutdownError, Signal, SinkConfig,
-    SinkDrain, SinkHandle, TryPushError,
+    deliver::DeliveryStatsHandle,
+    sink::{DrainError, DrainErrorKind, FlushError, ShutdownError, TryPushError},
+    BackgroundSink, Signal, SinkConfig, SinkDrain, SinkHandle,
 };
 
 /// The deadline a sink gets inside an operation bounded by `timeout`: a

@@ -15,7 +15,7 @@ use super::pipe::{inner_deadline, SignalPipe};
 use super::runtime::{ExportRuntime, RunError};
 use super::stats::ExporterStats;
 use crate::otlp::EncodedMetricPoint;
-use crate::{Signal, TemporalityPreference};
+use crate::{config::TemporalityPreference, Signal};
 
 /// A future of one signal's barrier or shutdown, boxed so that the three
 /// signals' futures fit one list.

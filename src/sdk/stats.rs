@@ -1,16 +1,16 @@
 //! What an [`OtlpExporter`](super::OtlpExporter)'s pipelines counted.
 
 use super::error::Undelivered;
-use crate::{DeliveryStats, Signal, SinkStats};
+use crate::{deliver::DeliveryStats, sink::SinkStats, Signal};
 
 /// What one signal's adapters did, and what became of it.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PipelineStats {
     /// The sink's counters: items queued (`pushed`), dropped because the
-    /// queue was full, written to the gRPC client, pending.
+    /// queue was full, written to the OTLP client, pending.
     pub sink: SinkStats,
-    /// The gRPC client's counters: requests, items sent, acknowledged,
+    /// The OTLP client's counters (gRPC or HTTP): requests, items sent, acknowledged,
     /// rejected, failed, retries.
     pub export: DeliveryStats,
     /// Items offered after the signal was shut down, refused.

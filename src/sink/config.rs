@@ -12,7 +12,7 @@ pub enum Overflow {
     #[default]
     Drop,
     /// Never drop: `try_push` always refuses (with
-    /// [`TryPushError::WouldBlock`](crate::TryPushError::WouldBlock)), and
+    /// [`TryPushError::WouldBlock`](crate::sink::TryPushError::WouldBlock)), and
     /// producers must use [`push_blocking`](crate::BackgroundSink::push_blocking),
     /// which waits for queue space.
     Block,
@@ -22,7 +22,7 @@ pub enum Overflow {
 ///
 /// ```
 /// use std::time::Duration;
-/// use otlp_sink::{Overflow, SinkConfig};
+/// use otlp_sink::{sink::Overflow, SinkConfig};
 ///
 /// let config = SinkConfig::default()
 ///     .with_queue_capacity(50_000)

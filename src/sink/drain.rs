@@ -19,7 +19,7 @@ use std::future::Future;
 /// # Example
 ///
 /// ```
-/// use otlp_sink::{DrainError, SinkDrain};
+/// use otlp_sink::{sink::DrainError, SinkDrain};
 ///
 /// /// Keeps every batch in memory.
 /// struct Collect(Vec<Vec<u64>>);
@@ -140,7 +140,7 @@ impl DrainError {
     /// Records that `count` further failures happened after this one and
     /// are reported through it (a drain that waits for many requests reports
     /// the first failure and counts the rest). A sink adds them to its
-    /// flush's [`later_failures`](crate::FlushError::Drain).
+    /// flush's [`later_failures`](crate::sink::FlushError::Drain).
     #[must_use]
     pub fn with_later_failures(mut self, count: u64) -> Self {
         self.later_failures = count;

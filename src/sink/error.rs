@@ -11,9 +11,9 @@ use super::DrainError;
 #[non_exhaustive]
 pub enum TryPushError<T> {
     /// The queue is full and the overflow policy is
-    /// [`Overflow::Drop`](crate::Overflow::Drop). The message was counted as dropped.
+    /// [`Overflow::Drop`](crate::sink::Overflow::Drop). The message was counted as dropped.
     Full(T),
-    /// The overflow policy is [`Overflow::Block`](crate::Overflow::Block):
+    /// The overflow policy is [`Overflow::Block`](crate::sink::Overflow::Block):
     /// `try_push` never queues; use
     /// [`push_blocking`](crate::BackgroundSink::push_blocking). Not counted.
     WouldBlock(T),
@@ -140,7 +140,7 @@ pub enum ShutdownError {
     },
     /// The actor did not finish within the deadline (a drain hung) and was
     /// aborted. `pending` messages were accepted but never handed to the
-    /// drain; they are counted in [`SinkStats::abandoned`](crate::SinkStats::abandoned).
+    /// drain; they are counted in [`SinkStats::abandoned`](crate::sink::SinkStats::abandoned).
     /// What the drain held is for the drain to count (the gRPC drains count
     /// their unfinished requests as failed).
     TimedOut {

@@ -47,7 +47,7 @@ pub use stats::SinkStats;
 /// # Example
 ///
 /// ```
-/// use otlp_sink::{BackgroundSink, DrainError, SinkConfig, SinkDrain};
+/// use otlp_sink::{sink::DrainError, BackgroundSink, SinkConfig, SinkDrain};
 /// use tokio_util::sync::CancellationToken;
 ///
 /// struct Print;
@@ -368,6 +368,42 @@ impl<T> BackgroundSink<T> {
     ///   barrier-triggered) or `flush_durable`, with the count of later ones.
     ///   Each failure is reported once.
     /// - [`FlushError::Closed`]: the actor is gone.
+    ///
+    /// # Example
+    ///
+    /// A drain that refuses its first batch: the barrier behind it reports
+    /// the failure, and only that barrier.
+    ///
+    /// ```
+    /// use otlp_sink::sink::{DrainError, DrainErrorKind, FlushError};
+    /// use otlp_sink::{BackgroundSink, SinkConfig, SinkDrain};
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// struct RefuseFirst(bool);
+    ///
+    /// impl SinkDrain<u32> for RefuseFirst {
+    ///     async fn write_batch(&mut self, batch: Vec<u32>) -> Result<(), DrainError> {
+    ///         if std::mem::replace(&mut self.0, false) {
+    ///             return Err(DrainError::new(DrainErrorKind::Rejected, "refused").with_items(batch.len() as u64));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (sink, handle) = BackgroundSink::spawn(RefuseFirst(true), SinkConfig::default(), CancellationToken::new())?;
+    /// sink.try_push(1)?;
+    /// match sink.flush().await {
+    ///     Err(FlushError::Drain { source, later_failures: 0 }) => assert_eq!(source.items(), Some(1)),
+    ///     other => panic!("expected the refusal, got {other:?}"),
+    /// }
+    /// sink.try_push(2)?;
+    /// sink.flush().await?; // the refusal was reported once; this write succeeded
+    /// handle.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn flush(&self) -> Result<(), FlushError> {
         let (ack, done) = oneshot::channel();
         self.push_waiting(Message::Barrier(ack), None).await.map_err(|_| FlushError::Closed)?;
@@ -380,6 +416,42 @@ impl<T> BackgroundSink<T> {
     }
 
     /// A snapshot of the counters.
+    ///
+    /// # Example
+    ///
+    /// A queue of two, with a drain that has not run yet: the third push is
+    /// a counted drop, never a wait.
+    ///
+    /// ```
+    /// use otlp_sink::sink::{DrainError, TryPushError};
+    /// use otlp_sink::{BackgroundSink, SinkConfig, SinkDrain};
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// struct Discard;
+    ///
+    /// impl SinkDrain<u32> for Discard {
+    ///     async fn write_batch(&mut self, _batch: Vec<u32>) -> Result<(), DrainError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = SinkConfig::default().with_queue_capacity(2);
+    /// let (sink, handle) = BackgroundSink::spawn(Discard, config, CancellationToken::new())?;
+    /// // The actor runs on this thread only once we await, so the queue fills.
+    /// sink.try_push(1)?;
+    /// sink.try_push(2)?;
+    /// assert!(matches!(sink.try_push(3), Err(TryPushError::Full(3))));
+    /// sink.flush().await?;
+    ///
+    /// // Every message offered is counted: written, or dropped.
+    /// let stats = sink.stats();
+    /// assert_eq!((stats.pushed, stats.written, stats.dropped), (3, 2, 1));
+    /// handle.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> SinkStats {
         self.shared.stats()
     }
@@ -460,6 +532,43 @@ impl SinkHandle {
     ///
     /// [`ShutdownError::TimedOut`] when the deadline passed, otherwise as
     /// [`join`](Self::join).
+    ///
+    /// # Example
+    ///
+    /// A drain that never finishes its first batch of one: shutdown returns
+    /// at the deadline, and the message behind that batch is counted as
+    /// abandoned.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use otlp_sink::sink::{DrainError, ShutdownError};
+    /// use otlp_sink::{BackgroundSink, SinkConfig, SinkDrain};
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// struct Hang;
+    ///
+    /// impl SinkDrain<u32> for Hang {
+    ///     async fn write_batch(&mut self, _batch: Vec<u32>) -> Result<(), DrainError> {
+    ///         std::future::pending().await
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = SinkConfig::default().with_batch_size(1);
+    /// let (sink, handle) = BackgroundSink::spawn(Hang, config, CancellationToken::new())?;
+    /// sink.try_push(1)?;
+    /// sink.try_push(2)?;
+    /// match handle.shutdown_timeout(Duration::from_millis(100)).await {
+    ///     Err(ShutdownError::TimedOut { pending, .. }) => assert_eq!(pending, 1),
+    ///     other => panic!("expected a timeout, got {other:?}"),
+    /// }
+    /// assert_eq!(sink.stats().abandoned, 1, "the message never handed to the drain");
+    /// assert!(sink.try_push(3).is_err(), "the sink is closed");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn shutdown_timeout(mut self, deadline: Duration) -> Result<(), ShutdownError> {
         self.shutdown.cancel();
         match tokio::time::timeout(deadline, &mut self.task).await {

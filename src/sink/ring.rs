@@ -133,9 +133,8 @@ impl<T> Claim<'_, T> {
         self.slot.stamp.store(self.position + 1, Ordering::Release);
         // The next push writes the next slot, which a large queue has not
         // touched for a whole lap: asking for its first cache line now
-        // takes part of that miss off the next push. On the 2-core machine,
-        // five alternating criterion runs of `span_on_end` each way: 33.2 ns
-        // median with the prefetch, 36.7 without.
+        // takes part of that miss off the next push (the README's "The
+        // sink's own hot path" has the measurement).
         #[cfg(target_arch = "x86_64")]
         {
             let next = self.ring.slot(self.ring.next(self.position));

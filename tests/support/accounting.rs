@@ -13,8 +13,11 @@
 use std::error::Error;
 
 use otlp_sink::{
-    BackgroundSink, DeliveryStats, DeliveryStatsHandle, DrainErrorKind, ExportError, ExporterConfigBuilder, FlushError,
-    GrpcCode, MetricPoint, MetricsDrain, ShutdownError, SinkConfig, SinkHandle, SinkStats, StatusCode,
+    config::ExporterConfigBuilder,
+    deliver::{DeliveryStats, DeliveryStatsHandle, ExportError, GrpcCode, StatusCode},
+    otlp::MetricPoint,
+    sink::{DrainErrorKind, FlushError, ShutdownError, SinkStats},
+    BackgroundSink, MetricsDrain, SinkConfig, SinkHandle,
 };
 use tokio_util::sync::CancellationToken;
 

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use otlp_sink::receiver::{Receiver, ReceiverCounts, Reply};
-use otlp_sink::{Resource, Signal};
+use otlp_sink::{otlp::Resource, Signal};
 
 /// A [`Receiver`] serving from its own runtime. Callable from any thread,
 /// inside a tokio runtime or not.

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use otlp_sink::{BackgroundSink, DeliveryStats, DeliveryStatsHandle, FlushError, SinkConfig, SinkDrain};
+use otlp_sink::deliver::{DeliveryStats, DeliveryStatsHandle};
+use otlp_sink::sink::FlushError;
+use otlp_sink::{BackgroundSink, SinkConfig, SinkDrain};
 use tokio_util::sync::CancellationToken;
 
 use super::rotel::{Rotel, Signal};

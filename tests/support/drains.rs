@@ -3,7 +3,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use otlp_sink::{DrainError, DrainErrorKind, SinkDrain};
+use otlp_sink::{
+    sink::{DrainError, DrainErrorKind},
+    SinkDrain,
+};
 use tokio::sync::{Notify, Semaphore};
 
 /// What the drain saw, in order.

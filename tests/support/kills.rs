@@ -23,7 +23,7 @@
 
 use std::time::{Duration, Instant};
 
-use otlp_sink::DeliveryStatsHandle;
+use otlp_sink::deliver::DeliveryStatsHandle;
 use tokio::task::block_in_place;
 
 use super::rotel::{Rotel, Signal};

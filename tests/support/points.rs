@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use otlp_sink::{
+use otlp_sink::otlp::{
     KeyValue, LogRecord, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Resource, Scope, Severity, SpanRecord,
     Temporality,
 };

@@ -11,7 +11,7 @@ use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use otlp_sink::{OtlpExporter, OtlpExporterBuilder, RetryPolicy};
+use otlp_sink::{config::RetryPolicy, sdk::OtlpExporterBuilder, OtlpExporter};
 
 /// Items [`record`] produces per call.
 pub const METRIC_POINTS: u64 = 6;

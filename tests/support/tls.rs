@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use otlp_sink::{
-    BackgroundSink, DeliveryStats, ExporterConfigBuilder, FlushError, MetricsDrain, RetryPolicy, SinkConfig,
+    config::{ExporterConfigBuilder, RetryPolicy},
+    deliver::DeliveryStats,
+    sink::FlushError,
+    BackgroundSink, MetricsDrain, SinkConfig,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,

@@ -45,7 +45,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanProcessor};
 use otlp_sink::receiver::{Receiver, Reply};
-use otlp_sink::{OtlpExporter, OtlpExporterBuilder, Signal, SinkConfig};
+use otlp_sink::{sdk::OtlpExporterBuilder, OtlpExporter, Signal, SinkConfig};
 use plotters::prelude::*;
 use serde_json::json;
 

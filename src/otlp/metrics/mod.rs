@@ -94,7 +94,7 @@ impl MetricKind {
 /// `Metric`.
 ///
 /// ```
-/// use otlp_sink::{MetricDescriptor, MetricKind, Temporality};
+/// use otlp_sink::otlp::{MetricDescriptor, MetricKind, Temporality};
 ///
 /// let requests = MetricDescriptor::new(
 ///     "http.server.requests",
@@ -279,7 +279,7 @@ impl From<f64> for ExemplarValue {
 /// context it was recorded in.
 ///
 /// ```
-/// use otlp_sink::{Exemplar, KeyValue};
+/// use otlp_sink::otlp::{Exemplar, KeyValue};
 ///
 /// let exemplar = Exemplar::new(1_700_000_000_000_000_000, 42.5)
 ///     .with_trace([7; 16], [9; 8])
@@ -332,7 +332,7 @@ impl Exemplar {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use otlp_sink::{KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Resource, Scope, Temporality};
+/// use otlp_sink::otlp::{KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Resource, Scope, Temporality};
 ///
 /// let resource = Arc::new(Resource::new([KeyValue::new("service.name", "checkout")]));
 /// let scope = Arc::new(Scope::new("checkout.http"));

@@ -1,13 +1,13 @@
 //! Conversions from the SDK's data to the points the `otlp` encodings take
 //! in: no I/O, no shared state, and no protobuf written here. Spans and log
-//! records become [`SpanRecord`](crate::SpanRecord)s and
-//! [`LogRecord`](crate::LogRecord)s; a metric collection becomes the metrics
+//! records become [`SpanRecord`](crate::otlp::SpanRecord)s and
+//! [`LogRecord`](crate::otlp::LogRecord)s; a metric collection becomes the metrics
 //! encoding's one form, `EncodedMetricPoint`s, built by `otlp` from the parts
 //! handed to it (the SDK's attributes are read in place, through `otlp`'s
 //! `Attribute` trait, never copied). What many points share is converted
 //! once and shared through an `Arc`: one [`Resource`] per collection
 //! (metrics) or per `set_resource` (spans, logs), one [`Scope`] per
-//! instrumentation scope, one [`MetricDescriptor`](crate::MetricDescriptor)
+//! instrumentation scope, one [`MetricDescriptor`](crate::otlp::MetricDescriptor)
 //! per metric.
 
 mod logs;
