@@ -375,7 +375,9 @@ async fn a_mixed_fault_script_over_http_keeps_the_books_exact() {
     let sink_config = SinkConfig::default().with_queue_capacity(2_000).with_batch_size(500);
     let p = Pipeline::start(config, sink_config).await;
 
-    let points = Shared::new().counters(3, 1_000);
+    // Seven times what the queue holds, at once: the actor cannot take the
+    // surplus away while the burst is offered, however the threads run.
+    let points = Shared::new().counters(3, 5_000);
     let offered = points.len() as u64;
     let refused = p.offer(points);
     assert!(refused > 0, "the burst overflows the queue");
