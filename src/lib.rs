@@ -110,7 +110,7 @@
 //!   they run on, and the pure conversions from the SDK's data to points.
 //! - `src/config/`: the settings, the environment read through a lookup
 //!   function, and their merge. Pure.
-//! - `src/receiver.rs`: the in-process receiver.
+//! - `src/receiver/`: the in-process receiver, OTLP/gRPC and OTLP/HTTP.
 //!
 //! The layers import one way: `config`, `sink` and `otlp` import no other
 //! layer; `tls` imports `config`; `deliver` those four; `grpc` and `http`
