@@ -62,7 +62,7 @@
 //! | [`deliver`] | what the drains report: [`DeliveryStats`](deliver::DeliveryStats), [`ExportError`](deliver::ExportError) with a transport-neutral [`ExportStatus`](deliver::ExportStatus), [`Outage`](deliver::Outage) |
 //! | [`config`] | [`ExporterConfig`]: endpoint, [`Protocol`], headers, TLS, compression, size cap, in-flight window, [`RetryPolicy`](config::RetryPolicy), and how each is read from the environment |
 //! | [`tls`] | errors of the TLS setup, naming what to configure |
-//! | `receiver` | an in-process OTLP receiver for examples and tests (feature `receiver`, opt-in) |
+//! | `receiver` | an in-process OTLP receiver (gRPC and HTTP) for examples and tests (feature `receiver`, opt-in) |
 //!
 //! The pieces under the exporter are public for applications that want them
 //! directly:
