@@ -28,7 +28,7 @@
 //! [`TlsErrorKind::UntrustedServerCertificate`].
 //!
 //! Per connection, as tonic did: TCP with `TCP_NODELAY`, the handshake with
-//! ALPN `h2` (required) for gRPC or `http/1.1` for OTLP/HTTP ([`Alpn`]), the
+//! ALPN `h2` (required) for gRPC or `http/1.1` for OTLP/HTTP, the
 //! configured CA replacing the system's roots. For gRPC the connect timeout
 //! and the HTTP/2 keep-alive stay tonic's (set on its `Endpoint`); for
 //! OTLP/HTTP the attempt's timeout covers the connection.

@@ -82,9 +82,11 @@ impl Recorded {
     }
 }
 
-/// How the server answers: a response, or never (the connection stays open).
+/// How the server answers: a response, a response once the gate gives a
+/// permit, or never (the connection stays open).
 enum Answer {
     Reply(Response<Full<Bytes>>),
+    Gated(Arc<tokio::sync::Semaphore>, Response<Full<Bytes>>),
     Never,
 }
 
@@ -137,6 +139,10 @@ impl Server {
                             requests.lock().unwrap().push(recorded.clone());
                             match script(&recorded) {
                                 Answer::Reply(response) => Ok::<_, Infallible>(response),
+                                Answer::Gated(gate, response) => {
+                                    gate.acquire().await.expect("the gate stays open").forget();
+                                    Ok(response)
+                                }
                                 Answer::Never => std::future::pending().await,
                             }
                         }
@@ -273,6 +279,42 @@ async fn each_signal_goes_to_its_own_path_and_the_signals_own_variable_is_used_a
 }
 
 #[tokio::test]
+async fn one_collection_of_100_000_points_is_cut_into_bodies_under_the_cap() {
+    const POINTS_IN_COLLECTION: usize = 100_000;
+    for (cap, compression) in [
+        (ExporterConfig::DEFAULT_MAX_REQUEST_BYTES, Compression::None),
+        (1024 * 1024, Compression::None),
+        (1024 * 1024, Compression::Gzip),
+    ] {
+        let server = plain(ok()).await;
+        let config = http(&server.base()).with_max_request_bytes(cap).with_compression(compression);
+        let drain = MetricsDrain::connect(&config.build_without_env().unwrap()).await.unwrap();
+        let stats = drain.stats();
+        // One batch: the whole collection in one write.
+        let sink_config =
+            SinkConfig::default().with_queue_capacity(POINTS_IN_COLLECTION).with_batch_size(POINTS_IN_COLLECTION);
+        let (sink, handle) = BackgroundSink::spawn(drain, sink_config, CancellationToken::new()).unwrap();
+        for point in Shared::new().counters(100, POINTS_IN_COLLECTION / 100) {
+            sink.try_push(point).unwrap();
+        }
+        sink.flush().await.unwrap_or_else(|e| panic!("cap {cap}: {}", chain(&e)));
+        handle.shutdown().await.unwrap();
+
+        let requests = server.requests();
+        let bodies: Vec<usize> = requests.iter().map(|r| r.decoded_body().len()).collect();
+        assert!(bodies.iter().all(|&len| len <= cap), "cap {cap}: a body over it: {bodies:?}");
+        let total: usize = bodies.iter().sum();
+        assert!(total > cap, "cap {cap}: the collection ({total} bytes) must need cutting");
+        assert!(requests.len() >= total.div_ceil(cap), "cap {cap}: {} requests for {total} bytes", requests.len());
+        let points: u64 = requests.iter().map(Recorded::metric_points).sum();
+        assert_eq!(points, POINTS_IN_COLLECTION as u64, "cap {cap}: every point once");
+        let s = stats.snapshot();
+        assert_eq!((s.acked, s.failed, s.rejected), (POINTS_IN_COLLECTION as u64, 0, 0), "cap {cap}");
+        assert_eq!(s.requests, requests.len() as u64);
+    }
+}
+
+#[tokio::test]
 async fn keep_alive_reuses_the_connection_request_after_request() {
     let server = plain(ok()).await;
     let config = http(&server.base()).with_max_in_flight(1).build_without_env().unwrap();
@@ -291,6 +333,41 @@ async fn keep_alive_reuses_the_connection_request_after_request() {
     assert_eq!(stats.snapshot().acked, 500);
     assert_eq!(server.requests().len(), 5);
     assert_eq!(server.connections.load(Ordering::SeqCst), 1, "five requests, one connection");
+}
+
+#[tokio::test]
+async fn a_window_of_requests_is_in_flight_at_once_each_on_its_own_pooled_connection() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let server = plain(Arc::new(move |_| Answer::Gated(held.clone(), Response::new(Full::new(Bytes::new()))))).await;
+    let config = http(&server.base()).with_max_in_flight(4).build_without_env().unwrap();
+    let drain = MetricsDrain::connect(&config).await.unwrap();
+    let stats = drain.stats();
+    let sink_config = SinkConfig::default().with_batch_size(10);
+    let (sink, handle) = BackgroundSink::spawn(drain, sink_config, CancellationToken::new()).unwrap();
+    let shared = Shared::new();
+    for round in 1..=2 {
+        for point in shared.counters(4, 10) {
+            sink.try_push(point).unwrap();
+        }
+        let flush = sink.flush();
+        tokio::pin!(flush);
+        // Four batches of 10, four requests: all at the server before any is answered.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.requests().len() < 4 * round {
+            assert!(Instant::now() < deadline, "only {} request(s) arrived", server.requests().len());
+            tokio::select! {
+                flushed = &mut flush => panic!("the flush returned before any answer: {flushed:?}"),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        assert_eq!(stats.snapshot().acked, 40 * (round as u64 - 1), "none of this round's is answered yet");
+        gate.add_permits(4);
+        flush.await.unwrap_or_else(|e| panic!("round {round}: {}", chain(&e)));
+    }
+    handle.shutdown().await.unwrap();
+    assert_eq!(stats.snapshot().acked, 80);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 4, "four at once, kept and reused for the second round");
 }
 
 #[tokio::test]
@@ -347,6 +424,35 @@ async fn a_server_that_never_answers_fails_each_attempt_in_the_timeout() {
     assert_eq!(outage.endpoint, format!("{}/v1/metrics", server.base()), "reports name the whole URL");
     assert_eq!(stats.snapshot().failed, 10);
     let _ = handle.shutdown_timeout(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_collector_that_is_not_up_is_retried_and_the_report_says_the_connection_was_refused() {
+    // A port that was free a moment ago: nothing listens on it.
+    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let policy = RetryPolicy::new()
+        .with_initial_delay(Duration::from_millis(10))
+        .with_max_delay(Duration::from_millis(20))
+        .with_max_elapsed(Duration::from_millis(300));
+    let config = http(&format!("http://127.0.0.1:{port}")).with_retry_policy(policy).build_without_env().unwrap();
+    let drain = MetricsDrain::connect(&config).await.unwrap();
+    let stats = drain.stats();
+    let (sink, handle) = BackgroundSink::spawn(drain, SinkConfig::default(), CancellationToken::new()).unwrap();
+    for point in Shared::new().counters(1, 10) {
+        sink.try_push(point).unwrap();
+    }
+    let flushed = sink.flush().await;
+    let export = export_error(&flushed);
+    let ExportError::RetriesExhausted { status, attempts, .. } = export else { panic!("{export:?}") };
+    assert_eq!(status.code(), ExportCode::Unreachable, "{export}");
+    assert!(*attempts >= 2, "retried: {export}");
+    let text = export.to_string();
+    assert!(text.contains("last status no HTTP answer: cannot connect"), "{text}");
+    let full = chain(flushed.as_ref().unwrap_err());
+    assert!(full.contains("cannot connect: tcp connect error: Connection refused"), "{full}");
+    assert!(!full.contains("client error"), "hyper-util's kind is said in words: {full}");
+    assert_eq!(stats.snapshot().failed, 10);
+    handle.shutdown().await.unwrap();
 }
 
 // --- TLS ---
@@ -406,6 +512,48 @@ async fn mutual_tls_delivers_with_a_client_certificate_and_names_the_missing_one
     sent.flushed.as_ref().unwrap_or_else(|e| panic!("{}", chain(e)));
     assert_eq!(sent.stats.acked, POINTS);
     assert_eq!(server.requests().len(), 1, "only the request with a certificate reached the server");
+
+    // The same from the environment: OTEL_EXPORTER_OTLP_PROTOCOL, _ENDPOINT, _CERTIFICATE, _CLIENT_*.
+    let (cert, key) = pki.client_identity(&pki.ca, "env-client");
+    let vars = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", server.base()),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", pki.ca_file.display().to_string()),
+        ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", cert.display().to_string()),
+        ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", key.display().to_string()),
+    ];
+    let env =
+        EnvSettings::from_lookup(Signal::Metrics, |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+            .unwrap();
+    let config = ExporterConfig::builder().build_with_env(env).unwrap();
+    assert_eq!(config.export_url(Signal::Metrics).to_string(), format!("{}/v1/metrics", server.base()));
+    let drain = MetricsDrain::connect(&config).await.unwrap();
+    let stats = drain.stats();
+    let (sink, handle) = BackgroundSink::spawn(drain, SinkConfig::default(), CancellationToken::new()).unwrap();
+    for point in Shared::new().counters(1, 7) {
+        sink.try_push(point).unwrap();
+    }
+    sink.flush().await.unwrap_or_else(|e| panic!("{}", chain(&e)));
+    handle.shutdown().await.unwrap();
+    assert_eq!(stats.snapshot().acked, 7);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_client_certificate_the_collector_does_not_trust_is_refused_at_once() {
+    let pki = Pki::new("http-mtls-untrusted-client");
+    let server = Server::spawn(Some(server_tls(&pki, Some(&pki))), ok()).await;
+    let stranger = support::tls::new_ca("a CA the collector does not trust");
+    let (cert, key) = pki.client_identity(&stranger, "stranger");
+    let sent = send(http(&server.base()).with_ca_certificate(&pki.ca_file).with_client_identity(cert, key)).await;
+    let export = export_error(&sent.flushed);
+    let ExportError::Refused { status, attempts } = export else { panic!("expected Refused, got {export:?}") };
+    assert_eq!((status.code(), *attempts), (ExportCode::Unreachable, 1), "{export}");
+    let text = chain(sent.flushed.as_ref().unwrap_err());
+    assert!(text.contains("certificate") || text.contains("Certificate"), "{text}");
+    assert_eq!((sent.stats.retries, sent.stats.failed), (0, POINTS));
+    assert!(server.requests().is_empty());
+    assert!(text.contains("received fatal alert: UnknownCA"), "the collector's alert: {text}");
 }
 
 /// Asserts a flush that failed for good on its first attempt with a TLS error of `kind`.

@@ -215,8 +215,7 @@ impl ExporterConfig {
 
     /// Where `signal`'s requests go.
     ///
-    /// - gRPC: the [`endpoint`](Self::endpoint), as given (the method's path
-    ///   goes on it).
+    /// - gRPC: the [`endpoint`](Self::endpoint), as given.
     /// - OTLP/HTTP: the endpoint with `/v1/<signal>` appended to its path
     ///   (`/v1/metrics`, `/v1/traces`, `/v1/logs`), keeping any path it has
     ///   and adding no second slash after a trailing one, when the endpoint
@@ -228,7 +227,7 @@ impl ExporterConfig {
     ///
     /// The builder's endpoint is a base URL, unlike `opentelemetry-otlp`,
     /// whose per-signal builders take the signal's whole URL: here one
-    /// builder ([`OtlpExporterBuilder`](crate::OtlpExporterBuilder)) serves
+    /// builder ([`OtlpExporterBuilder`](crate::sdk::OtlpExporterBuilder)) serves
     /// all three signals, which could not share one URL.
     ///
     /// ```
@@ -613,6 +612,14 @@ impl ExporterConfigBuilder {
             retry_policy: layered(self.retry_policy, None, defaults.retry_policy),
         };
         config.warn_about_unused_tls_settings();
+        if let Some(port) = config.port_of_the_other_protocol() {
+            tracing::warn!(
+                protocol = config.protocol.as_str(),
+                endpoint = %config.endpoint,
+                "the endpoint's port {port} is the other OTLP protocol's default: OTLP/gRPC listens on 4317 and \
+                 OTLP/HTTP on 4318 unless configured otherwise; check the endpoint and the protocol"
+            );
+        }
         Ok(config)
     }
 
@@ -634,6 +641,18 @@ impl ExporterConfig {
     /// other choice are not refused (the specification lets the scheme
     /// decide), but they are not silently dropped either: each is named in a
     /// warning.
+    /// The endpoint's port when it is the default of the protocol not in use
+    /// (4318 with gRPC, 4317 with OTLP/HTTP): most likely a protocol set
+    /// without its endpoint, or the other way round. Not refused (a
+    /// collector may listen anywhere), but worth a warning.
+    fn port_of_the_other_protocol(&self) -> Option<u16> {
+        let port = self.endpoint.port_u16()?;
+        match (self.protocol, port) {
+            (Protocol::Grpc, 4318) | (Protocol::HttpProtobuf, 4317) => Some(port),
+            _ => None,
+        }
+    }
+
     fn warn_about_unused_tls_settings(&self) {
         let tls = self.uses_tls();
         let origin = |path: &Option<ConfigPath>| path.as_ref().map(ConfigPath::origin);
@@ -1072,6 +1091,20 @@ mod tests {
         // Code's endpoint is a base URL, and wins over both variables.
         assert_eq!(http_url(Signal::Metrics, Some("http://code:4318/p/"), &both), "http://code:4318/p/v1/metrics");
         assert_eq!(http_url(Signal::Logs, Some("http://code:4318"), &[]), "http://code:4318/v1/logs");
+    }
+
+    #[test]
+    fn the_other_protocols_default_port_is_noticed() {
+        let port = |protocol, endpoint: &str| {
+            let config = ExporterConfig::builder().with_protocol(protocol).with_endpoint(endpoint);
+            config.build_without_env().unwrap().port_of_the_other_protocol()
+        };
+        assert_eq!(port(Protocol::HttpProtobuf, "http://c:4317"), Some(4317));
+        assert_eq!(port(Protocol::Grpc, "https://c:4318/"), Some(4318));
+        assert_eq!(port(Protocol::HttpProtobuf, "http://c:4318"), None);
+        assert_eq!(port(Protocol::Grpc, "http://c:4317"), None);
+        assert_eq!(port(Protocol::HttpProtobuf, "https://c/otlp"), None, "no port: the scheme's");
+        assert_eq!(port(Protocol::Grpc, "http://c:9000"), None);
     }
 
     #[test]

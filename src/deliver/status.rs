@@ -56,9 +56,10 @@ pub enum StatusCode {
     /// An HTTP status the collector answered with (OTLP/HTTP).
     Http(u16),
     /// No answer came (OTLP/HTTP): the connection could not be made, or it
-    /// was reset or closed before the whole response arrived. Retried: the
-    /// request may not have arrived. The transport's error is the status's
-    /// [`source`](Error::source).
+    /// was reset or closed before the whole response arrived. Retried, as
+    /// the request may not have arrived, unless the TLS connection failed
+    /// over a certificate (the collector refused this side's). The
+    /// transport's error is the status's [`source`](Error::source).
     Unreachable,
     /// No whole answer within the attempt's timeout (OTLP/HTTP): the
     /// connection, the request and the response together took too long.
@@ -71,7 +72,7 @@ impl fmt::Display for StatusCode {
         match self {
             Self::Grpc(code) => write!(f, "{code:?}"),
             Self::Http(status) => write!(f, "HTTP {status}"),
-            Self::Unreachable => f.write_str("no answer"),
+            Self::Unreachable => f.write_str("no HTTP answer"),
             Self::TimedOut => f.write_str("timed out"),
         }
     }

@@ -134,9 +134,44 @@ pub(crate) fn transport_failure(error: Box<dyn Error + Send + Sync>, refusal: Op
     if let Some(refused) = refusal.and_then(Refusal::get) {
         return Failure::Tls(refused);
     }
-    let decision = if certificate_failure(&*error) { RetryDecision::Permanent } else { RetryDecision::Retry };
-    let status = ExportStatus::new(StatusCode::Unreachable, chain_text(&*error)).with_source(error);
-    Failure::Status { status, decision }
+    let connecting = find_in_chain::<hyper_util::client::legacy::Error>(&*error).is_some_and(|e| e.is_connect());
+    let (decision, message) = if certificate_failure(&*error) {
+        (RetryDecision::Permanent, "the TLS connection failed over a certificate")
+    } else if connecting {
+        (RetryDecision::Retry, "cannot connect")
+    } else {
+        (RetryDecision::Retry, "the connection ended before the whole answer")
+    };
+    Failure::Status { status: ExportStatus::new(StatusCode::Unreachable, message).with_source(Cause(error)), decision }
+}
+
+/// The transport's error under a status: its chain as it came, less
+/// hyper-util's own wrapper, which says only its kind (`client error
+/// (Connect)`), already said in the status's message.
+#[derive(Debug)]
+struct Cause(Box<dyn Error + Send + Sync>);
+
+impl Cause {
+    /// The first error of the chain that is not hyper-util's wrapper.
+    fn first(&self) -> &(dyn Error + 'static) {
+        let mut error: &(dyn Error + 'static) = &*self.0;
+        while let (true, Some(source)) = (error.is::<hyper_util::client::legacy::Error>(), error.source()) {
+            error = source;
+        }
+        error
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.first(), f)
+    }
+}
+
+impl Error for Cause {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.first().source()
+    }
 }
 
 /// An attempt that got no whole answer within `timeout`.
@@ -174,23 +209,6 @@ fn certificate_failure(error: &(dyn Error + 'static)) -> bool {
             RustlsError::InvalidCertificate(_) | RustlsError::AlertReceived(_) | RustlsError::NoCertificatesPresented
         )
     })
-}
-
-/// The texts of a chain, outermost first, each left out when an earlier one
-/// already says it: `client error (Connect): tcp connect error: Connection refused (os error 111)`.
-fn chain_text(error: &(dyn Error + 'static)) -> String {
-    let mut text = String::new();
-    for e in std::iter::successors(Some(error), |&e| e.source()) {
-        let part = e.to_string();
-        if part.is_empty() || text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
 }
 
 /// `google.rpc.Status`, as far as this side reads it: the message. Declared
@@ -376,18 +394,21 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_or_reset_connection_is_retried_and_says_why() {
-        let refused = Wrapper("client error (Connect)", Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)));
-        let failure = transport_failure(Box::new(refused), None);
+    fn a_reset_connection_is_retried_and_says_why() {
+        let reset = Wrapper("connection error", Box::new(io::Error::from(io::ErrorKind::ConnectionReset)));
+        let failure = transport_failure(Box::new(reset), None);
         let Failure::Status { status, decision } = &failure else { panic!("not a status") };
         assert_eq!(*decision, RetryDecision::Retry);
         assert_eq!(status.code(), StatusCode::Unreachable);
-        assert_eq!(status.message(), "client error (Connect): connection refused");
-        assert!(status.source().is_some(), "the transport's error stays reachable");
-        assert_eq!(failure.to_string(), "no answer: client error (Connect): connection refused");
-
-        let reset = transport_failure(Box::new(io::Error::from(io::ErrorKind::ConnectionReset)), None);
-        assert_eq!(decision_of(&reset), RetryDecision::Retry);
+        assert_eq!(status.message(), "the connection ended before the whole answer");
+        let source = status.source().expect("the transport's error stays reachable");
+        assert_eq!(source.to_string(), "connection error");
+        let io = source.source().and_then(|e| e.downcast_ref::<io::Error>()).expect("typed, under it");
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            failure.to_string(),
+            "no HTTP answer: the connection ended before the whole answer (connection reset)"
+        );
     }
 
     #[test]
