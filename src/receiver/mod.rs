@@ -50,23 +50,24 @@ pub struct ReceivedCounts {
     pub requests: u64,
     /// Of `requests`, those that came over OTLP/HTTP.
     pub http_requests: u64,
-    /// HTTP requests of this signal's path refused before they were decoded
-    /// (not in `requests`): 405 for a method other than POST, 415 for a
-    /// content type other than `application/x-protobuf` or an unknown
-    /// content encoding, 413 above the receive limit (before or after
-    /// gunzipping), 400 for a body that does not decode. The gRPC listener's
-    /// refusals (OUT_OF_RANGE above the limit) happen inside its server and
-    /// are not counted.
-    pub refused: u64,
-    /// Items (data points, spans or log records) in those requests.
+    /// Items (data points, spans or log records) in the `requests`.
     pub received: u64,
-    /// Items acknowledged: in requests answered OK, less those refused by a
-    /// partial success.
+    /// Items acknowledged: in requests answered OK (or with a scripted 2xx),
+    /// less those refused by a partial success.
     pub acked: u64,
     /// Items refused by scripted partial successes.
     pub rejected: u64,
-    /// Items in requests answered with an error (or not answered).
+    /// Items in requests answered with an error, cut off mid-response, or
+    /// not answered.
     pub failed: u64,
+    /// HTTP requests of this signal's path refused before they were decoded
+    /// (not in `requests`): 405 for a method other than POST, 415 for a
+    /// content type other than `application/x-protobuf` or an unknown
+    /// content encoding, 413 above the receive limit (as sent or
+    /// decompressed), 400 for a body that does not decode. The gRPC listener's
+    /// refusals (OUT_OF_RANGE above the limit) happen inside its server and
+    /// are not counted.
+    pub refused: u64,
     /// Encoded request bytes received (after decompression), of the decoded
     /// requests.
     pub bytes: u64,
