@@ -1,5 +1,8 @@
-//! This crate against the official `opentelemetry-otlp` 0.33 (grpc-tonic),
-//! on the same workloads, against the same collector, in the same run.
+//! This crate against the official `opentelemetry-otlp` 0.33, on the same
+//! workloads, against the same collector, in the same run: over gRPC
+//! (`grpc-tonic`) and, for workloads 1, 2 and 5, over HTTP as well
+//! (`http-proto` with its default `reqwest` blocking client), each side's
+//! HTTP figures named with an `HTTP: ` prefix.
 //!
 //! Absolute times on a shared 2-core machine drift; ratios measured side by
 //! side hold. So every figure is taken in rounds that alternate the two
@@ -45,7 +48,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanProcessor};
 use otlp_sink::receiver::{Receiver, Reply};
-use otlp_sink::{sdk::OtlpExporterBuilder, OtlpExporter, Signal, SinkConfig};
+use otlp_sink::{sdk::OtlpExporterBuilder, OtlpExporter, Protocol, Signal, SinkConfig};
 use plotters::prelude::*;
 use serde_json::json;
 
@@ -53,6 +56,34 @@ use serde_json::json;
 #[path = "../../../benches/support/spans.rs"]
 mod spans;
 use spans::span;
+
+/// How both sides reach rotel in a workload: OTLP/gRPC (port 4317's
+/// protocol) or OTLP/HTTP with protobuf bodies (4318's), each side with
+/// its own client for it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Wire {
+    Grpc,
+    Http,
+}
+
+impl Wire {
+    /// The prefix of this transport's figure names: gRPC figures keep the
+    /// names they had before HTTP was measured.
+    fn prefix(self) -> &'static str {
+        match self {
+            Wire::Grpc => "",
+            Wire::Http => "HTTP: ",
+        }
+    }
+
+    /// rotel's base URL for this transport.
+    fn endpoint(self, rotel: &rotel::Rotel) -> String {
+        match self {
+            Wire::Grpc => rotel.endpoint(),
+            Wire::Http => rotel.http_endpoint(),
+        }
+    }
+}
 
 /// The official exporter's reader never exports on its own: only `force_flush` does.
 const NEVER: Duration = Duration::from_secs(3600);
@@ -189,15 +220,22 @@ impl PushMetricExporter for Noop {
     }
 }
 
-/// The official exporter (tonic) on a `PeriodicReader` that exports only on `force_flush`.
-/// Built inside `rt`, which must outlive it: tonic's channel runs there.
-fn official_provider(rt: &tokio::runtime::Runtime, endpoint: &str) -> SdkMeterProvider {
+/// The official exporter on a `PeriodicReader` that exports only on
+/// `force_flush`: over gRPC with tonic, built inside `rt`, which must
+/// outlive it (tonic's channel runs there); over HTTP with its default
+/// client, reqwest's blocking one, which the reader's thread calls. Its
+/// builder's endpoint is the signal's whole URL.
+fn official_provider(rt: &tokio::runtime::Runtime, wire: Wire, endpoint: &str) -> SdkMeterProvider {
     let _guard = rt.enter();
-    let exporter = opentelemetry_otlp::MetricExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()
-        .expect("official exporter");
+    let exporter = match wire {
+        Wire::Grpc => opentelemetry_otlp::MetricExporter::builder().with_tonic().with_endpoint(endpoint).build(),
+        Wire::Http => opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(format!("{endpoint}/v1/metrics"))
+            .build(),
+    }
+    .expect("official exporter");
     SdkMeterProvider::builder().with_reader(PeriodicReader::builder(exporter).with_interval(NEVER).build()).build()
 }
 
@@ -219,6 +257,15 @@ fn our_provider(exporter: &OtlpExporter) -> SdkMeterProvider {
 
 fn config(endpoint: &str) -> OtlpExporterBuilder {
     OtlpExporter::builder().with_endpoint(endpoint)
+}
+
+/// This crate's builder for `wire`, at rotel's base URL for it.
+fn wire_config(wire: Wire, rotel: &rotel::Rotel) -> OtlpExporterBuilder {
+    let protocol = match wire {
+        Wire::Grpc => Protocol::Grpc,
+        Wire::Http => Protocol::HttpProtobuf,
+    };
+    config(&wire.endpoint(rotel)).with_protocol(protocol)
 }
 
 /// CPU time (user + system) of this whole process so far.
@@ -262,11 +309,12 @@ fn wait_rotel(rotel: &rotel::Rotel, signal: rotel::Signal, expected: u64) {
 }
 
 /// Workload 1: collect + export + ack, per point, alternating official / ours / SDK alone.
-fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) {
+/// Workload 5's figures come from the same rounds.
+fn workload1(args: &Args, wire: Wire, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) {
     let counters = if args.quick { 5 } else { 50 };
     let attrs = attribute_sets();
-    let official = official_provider(rt, &rotel.endpoint());
-    let ours_exporter = our_exporter(config(&rotel.endpoint()), None);
+    let official = official_provider(rt, wire, &wire.endpoint(rotel));
+    let ours_exporter = our_exporter(wire_config(wire, rotel), None);
     let ours = our_provider(&ours_exporter);
     let noop = noop_provider();
     let rec_official = Recorder::new(&official, counters, attrs.clone());
@@ -274,21 +322,24 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     let rec_noop = Recorder::new(&noop, counters, attrs);
     let points = rec_ours.points();
     let label = format!("{counters} counters x {SERIES} series");
+    let w = wire.prefix();
+    let named =
+        |workload: &'static str, name: String, unit: &'static str| Figure::new(workload, format!("{w}{name}"), unit);
 
-    let mut f_official = Figure::new("1", format!("official, {label}"), "M points/s");
-    let mut f_ours = Figure::new("1", format!("otlp-sink, {label}"), "M points/s");
-    let mut f_noop = Figure::new("1", format!("SDK collection alone (no-op exporter), {label}"), "M points/s");
-    let mut f_added = Figure::new("1", "otlp-sink cost beyond the SDK collection / collection cost", "x");
-    let mut cpu_ours = Figure::new("5", "otlp-sink process CPU per point beyond the SDK collection", "ns/point");
-    let mut cpu_official = Figure::new("5", "official process CPU per point beyond the SDK collection", "ns/point");
-    let mut floor = Figure::new("5", "bare prost: build + encode one request", "ns/point");
-    let mut rotel_official = Figure::new("1", "rotel CPU per point, receiving the official flush", "ns/point");
-    let mut rotel_ours = Figure::new("1", "rotel CPU per point, receiving the otlp-sink flush", "ns/point");
+    let mut f_official = named("1", format!("official, {label}"), "M points/s");
+    let mut f_ours = named("1", format!("otlp-sink, {label}"), "M points/s");
+    let mut f_noop = named("1", format!("SDK collection alone (no-op exporter), {label}"), "M points/s");
+    let mut f_added = named("1", "otlp-sink cost beyond the SDK collection / collection cost".into(), "x");
+    let mut cpu_ours = named("5", "otlp-sink process CPU per point beyond the SDK collection".into(), "ns/point");
+    let mut cpu_official = named("5", "official process CPU per point beyond the SDK collection".into(), "ns/point");
+    let mut floor = named("5", "bare prost: build + encode one request".into(), "ns/point");
+    let mut rotel_official = named("1", "rotel CPU per point, receiving the official flush".into(), "ns/point");
+    let mut rotel_ours = named("1", "rotel CPU per point, receiving the otlp-sink flush".into(), "ns/point");
 
     let mut sent = 0;
     // Round 0 warms the connections up and is not counted.
     for round in 0..=args.rounds {
-        progress(format!("workload 1: round {round}/{} ({points} points per flush)", args.rounds));
+        progress(format!("workload 1 ({wire:?}): round {round}/{} ({points} points per flush)", args.rounds));
         let before = rotel_cpu(rotel);
         let (t_off, c_off) = timed_flush(&official, &rec_official);
         sent += points;
@@ -317,7 +368,7 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     }
     let stats = ours_exporter.stats().metrics;
     progress(format!(
-        "workload 1: otlp-sink sent {} requests for {} points",
+        "workload 1 ({wire:?}): otlp-sink sent {} requests for {} points",
         stats.export.requests, stats.export.acked
     ));
     let dropped = stats.sink.dropped;
@@ -329,11 +380,17 @@ fn workload1(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
 }
 
 /// Workload 2: one collection of 100 000 points.
-fn workload2(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) -> String {
+fn workload2(
+    args: &Args,
+    wire: Wire,
+    rotel: &rotel::Rotel,
+    rt: &tokio::runtime::Runtime,
+    figs: &mut Vec<Figure>,
+) -> String {
     let counters = 100;
     let attrs = attribute_sets();
-    progress("workload 2: official exporter, one collection of 100 000 points");
-    let official = official_provider(rt, &rotel.endpoint());
+    progress(format!("workload 2 ({wire:?}): official exporter, one collection of 100 000 points"));
+    let official = official_provider(rt, wire, &wire.endpoint(rotel));
     let rec = Recorder::new(&official, counters, attrs.clone());
     rec.record();
     let before = rotel.metric_points();
@@ -342,7 +399,7 @@ fn workload2(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     let took = started.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     let official_line = format!(
-        "official: force_flush after {:.0} ms -> {}; rotel counted {} of {} points",
+        "{wire:?}: official: force_flush after {:.0} ms -> {}; rotel counted {} of {} points",
         took.as_secs_f64() * 1e3,
         match &outcome {
             Ok(()) => "Ok".to_string(),
@@ -354,12 +411,13 @@ fn workload2(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     progress(&official_line);
     official.shutdown().ok();
 
-    let exporter = our_exporter(config(&rotel.endpoint()), None);
+    let exporter = our_exporter(wire_config(wire, rotel), None);
     let ours = our_provider(&exporter);
     let rec = Recorder::new(&ours, counters, attrs);
-    let mut fig = Figure::new("2", "otlp-sink, 100 counters x 1000 series, all delivered", "ms");
+    let mut fig =
+        Figure::new("2", format!("{}otlp-sink, 100 counters x 1000 series, all delivered", wire.prefix()), "ms");
     for round in 1..=args.rounds {
-        progress(format!("workload 2: otlp-sink round {round}/{}", args.rounds));
+        progress(format!("workload 2 ({wire:?}): otlp-sink round {round}/{}", args.rounds));
         let before = rotel.metric_points();
         let (t, _) = timed_flush(&ours, &rec);
         wait_rotel(rotel, rotel::Signal::Metrics, before + rec.points());
@@ -369,7 +427,7 @@ fn workload2(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
     ours.shutdown().ok();
     figs.push(fig);
     format!(
-        "{official_line}\notlp-sink: {} collections of {} points: {} points acked in {} requests, rotel counted all of them",
+        "{official_line}\n{wire:?}: otlp-sink: {} collections of {} points: {} points acked in {} requests, rotel counted all of them",
         args.rounds,
         rec.points(),
         s.acked,
@@ -463,7 +521,7 @@ fn workload4(args: &Args, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) 
     let attrs = attribute_sets();
 
     // The latency of one export call, through the SDK's PeriodicReader: 1 000 points.
-    let official = official_provider(rt, &endpoint);
+    let official = official_provider(rt, Wire::Grpc, &endpoint);
     let exporter = our_exporter(config(&endpoint), None);
     let ours = SdkMeterProvider::builder()
         .with_reader(PeriodicReader::builder(exporter.metric_exporter()).with_interval(NEVER).build())
@@ -490,7 +548,7 @@ fn workload4(args: &Args, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) 
 
     // Throughput with 1, 4 and 16 requests in flight: one collection split into 64 KiB requests.
     let counters = if args.quick { 5 } else { 50 };
-    let official = official_provider(rt, &endpoint);
+    let official = official_provider(rt, Wire::Grpc, &endpoint);
     let rec_off = Recorder::new(&official, counters, attrs.clone());
     let windows = [1usize, 4, 16];
     let ours: Vec<(OtlpExporter, SdkMeterProvider, Recorder)> = windows
@@ -686,6 +744,11 @@ fn ratios(figs: &[Figure]) -> Vec<(String, f64)> {
         "W5 official CPU per point beyond the SDK / bare prost".into(),
         r("official process CPU", "bare prost"),
     ));
+    wanted.push(("HTTP: W1 points/s: otlp-sink / official".into(), r("HTTP: otlp-sink, ", "HTTP: official, ")));
+    wanted.push((
+        "HTTP: W5 CPU per point beyond the SDK: otlp-sink / official (target <= 0.5)".into(),
+        r("HTTP: otlp-sink process CPU", "HTTP: official process CPU"),
+    ));
     wanted.into_iter().filter_map(|(l, v)| Some((l, v?))).collect()
 }
 
@@ -819,11 +882,15 @@ fn main() {
     let mut w2 = String::new();
     let mut w6 = serde_json::Value::Null;
     // Workload 5's floor is measured in workload 1's rounds, side by side.
-    if run(1) || run(5) {
-        workload1(&args, &rotel, &rt, &mut figs);
+    // Each transport's rounds alternate the two sides; gRPC's run first,
+    // then HTTP's, against the same rotel.
+    for wire in [Wire::Grpc, Wire::Http] {
+        if run(1) || run(5) {
+            workload1(&args, wire, &rotel, &rt, &mut figs);
+        }
     }
     if run(2) {
-        w2 = workload2(&args, &rotel, &rt, &mut figs);
+        w2 = [Wire::Grpc, Wire::Http].map(|wire| workload2(&args, wire, &rotel, &rt, &mut figs)).join("\n");
     }
     if run(3) {
         workload3(&args, &rotel, &rt, &mut figs);
