@@ -19,7 +19,7 @@
 //! Counters are cumulative over the life of a [`Rotel`], across [`Rotel::kill`]
 //! and [`Rotel::restart`]: they count what every incarnation logged.
 //!
-//! It needs nothing but std, so the `vs-official` benchmark (`bench/vs_official/`)
+//! It needs nothing but std and this crate's `Signal`, so the `vs-official` benchmark (`bench/vs_official/`)
 //! includes this file alone. Its parser's own tests are in `tests/support_selftest.rs`.
 
 use std::collections::VecDeque;
@@ -45,54 +45,40 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts at [`Rotel::start`] when the free port it picked was taken before rotel bound it.
 const START_ATTEMPTS: usize = 5;
 
-/// An OTLP signal, as rotel's debug log names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Signal {
-    /// Metric data points (`Received metrics. ... metrics=N`: N counts points, not metrics).
-    Metrics,
-    /// Spans (`Received traces. ... spans=N`).
-    Traces,
-    /// Log records (`Received logs. ... logs=N`).
-    Logs,
-}
+/// The crate's own signal enum: the one meaning of `Signal` everywhere.
+pub use otlp_sink::Signal;
 
-impl Signal {
-    /// All signals, in counter order.
-    pub const ALL: [Signal; 3] = [Signal::Metrics, Signal::Traces, Signal::Logs];
+/// Every signal, in the order of [`Counts`]' arrays.
+pub const SIGNALS: [Signal; 3] = [Signal::Metrics, Signal::Traces, Signal::Logs];
 
-    fn index(self) -> usize {
-        match self {
-            Signal::Metrics => 0,
-            Signal::Traces => 1,
-            Signal::Logs => 2,
-        }
-    }
+/// How rotel's debug log names each signal of [`SIGNALS`], in its order:
+/// the word in `Received <word>.` and `data_type="<word>"`, the field with
+/// the item count (`metrics=N` counts points), and the field with the
+/// number of resource entries.
+const LOG_WORDS: [(&str, &str, &str); 3] =
+    [("metrics", "metrics", "resource_metrics"), ("traces", "spans", "resource_spans"), ("logs", "logs", "resource_logs")];
 
+/// A signal's words in rotel's debug log.
+trait LogWords: Sized {
+    /// The signal's place in [`SIGNALS`] and in [`Counts`]' arrays.
+    fn index(self) -> usize;
     /// The word in `Received <word>.` and in `data_type="<word>"`.
     fn word(self) -> &'static str {
-        match self {
-            Signal::Metrics => "metrics",
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
-        }
+        LOG_WORDS[self.index()].0
     }
-
     /// The field that carries the item count.
     fn count_key(self) -> &'static str {
-        match self {
-            Signal::Metrics => "metrics",
-            Signal::Traces => "spans",
-            Signal::Logs => "logs",
-        }
+        LOG_WORDS[self.index()].1
     }
-
     /// The field that carries the number of resource entries.
     fn resource_key(self) -> &'static str {
-        match self {
-            Signal::Metrics => "resource_metrics",
-            Signal::Traces => "resource_spans",
-            Signal::Logs => "resource_logs",
-        }
+        LOG_WORDS[self.index()].2
+    }
+}
+
+impl LogWords for Signal {
+    fn index(self) -> usize {
+        SIGNALS.iter().position(|s| *s == self).expect("one of the three OTLP signals")
     }
 }
 
@@ -136,7 +122,7 @@ pub fn parse_line(raw: &str) -> Line {
     if line.contains("Starting Rotel.") {
         return Line::Started;
     }
-    for signal in Signal::ALL {
+    for signal in SIGNALS {
         let message = format!("Received {}.", signal.word());
         let Some(at) = line.find(&message) else { continue };
         let fields = &line[at + message.len()..];
@@ -187,7 +173,7 @@ fn strip_ansi(s: &str) -> String {
 /// A snapshot of the counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Items per signal, indexed like [`Signal::ALL`]: points, spans, log records.
+    /// Items per signal, indexed like [`SIGNALS`]: points, spans, log records.
     /// Crate-visible so that `tests/support_selftest.rs` can build a snapshot.
     pub(crate) items: [u64; 3],
     /// Request lines per signal.

@@ -26,7 +26,7 @@
 //! `bench-results/vs_official.json` and `bench-results/vs_official.svg` at the
 //! repository's root (`vs_official-partial.*` for `--quick` or `--only` runs).
 
-// The tests' rotel harness (it needs nothing but std); this program uses part of it.
+// The tests' rotel harness (std and this crate's `Signal`); this program uses part of it.
 #[allow(dead_code)]
 #[path = "../../../tests/support/rotel.rs"]
 mod rotel;
