@@ -1,4 +1,4 @@
-//! A load generator for the OTLP/gRPC drains: pushes points (or spans, or log
+//! A load generator for the OTLP drains (gRPC or HTTP): pushes points (or spans, or log
 //! records) through a `BackgroundSink` into a `MetricsDrain` (`TracesDrain`,
 //! `LogsDrain`), flushes, and reports how many the collector acknowledged and
 //! how fast.
@@ -6,11 +6,13 @@
 //! ```sh
 //! cargo run --release --example loadgen -- --points 1000000
 //! cargo run --release --example loadgen -- --endpoint http://127.0.0.1:4317 --signal logs --compression gzip
+//! cargo run --release --example loadgen -- --protocol http/protobuf --endpoint http://127.0.0.1:4318
 //! cargo run --example loadgen -- --help
 //! ```
 //!
 //! Without `--endpoint` it starts the crate's in-process receiver on loopback
-//! and sends there. Progress goes to standard error every 500 ms; at the end
+//! and sends there (to its gRPC or its OTLP/HTTP listener, as the protocol
+//! says). Progress goes to standard error every 500 ms; at the end
 //! one JSON line goes to standard output. The exit status is 0 when the final
 //! flush succeeded, 1 when it failed (the JSON line is printed anyway), and 2
 //! for a bad command line.
@@ -29,18 +31,20 @@ use otlp_sink::{
         SpanRecord, Temporality,
     },
     sink::{Overflow, SinkStats, TryPushError},
-    BackgroundSink, ExporterConfig, LogsDrain, MetricsDrain, Signal, SinkConfig, SinkDrain, TracesDrain,
+    BackgroundSink, ExporterConfig, LogsDrain, MetricsDrain, Protocol, Signal, SinkConfig, SinkDrain, TracesDrain,
 };
 use tokio_util::sync::CancellationToken;
 
 const USAGE: &str = "\
-loadgen: push telemetry through otlp-sink's BackgroundSink and OTLP/gRPC drain, then flush
+loadgen: push telemetry through otlp-sink's BackgroundSink and OTLP drain, then flush
 
 Usage: loadgen [OPTIONS]
 
 Options:
   --endpoint URL             collector to send to (http:// or https://); without it,
                              an in-process receiver on loopback is started
+  --protocol P               grpc | http/protobuf                           [grpc]
+                             (unset: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)
   --signal SIGNAL            metrics | traces | logs                        [metrics]
   --points N                 total points (spans, log records) to push      [1000000]
   --series S                 series per metric: metrics = ceil(N / S)      [1000]
@@ -59,7 +63,7 @@ OTEL_EXPORTER_OTLP_* variables (headers, certificate, timeout, ...) apply to
 what the flags leave unset.
 
 Progress goes to standard error. At the end one JSON line goes to standard
-output: signal, pushed, acked, dropped, rejected, failed, seconds,
+output: signal, protocol, pushed, acked, dropped, rejected, failed, seconds,
 points_per_sec (acked per second), requests, and receiver_received (what the
 in-process receiver counted; null with --endpoint). Exit status: 0 when the
 final flush succeeded, 1 when it failed, 2 for a bad command line.
@@ -69,6 +73,8 @@ final flush succeeded, 1 when it failed, 2 for a bad command line.
 #[derive(Debug, Clone)]
 struct Options {
     endpoint: Option<String>,
+    /// `None`: as the environment says, else gRPC.
+    protocol: Option<Protocol>,
     signal: Signal,
     points: u64,
     series: u64,
@@ -86,6 +92,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             endpoint: None,
+            protocol: None,
             signal: Signal::Metrics,
             points: 1_000_000,
             series: 1_000,
@@ -127,8 +134,9 @@ enum Command {
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageError> {
-    const FLAGS: [&str; 11] = [
+    const FLAGS: [&str; 12] = [
         "--endpoint",
+        "--protocol",
         "--signal",
         "--points",
         "--series",
@@ -175,6 +183,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageEr
                     return Err(bad(&format!("an http:// or https:// URL ({})", error_chain(&e))));
                 }
                 options.endpoint = Some(value.clone());
+            }
+            "--protocol" => {
+                options.protocol = Some(match value.as_str() {
+                    "grpc" => Protocol::Grpc,
+                    "http/protobuf" => Protocol::HttpProtobuf,
+                    _ => return Err(bad("grpc or http/protobuf")),
+                })
             }
             "--signal" => {
                 options.signal = match value.as_str() {
@@ -403,24 +418,31 @@ async fn run(options: Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Some(_) => None,
         None => Some(Receiver::start().await?),
     };
-    let endpoint = match (&options.endpoint, &receiver) {
-        (Some(endpoint), _) => endpoint.clone(),
-        (None, Some(receiver)) => receiver.endpoint(),
-        (None, None) => unreachable!("a receiver is started when no endpoint is given"),
-    };
     let mut builder = ExporterConfig::builder()
-        .with_endpoint(&endpoint)
         .with_max_in_flight(options.in_flight)
         .with_max_request_bytes(options.max_request_bytes);
+    if let Some(protocol) = options.protocol {
+        builder = builder.with_protocol(protocol);
+    }
     if let Some(compression) = options.compression {
         builder = builder.with_compression(compression);
     }
-    let config = builder.build_from_env(options.signal)?;
+    // The flag, else the environment, else gRPC: as the exporter decides it,
+    // so that the in-process receiver's listener of that protocol is used.
+    let protocol = builder.clone().build_from_env(options.signal)?.protocol();
+    let endpoint = match (&options.endpoint, &receiver) {
+        (Some(endpoint), _) => endpoint.clone(),
+        (None, Some(receiver)) if protocol == Protocol::HttpProtobuf => receiver.http_endpoint(),
+        (None, Some(receiver)) => receiver.endpoint(),
+        (None, None) => unreachable!("a receiver is started when no endpoint is given"),
+    };
+    let config = builder.with_endpoint(&endpoint).build_from_env(options.signal)?;
     config.validate()?;
     eprintln!(
-        "loadgen: {} {:?} to {endpoint}{}, compression {:?}, {} in flight, requests <= {} bytes, {}",
+        "loadgen: {} {:?} over {} to {endpoint}{}, compression {:?}, {} in flight, requests <= {} bytes, {}",
         options.points,
         options.signal,
+        config.protocol().as_str(),
         if receiver.is_some() { " (in-process receiver)" } else { "" },
         config.compression(),
         config.max_in_flight(),
@@ -452,10 +474,11 @@ async fn run(options: Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // By hand, to keep the fields in this order (serde_json's map sorts them).
     let line = format!(
         concat!(
-            r#"{{"signal":"{}","pushed":{},"acked":{},"dropped":{},"rejected":{},"failed":{},"#,
+            r#"{{"signal":"{}","protocol":"{}","pushed":{},"acked":{},"dropped":{},"rejected":{},"failed":{},"#,
             r#""seconds":{:.3},"points_per_sec":{:.0},"requests":{},"receiver_received":{}}}"#
         ),
         signal_name(options.signal),
+        config.protocol().as_str(),
         report.sink.pushed,
         report.export.acked,
         report.sink.dropped,

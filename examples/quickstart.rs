@@ -2,12 +2,20 @@
 //! to end, in one command.
 //!
 //! ```sh
-//! cargo run --example quickstart                                                # in-process receiver
-//! OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 cargo run --example quickstart  # your collector
+//! cargo run --example quickstart                                                    # in-process receiver, OTLP/gRPC
+//! OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf cargo run --example quickstart          # in-process receiver, OTLP/HTTP
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 cargo run --example quickstart  # your collector (gRPC)
+//! OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+//!   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 cargo run --example quickstart  # your collector (HTTP)
 //! ```
 //!
 //! Without `OTEL_EXPORTER_OTLP_ENDPOINT` it starts the crate's OTLP receiver
-//! on loopback and sends there. It records counters, a histogram, spans and
+//! on loopback and sends there: to its gRPC listener, or to its OTLP/HTTP
+//! listener when `OTEL_EXPORTER_OTLP_PROTOCOL` is `http/protobuf` (this
+//! crate's default protocol is `grpc`; the OpenTelemetry specification's is
+//! `http/protobuf`). The per-signal `OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`
+//! variables apply too, but the quickstart picks the receiver's listener by
+//! the generic one only. It records counters, a histogram, spans and
 //! log records through the standard OpenTelemetry API, calls `force_flush`
 //! on each provider and prints what was acknowledged per signal. When
 //! `force_flush` returns `Ok`, the collector has acknowledged everything
@@ -43,8 +51,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // The receiver is a tokio server; it gets a runtime of its own.
             let runtime = tokio::runtime::Runtime::new()?;
             let receiver = runtime.block_on(Receiver::start())?;
-            println!("no OTEL_EXPORTER_OTLP_ENDPOINT: sending to the in-process receiver at {}", receiver.endpoint());
-            let endpoint = receiver.endpoint();
+            // The exporter refuses a protocol it does not know; the
+            // receiver's listener follows the one it will use.
+            let http = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").is_ok_and(|p| p.trim() == "http/protobuf");
+            let (protocol, endpoint) =
+                if http { ("OTLP/HTTP", receiver.http_endpoint()) } else { ("OTLP/gRPC", receiver.endpoint()) };
+            println!("no OTEL_EXPORTER_OTLP_ENDPOINT: sending {protocol} to the in-process receiver at {endpoint}");
             local = Some((runtime, receiver));
             // Code sets the endpoint; every other OTEL_EXPORTER_OTLP_* variable still applies.
             OtlpExporter::builder().with_endpoint(endpoint).build()?
@@ -110,10 +122,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for (signal, unit) in units {
                 let c = counts.signal(signal);
                 println!(
-                    "  {:>7}: {} {unit} in {} request(s)",
+                    "  {:>7}: {} {unit} in {} request(s), {} of them over HTTP",
                     format!("{signal:?}").to_lowercase(),
                     c.acked,
-                    c.requests
+                    c.requests,
+                    c.http_requests
                 );
             }
         }

@@ -50,5 +50,10 @@ LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg otlp_sink_loo
 step "the README's quickstart and the tracing example, end to end against the in-process receiver"
 # Each exits non-zero if a force_flush fails. Unset the endpoint so they use
 # the in-process receiver whatever the environment says.
-env -u OTEL_EXPORTER_OTLP_ENDPOINT timeout 120 cargo run --quiet --example quickstart
-env -u OTEL_EXPORTER_OTLP_ENDPOINT timeout 120 cargo run --quiet --example tracing > /dev/null
+env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_PROTOCOL timeout 120 cargo run --quiet --example quickstart
+# The same over OTLP/HTTP: the exporter from the environment, the receiver's HTTP listener.
+env -u OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+  timeout 120 cargo run --quiet --example quickstart | tee target/quickstart-http.txt
+# Every signal's requests, all of them, came in on the HTTP listener.
+[ "$(grep -Ec 'in ([1-9][0-9]*) request\(s\), \1 of them over HTTP' target/quickstart-http.txt)" = 3 ]
+env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_PROTOCOL timeout 120 cargo run --quiet --example tracing > /dev/null

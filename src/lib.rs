@@ -62,7 +62,7 @@
 //! | [`deliver`] | what the drains report: [`DeliveryStats`](deliver::DeliveryStats), [`ExportError`](deliver::ExportError) with a transport-neutral [`ExportStatus`](deliver::ExportStatus), [`Outage`](deliver::Outage) |
 //! | [`config`] | [`ExporterConfig`]: endpoint, [`Protocol`], headers, TLS, compression, size cap, in-flight window, [`RetryPolicy`](config::RetryPolicy), and how each is read from the environment |
 //! | [`tls`] | errors of the TLS setup, naming what to configure |
-//! | `receiver` | an in-process OTLP receiver for examples and tests (feature `receiver`, opt-in) |
+//! | `receiver` | an in-process OTLP receiver (gRPC and HTTP) for examples and tests (feature `receiver`, opt-in) |
 //!
 //! The pieces under the exporter are public for applications that want them
 //! directly:
@@ -110,7 +110,7 @@
 //!   they run on, and the pure conversions from the SDK's data to points.
 //! - `src/config/`: the settings, the environment read through a lookup
 //!   function, and their merge. Pure.
-//! - `src/receiver.rs`: the in-process receiver.
+//! - `src/receiver/`: the in-process receiver, OTLP/gRPC and OTLP/HTTP.
 //!
 //! The layers import one way: `config`, `sink` and `otlp` import no other
 //! layer; `tls` imports `config`; `deliver` those four; `grpc` and `http`

@@ -21,7 +21,6 @@ use otlp_sink::{
 use support::errors::chain;
 use support::points::Shared;
 use tokio_util::sync::CancellationToken;
-use tonic::Code;
 
 /// Retries fast enough for tests: 20 ms, 40 ms, ... within 3 s.
 fn quick_retries() -> RetryPolicy {
@@ -133,7 +132,7 @@ async fn a_point_too_large_for_any_request_is_rejected_and_its_neighbours_arrive
 #[tokio::test]
 async fn unavailable_is_retried_until_the_collector_accepts() {
     let receiver = Receiver::start().await.unwrap();
-    receiver.script(Signal::Metrics, [Reply::status(Code::Unavailable), Reply::status(Code::Unavailable)]);
+    receiver.script(Signal::Metrics, [Reply::status(GrpcCode::Unavailable), Reply::status(GrpcCode::Unavailable)]);
     let p = metrics_pipeline(config(&receiver), big_queue()).await;
     push_all(&p.sink, Shared::new().counters(1, 10));
     p.sink.flush().await.expect("delivered after two retries");
@@ -147,7 +146,7 @@ async fn unavailable_is_retried_until_the_collector_accepts() {
 #[tokio::test]
 async fn resource_exhausted_without_retry_info_is_permanent() {
     let receiver = Receiver::start().await.unwrap();
-    receiver.script(Signal::Metrics, [Reply::status(Code::ResourceExhausted)]);
+    receiver.script(Signal::Metrics, [Reply::status(GrpcCode::ResourceExhausted)]);
     let p = metrics_pipeline(config(&receiver), big_queue()).await;
     push_all(&p.sink, Shared::new().counters(1, 10));
     let (kind, items, message, code) = drain_error(p.sink.flush().await.unwrap_err());
@@ -162,7 +161,7 @@ async fn resource_exhausted_without_retry_info_is_permanent() {
 async fn resource_exhausted_with_retry_info_waits_at_least_the_server_delay() {
     let receiver = Receiver::start().await.unwrap();
     let delay = Duration::from_millis(400);
-    receiver.script(Signal::Metrics, [Reply::Throttle { code: Code::ResourceExhausted, delay }]);
+    receiver.script(Signal::Metrics, [Reply::Throttle { code: GrpcCode::ResourceExhausted, delay }]);
     let p = metrics_pipeline(config(&receiver), big_queue()).await;
     push_all(&p.sink, Shared::new().counters(1, 10));
     let started = Instant::now();
@@ -176,7 +175,7 @@ async fn resource_exhausted_with_retry_info_waits_at_least_the_server_delay() {
 #[tokio::test]
 async fn invalid_argument_is_not_retried_and_is_reported_with_its_code() {
     let receiver = Receiver::start().await.unwrap();
-    receiver.script(Signal::Metrics, [Reply::status(Code::InvalidArgument)]);
+    receiver.script(Signal::Metrics, [Reply::status(GrpcCode::InvalidArgument)]);
     let p = metrics_pipeline(config(&receiver), big_queue()).await;
     push_all(&p.sink, Shared::new().counters(1, 10));
     let (kind, _, _, code) = drain_error(p.sink.flush().await.unwrap_err());
@@ -343,7 +342,8 @@ async fn shutdown_delivers_what_is_still_queued() {
 #[tokio::test]
 async fn every_failed_request_is_counted_by_the_flush_that_reports_the_first() {
     let receiver = Receiver::start().await.unwrap();
-    receiver.script(Signal::Metrics, [Reply::status(Code::InvalidArgument), Reply::status(Code::InvalidArgument)]);
+    receiver
+        .script(Signal::Metrics, [Reply::status(GrpcCode::InvalidArgument), Reply::status(GrpcCode::InvalidArgument)]);
     let p = metrics_pipeline(
         config(&receiver).with_max_request_bytes(8 * 1024).with_max_in_flight(1),
         SinkConfig::default().with_queue_capacity(10_000).with_batch_size(10_000),

@@ -11,20 +11,17 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use otlp_sink::{
     config::{Compression, ExporterConfigBuilder, RetryPolicy},
-    deliver::{DeliveryStats, DeliveryStatsHandle, ExportError},
+    deliver::ExportError,
     sink::{DrainErrorKind, FlushError},
-    BackgroundSink, ExporterConfig, LogsDrain, MetricsDrain, SinkConfig, SinkDrain, TracesDrain,
+    ExporterConfig, LogsDrain, MetricsDrain, TracesDrain,
 };
+use support::delivered::{assert_all_arrived, deliver};
 use support::points::Shared;
 use support::rotel::{Rotel, Signal};
-use tokio_util::sync::CancellationToken;
-
-/// How long to wait for rotel's count lines after the flush returned.
-const WAIT: Duration = Duration::from_secs(30);
 
 /// A request limit small enough that every test makes many requests.
 const SMALL_REQUESTS: usize = 64 * 1024;
@@ -35,54 +32,6 @@ fn config(rotel: &Rotel) -> ExporterConfigBuilder {
     let retry =
         RetryPolicy::new().with_initial_delay(Duration::from_millis(50)).with_max_elapsed(Duration::from_secs(10));
     ExporterConfig::builder().with_endpoint(rotel.endpoint()).with_retry_policy(retry)
-}
-
-struct Delivered {
-    flushed: Result<(), FlushError>,
-    stats: DeliveryStats,
-    took: Duration,
-}
-
-/// Pushes `items` into a sink in front of `drain` (all at once: the queue holds
-/// them all, so none is dropped), flushes, shuts the sink down, and returns
-/// the flush's result and the drain's counters.
-async fn deliver<T: Send + 'static>(
-    drain: impl SinkDrain<T>,
-    stats: DeliveryStatsHandle,
-    items: Vec<T>,
-    batch_size: usize,
-) -> Delivered {
-    let sink_config = SinkConfig::default().with_queue_capacity(items.len().max(1)).with_batch_size(batch_size);
-    let (sink, handle) = BackgroundSink::spawn(drain, sink_config, CancellationToken::new()).expect("sink");
-    let pushed = items.len() as u64;
-    for item in items {
-        sink.try_push(item).unwrap_or_else(|e| panic!("queue refused an item: {e}"));
-    }
-    let started = Instant::now();
-    let flushed = sink.flush().await;
-    let took = started.elapsed();
-    handle.shutdown().await.expect("clean shutdown");
-    let stats = stats.snapshot();
-    assert_eq!(stats.items_sent, pushed, "every pushed item went into a request");
-    assert_eq!(stats.in_flight, 0);
-    Delivered { flushed, stats, took }
-}
-
-/// Asserts that the flush succeeded, that the drain counted every item as
-/// acknowledged without a retry, and that rotel logged exactly those items
-/// in exactly the drain's requests.
-fn assert_all_arrived(rotel: &Rotel, signal: Signal, sent: u64, delivered: &Delivered) {
-    if let Err(e) = &delivered.flushed {
-        panic!("flush failed: {e}: {:?}", std::error::Error::source(e));
-    }
-    let stats = &delivered.stats;
-    assert_eq!((stats.acked, stats.failed, stats.rejected, stats.retries), (sent, 0, 0, 0), "{stats:?}");
-    let counts = rotel
-        .wait_until(WAIT, |c| c.items(signal) >= sent && c.requests_of(signal) >= stats.requests)
-        .unwrap_or_else(|e| panic!("rotel did not log all of {stats:?}:\n{e}"));
-    assert_eq!(counts.items(signal), sent, "rotel counted {counts}");
-    assert_eq!(counts.requests_of(signal), stats.requests, "rotel counted {counts}");
-    assert_eq!(counts.malformed, 0);
 }
 
 #[tokio::test]

@@ -79,6 +79,11 @@ impl Run {
 /// Runs loadgen with `args`, without the caller's OTEL_* variables (which it
 /// honours), and waits at most [`RUN_DEADLINE`].
 fn run(args: &[&str]) -> Run {
+    run_with_env(args, &[])
+}
+
+/// [`run`], with these variables set (after the caller's OTEL_* are removed).
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(loadgen());
     command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (key, _) in std::env::vars_os() {
@@ -86,6 +91,7 @@ fn run(args: &[&str]) -> Run {
             command.env_remove(&key);
         }
     }
+    command.envs(env.iter().copied());
     let mut child = command.spawn().expect("run loadgen");
     let read_all = |mut pipe: Box<dyn Read + Send>| {
         thread::spawn(move || {
@@ -132,10 +138,74 @@ fn every_signal_arrives_at_the_in_process_receiver() {
         assert!(run.status.success(), "{signal}: {:?}\n{}", run.status, run.stderr);
         let json = run.json();
         assert_delivered(&json, signal, 20_000);
+        assert_eq!(json["protocol"], "grpc", "the default: {json}");
         assert_eq!(number(&json, "receiver_received"), 20_000, "{json}");
         assert!(run.stderr.contains("(in-process receiver)"), "{}", run.stderr);
         assert!(run.stderr.contains("pushed 20000 acked 20000 dropped 0"), "no final progress line:\n{}", run.stderr);
     }
+}
+
+/// `--protocol http/protobuf`: the in-process receiver's HTTP listener gets
+/// every signal, and the JSON line says which protocol was used.
+#[test]
+fn every_signal_arrives_over_http_at_the_in_process_receiver() {
+    for signal in ["metrics", "traces", "logs"] {
+        let args =
+            ["--protocol", "http/protobuf", "--signal", signal, "--points", "20000", "--batch", "1000", "--block"];
+        let run = run(&args);
+        assert!(run.status.success(), "{signal}: {:?}\n{}", run.status, run.stderr);
+        let json = run.json();
+        assert_delivered(&json, signal, 20_000);
+        assert_eq!(json["protocol"], "http/protobuf", "{json}");
+        assert_eq!(number(&json, "receiver_received"), 20_000, "{json}");
+        assert!(run.stderr.contains("over http/protobuf to http://127.0.0.1:"), "{}", run.stderr);
+    }
+}
+
+/// Without the flag, `OTEL_EXPORTER_OTLP_PROTOCOL` decides, and the flag
+/// wins over it.
+#[test]
+fn the_protocol_comes_from_the_environment_unless_the_flag_says_otherwise() {
+    let env = [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+    let run = run_with_env(&["--points", "5000", "--block"], &env);
+    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
+    let json = run.json();
+    assert_delivered(&json, "metrics", 5_000);
+    assert_eq!(json["protocol"], "http/protobuf", "{json}");
+
+    let run = run_with_env(&["--protocol", "grpc", "--points", "5000", "--block"], &env);
+    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
+    assert_eq!(run.json()["protocol"], "grpc");
+}
+
+/// OTLP/HTTP with gzip to rotel's HTTP receiver: rotel counts every point
+/// in exactly loadgen's requests.
+#[test]
+fn gzip_requests_over_http_to_rotel_all_arrive() {
+    let rotel = Rotel::start();
+    let run = run(&[
+        "--protocol",
+        "http/protobuf",
+        "--endpoint",
+        &rotel.http_endpoint(),
+        "--points",
+        "30000",
+        "--max-request-bytes",
+        "65536",
+        "--compression",
+        "gzip",
+        "--block",
+    ]);
+    assert!(run.status.success(), "{:?}\n{}", run.status, run.stderr);
+    let json = run.json();
+    assert_delivered(&json, "metrics", 30_000);
+    assert_eq!(json["protocol"], "http/protobuf", "{json}");
+    let requests = number(&json, "requests");
+    assert!(requests >= 10, "30 000 points in 64 KiB requests: {json}");
+    let counts = rotel
+        .wait_until(Duration::from_secs(30), |c| c.requests_of(Signal::Metrics) >= requests)
+        .unwrap_or_else(|e| panic!("rotel did not log {requests} requests:\n{e}"));
+    assert_eq!((counts.items(Signal::Metrics), counts.requests_of(Signal::Metrics)), (30_000, requests));
 }
 
 /// With try_push a full queue drops: whatever the timing, every point offered
@@ -200,6 +270,7 @@ fn a_bad_command_line_exits_2_naming_the_flag() {
         (&["--bogus"], &["unknown flag --bogus"]),
         (&["--endpoint", "collector:4317"], &["--endpoint", "\"collector:4317\"", "http://"]),
         (&["--compression", "lz4"], &["--compression", "\"lz4\"", "none, gzip or zstd"]),
+        (&["--protocol", "http/json"], &["--protocol", "\"http/json\"", "grpc or http/protobuf"]),
         (&["--signal", "profiles"], &["--signal", "\"profiles\""]),
         (&["--series"], &["--series needs a value"]),
         (&["--block=yes"], &["--block"]),
@@ -219,6 +290,7 @@ fn help_lists_every_flag() {
     assert!(run.status.success());
     for flag in [
         "--endpoint",
+        "--protocol",
         "--signal",
         "--points",
         "--series",

@@ -15,10 +15,9 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkError;
 use otlp_sink::receiver::Reply;
-use otlp_sink::{config::RetryPolicy, ExporterConfig, Signal, SinkConfig};
+use otlp_sink::{config::RetryPolicy, deliver::GrpcCode, ExporterConfig, Signal, SinkConfig};
 use support::background_receiver::BackgroundReceiver;
 use support::sdk;
-use tonic::Code;
 
 const DELAY: Duration = Duration::from_millis(300);
 
@@ -49,7 +48,7 @@ fn force_flush_returns_only_after_a_delayed_ack_on_every_signal() {
 #[test]
 fn a_refused_export_fails_the_flush_with_its_code_and_count_once() {
     let receiver = BackgroundReceiver::start();
-    receiver.script(Signal::Traces, [Reply::status(Code::InvalidArgument)]);
+    receiver.script(Signal::Traces, [Reply::status(GrpcCode::InvalidArgument)]);
     let exporter = sdk::build(sdk::builder(&receiver.endpoint()));
     let p = sdk::providers(&exporter);
     sdk::record(&p);

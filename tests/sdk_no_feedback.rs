@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
+use otlp_sink::deliver::GrpcCode;
 use otlp_sink::receiver::Reply;
 use otlp_sink::Signal;
 use support::background_receiver::BackgroundReceiver;
 use support::sdk;
-use tonic::Code;
 use tracing_subscriber::filter::dynamic_filter_fn;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::Layer;
@@ -41,7 +41,7 @@ impl<S: tracing::Subscriber> Layer<S> for CountOwnWarnings {
 fn warnings_of_a_failing_drain_are_not_exported_back_into_it() {
     const EVENTS: u64 = 3;
     let receiver = BackgroundReceiver::start();
-    receiver.set_default(Signal::Logs, Reply::status(Code::InvalidArgument));
+    receiver.set_default(Signal::Logs, Reply::status(GrpcCode::InvalidArgument));
     let exporter = sdk::build(sdk::builder(&receiver.endpoint()));
     let loggers = SdkLoggerProvider::builder().with_log_processor(exporter.log_processor()).build();
     let warnings = Arc::new(AtomicU64::new(0));

@@ -20,6 +20,14 @@
 //!   returns, so no provider is ever dropped. The exporter held in `main`
 //!   delivers everything when it drops: 500 of 500 spans, exit status 0.
 //!
+//! - **OTLP/HTTP from the environment.** With
+//!   `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf` and
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` a base URL of an OTLP/HTTP receiver, the
+//!   SDK adapters (metric reader, span and log processors) deliver every
+//!   signal: rotel's HTTP receiver counts exactly what the exporter says was
+//!   acknowledged, and the in-process receiver sees every request arrive on
+//!   its HTTP listener.
+//!
 //! The 3 s idle period is the scenario itself (the feedback loop needs no
 //! activity to run), not a wait for something to happen.
 
@@ -66,6 +74,8 @@ fn main() -> ExitCode {
                 no_feedback("global-trace-sdk-batch", &[])
             }),
             ("global_subscriber_and_main_returning_without_shutdown_delivers_every_span", exit_without_shutdown),
+            ("env_http_protobuf_delivers_every_signal_to_rotels_http_receiver", env_http_protobuf_to_rotel),
+            ("env_http_protobuf_is_honoured_every_request_arrives_over_http", env_http_protobuf_to_the_receiver),
         ],
         app,
     )
@@ -135,11 +145,60 @@ fn exit_without_shutdown() {
     assert_eq!(delivered, EXIT_SPANS, "every span recorded before main returned");
 }
 
+/// The environment of a deployment on OTLP/HTTP, aimed at `base`.
+fn http_env(base: &str) -> [(&'static str, String); 2] {
+    [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()), ("OTEL_EXPORTER_OTLP_ENDPOINT", base.to_owned())]
+}
+
+/// The acknowledged count per signal the child printed, checked against
+/// what it queued: all of it, and something of each signal.
+fn acked_per_signal(stats: &serde_json::Value) -> [u64; 3] {
+    ["metrics", "traces", "logs"].map(|signal| {
+        let s = &stats[signal];
+        let (pushed, acked) = (s["pushed"].as_u64().unwrap(), s["acked"].as_u64().unwrap());
+        assert!(acked > 0 && acked == pushed, "{signal}: {stats}");
+        acked
+    })
+}
+
+fn env_http_protobuf_to_rotel() {
+    let rotel = Rotel::start();
+    let env = http_env(&rotel.http_endpoint());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let [metrics, traces, logs] = acked_per_signal(&child_stats(&spawn("sdk-adapters", &rotel, &env)));
+    let counts = rotel
+        .wait_until(WAIT, |c| {
+            c.items(Signal::Metrics) >= metrics && c.items(Signal::Traces) >= traces && c.items(Signal::Logs) >= logs
+        })
+        .expect("every signal reaches rotel's HTTP receiver");
+    let received = [Signal::Metrics, Signal::Traces, Signal::Logs].map(|s| counts.items(s));
+    assert_eq!(received, [metrics, traces, logs], "rotel counted exactly what was acknowledged: {counts}");
+    assert_eq!(counts.malformed, 0);
+}
+
+fn env_http_protobuf_to_the_receiver() {
+    // rotel is only there for `spawn`'s other variables; the endpoint is the receiver's.
+    let rotel = Rotel::start();
+    let receiver = support::background_receiver::BackgroundReceiver::start();
+    let env = http_env(&receiver.http_endpoint());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let [metrics, traces, logs] = acked_per_signal(&child_stats(&spawn("sdk-adapters", &rotel, &env)));
+    let c = receiver.counts();
+    assert_eq!((c.metrics.acked, c.traces.acked, c.logs.acked), (metrics, traces, logs), "{c:?}");
+    for (signal, s) in [("metrics", c.metrics), ("traces", c.traces), ("logs", c.logs)] {
+        assert!(s.requests > 0 && s.http_requests == s.requests, "{signal}: every request over HTTP: {s:?}");
+    }
+    assert_eq!(rotel.requests(), 0, "nothing went to rotel's gRPC port");
+}
+
 /// The child: a user's `main`.
 fn app(scenario: &str) {
     let exporter = OtlpExporter::builder().build().expect("the exporter builds from the environment");
     if scenario == "global-trace-sdk-batch" {
         return sdk_batch_application(&exporter);
+    }
+    if scenario == "sdk-adapters" {
+        return sdk_adapters_application(exporter);
     }
     let tracers = SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build();
     let loggers = SdkLoggerProvider::builder().with_log_processor(exporter.log_processor()).build();
@@ -206,4 +265,22 @@ fn sdk_batch_application(exporter: &OtlpExporter) {
         )
         .init();
     idle_application(exporter, &tracers, &loggers);
+}
+
+/// The SDK's three providers on this crate's reader and processors, as the
+/// environment configured the exporter: records each signal, flushes, shuts
+/// down, and prints the counters as one JSON line.
+fn sdk_adapters_application(exporter: OtlpExporter) {
+    let providers = support::sdk::providers(&exporter);
+    support::sdk::record(&providers);
+    support::sdk::flush(&providers).expect("every signal flushed");
+    support::sdk::shutdown(&providers).expect("every provider shut down");
+    exporter.shutdown().expect("clean shutdown");
+    let stats = exporter.stats();
+    let json =
+        |s: otlp_sink::sdk::PipelineStats| serde_json::json!({ "pushed": s.sink.pushed, "acked": s.export.acked });
+    println!(
+        "{}",
+        serde_json::json!({ "metrics": json(stats.metrics), "traces": json(stats.traces), "logs": json(stats.logs) })
+    );
 }

@@ -18,13 +18,13 @@ use std::time::Duration;
 use otlp_sink::receiver::{Receiver, Reply};
 use otlp_sink::{
     config::{EnvSettings, RetryPolicy},
+    deliver::GrpcCode,
     sink::FlushError,
     BackgroundSink, ExporterConfig, MetricsDrain, Signal, SinkConfig,
 };
 use support::errors::chain;
 use support::points::Shared;
 use tokio_util::sync::CancellationToken;
-use tonic::Code;
 use tracing_subscriber::fmt::MakeWriter;
 
 const TOKEN: &str = "s3cr3t-t0ken-7f3a9c";
@@ -74,8 +74,8 @@ fn tokens_never_show_in_debug_errors_or_the_logs_of_failing_exports() {
     receiver.script(
         Signal::Metrics,
         [
-            Reply::Status { code: Code::Unauthenticated, message: "bad credentials".into() },
-            Reply::status(Code::Unavailable),
+            Reply::Status { code: GrpcCode::Unauthenticated, message: "bad credentials".into() },
+            Reply::status(GrpcCode::Unavailable),
             Reply::Ok,
             Reply::PartialSuccess { rejected: 2, message: "2 refused".into() },
             // Every attempt within the 700 ms budget times out (300 ms each).

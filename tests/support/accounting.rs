@@ -1,4 +1,4 @@
-//! The accounting rule of a sink in front of an OTLP/gRPC drain, and the
+//! The accounting rule of a sink in front of an OTLP drain (gRPC or HTTP), and the
 //! pipeline the fault tests build.
 //!
 //! After shutdown every point pushed is in exactly one place:
@@ -101,11 +101,15 @@ impl Books {
 use super::errors::chain;
 
 /// What a failed flush says: the drain error's kind and item count, the
-/// `ExportError` under it and its gRPC code, and the whole chain as text.
+/// `ExportError` under it, its status and gRPC code, and the whole chain as
+/// text.
 pub struct Failure {
     pub kind: DrainErrorKind,
     pub items: Option<u64>,
     pub later: u64,
+    /// The last attempt's status, whatever the transport.
+    pub status: Option<StatusCode>,
+    /// The gRPC code of that status, for a gRPC status.
     pub code: Option<GrpcCode>,
     pub chain: String,
 }
@@ -118,6 +122,7 @@ pub fn failure(err: &FlushError) -> Failure {
                 kind: source.kind(),
                 items: source.items(),
                 later: *later_failures,
+                status: export.and_then(ExportError::code),
                 code: export.and_then(ExportError::code).and_then(|code| match code {
                     StatusCode::Grpc(code) => Some(code),
                     _ => None,

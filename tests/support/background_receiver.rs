@@ -33,9 +33,14 @@ impl BackgroundReceiver {
         self.receiver.as_ref().expect("running")
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// The gRPC endpoint, `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         self.receiver().endpoint()
+    }
+
+    /// The OTLP/HTTP base endpoint, `http://127.0.0.1:PORT`.
+    pub fn http_endpoint(&self) -> String {
+        self.receiver().http_endpoint()
     }
 
     /// What it counted so far.

@@ -6,8 +6,9 @@
 //!   `scripts/install-test-deps.sh`) that counts what it receives.
 //! - [`kills`]: SIGKILLs of rotel under load, and the bounds on its count
 //!   that they leave.
-//! - [`accounting`]: the accounting rule of a sink in front of an OTLP/gRPC
-//!   drain, and the pipeline the fault tests build.
+//! - [`accounting`]: the accounting rule of a sink in front of an OTLP drain
+//!   (gRPC or HTTP), and the pipeline the fault tests build.
+//! - [`delivered`]: items through a sink and a drain, compared with rotel's count.
 //! - [`drains`]: a scripted, recording `SinkDrain`.
 //! - [`points`]: telemetry points with known counts.
 //! - [`errors`]: an error and its sources as one line.
@@ -28,6 +29,7 @@ pub mod accounting;
 #[cfg(feature = "receiver")]
 pub mod background_receiver;
 pub mod child;
+pub mod delivered;
 pub mod drains;
 pub mod errors;
 pub mod grpcio_tls;

@@ -376,7 +376,8 @@ impl fmt::Debug for Rotel {
 }
 
 impl Rotel {
-    /// Starts rotel on free loopback ports and waits until its gRPC port accepts connections.
+    /// Starts rotel on free loopback ports and waits until its gRPC and HTTP
+    /// ports accept connections.
     ///
     /// # Panics
     ///
@@ -462,6 +463,17 @@ impl Rotel {
     /// The gRPC listen address.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc
+    }
+
+    /// `http://127.0.0.1:PORT`, the OTLP/HTTP base endpoint (plaintext): an
+    /// exporter appends `/v1/<signal>`.
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// The OTLP/HTTP listen address (`--otlp-http-endpoint`).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
     }
 
     /// The process id of the current generation, if it was started and not killed.
@@ -657,11 +669,16 @@ impl Rotel {
                 return Err(StartFailure { address_in_use, message: self.shared.diagnose(&state, reason).to_string() });
             }
             let started = self.shared.lock().started;
-            if started && TcpStream::connect_timeout(&self.grpc, Duration::from_millis(200)).is_ok() {
+            // Both receivers: the HTTP tests send to the second.
+            if started
+                && TcpStream::connect_timeout(&self.grpc, Duration::from_millis(200)).is_ok()
+                && TcpStream::connect_timeout(&self.http, Duration::from_millis(200)).is_ok()
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let reason = format!("rotel did not listen on {} within {READY_TIMEOUT:?}", self.grpc);
+                let reason =
+                    format!("rotel did not listen on {} and {} within {READY_TIMEOUT:?}", self.grpc, self.http);
                 let message = self.shared.diagnose(&self.shared.lock(), reason).to_string();
                 self.kill();
                 return Err(StartFailure { address_in_use: false, message });
