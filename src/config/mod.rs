@@ -231,7 +231,8 @@ impl ExporterConfig {
     /// all three signals, which could not share one URL.
     ///
     /// ```
-    /// use otlp_sink::{EnvSettings, ExporterConfig, Protocol, Signal};
+    /// use otlp_sink::config::EnvSettings;
+    /// use otlp_sink::{ExporterConfig, Protocol, Signal};
     ///
     /// let env = |vars: &'static [(&'static str, &'static str)]| {
     ///     EnvSettings::from_lookup(Signal::Traces, move |name| {
@@ -248,7 +249,7 @@ impl ExporterConfig {
     ///
     /// assert_eq!(http().build_without_env()?.export_url(Signal::Logs), "http://localhost:4318/v1/logs");
     /// assert_eq!(ExporterConfig::default().export_url(Signal::Logs), "http://localhost:4317/");
-    /// # Ok::<(), otlp_sink::ExporterConfigError>(())
+    /// # Ok::<(), otlp_sink::config::ExporterConfigError>(())
     /// ```
     pub fn export_url(&self, signal: Signal) -> Uri {
         self.export_url_for_path(signal.http_path())
