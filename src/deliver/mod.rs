@@ -19,6 +19,7 @@ mod error;
 mod outage;
 mod request;
 mod retry;
+mod rpc;
 mod service;
 mod stats;
 mod status;
@@ -28,6 +29,10 @@ pub(crate) use drain::{DeliveryDrain, DeliverySettings};
 pub use error::ExportError;
 pub use outage::Outage;
 pub(crate) use retry::RetryDecision;
+pub(crate) use rpc::RpcStatus;
+// Written only where a status with details is made: the receiver and the tests.
+#[cfg(any(test, feature = "receiver"))]
+pub(crate) use rpc::Any;
 pub(crate) use service::Service;
 pub use stats::{DeliveryStats, DeliveryStatsHandle};
 pub use status::{ExportStatus, GrpcCode, StatusCode};

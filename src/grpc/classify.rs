@@ -11,7 +11,7 @@ use std::time::Duration;
 use prost::Message as _;
 use tonic::{Code, Status};
 
-use crate::deliver::{ExportStatus, Failure, GrpcCode, RetryDecision, StatusCode};
+use crate::deliver::{ExportStatus, Failure, GrpcCode, RetryDecision, RpcStatus, StatusCode};
 use crate::tls::TlsError;
 
 /// Classifies a failed export by its gRPC status code and the retry delay the
@@ -102,35 +102,16 @@ pub(crate) fn status_with_retry_delay(code: Code, message: &str, delay: Duration
     let details = RpcStatus {
         code: code as i32,
         message: message.as_bytes().to_vec(),
-        details: vec![Any { type_url: RETRY_INFO_TYPE_URL.as_bytes().to_vec(), value: retry_info.encode_to_vec() }],
+        details: vec![crate::deliver::Any {
+            type_url: RETRY_INFO_TYPE_URL.as_bytes().to_vec(),
+            value: retry_info.encode_to_vec(),
+        }],
     };
     Status::with_details(code, message, details.encode_to_vec().into())
 }
 
-// The few well-known protobuf messages needed here, declared by hand rather
-// than compiled from .proto files. Text fields are declared `bytes`: the wire
-// format is the same, and a peer's invalid UTF-8 in a message we do not need
-// must not cost us the RetryInfo next to it.
-
-/// `google.rpc.Status`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(bytes = "vec", tag = "2")]
-    message: Vec<u8>,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<Any>,
-}
-
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Any {
-    #[prost(bytes = "vec", tag = "1")]
-    type_url: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
-}
+// The well-known messages only gRPC reads: RetryInfo and its Duration
+// (RpcStatus and Any are shared with the other transport, in `deliver`).
 
 /// `google.rpc.RetryInfo`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -313,6 +294,7 @@ pub(crate) fn grpc_code(code: Code) -> GrpcCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deliver::Any;
 
     use proptest::prelude::*;
 

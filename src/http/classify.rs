@@ -12,7 +12,7 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::HeaderMap;
 use prost::Message as _;
 
-use crate::deliver::{ExportStatus, Failure, RetryDecision, StatusCode};
+use crate::deliver::{ExportStatus, Failure, RetryDecision, RpcStatus, StatusCode};
 use crate::tls::{Refusal, TlsError};
 
 /// Classifies a failed export by its HTTP status and the delay the server
@@ -211,17 +211,6 @@ fn certificate_failure(error: &(dyn Error + 'static)) -> bool {
     })
 }
 
-/// `google.rpc.Status`, as far as this side reads it: the message. Declared
-/// `bytes`: the wire format is the same, and a server's invalid UTF-8 must
-/// not cost the rest of the message.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(bytes = "vec", tag = "2")]
-    message: Vec<u8>,
-}
-
 #[cfg(test)]
 mod tests {
     use std::io;
@@ -234,7 +223,7 @@ mod tests {
     const SECOND: Duration = Duration::from_secs(1);
 
     fn rpc_status(message: &str) -> Vec<u8> {
-        RpcStatus { code: 14, message: message.as_bytes().to_vec() }.encode_to_vec()
+        RpcStatus { code: 14, message: message.as_bytes().to_vec(), details: Vec::new() }.encode_to_vec()
     }
 
     // --- classification: one assertion per status of the specification ---
@@ -345,7 +334,7 @@ mod tests {
         assert_eq!(body_message(bad, Some("application/protobuf; x=1"), &rpc_status("m")), "m");
         assert_eq!(body_message(bad, None, &rpc_status("")), "Bad Request", "a Status without a message");
         assert_eq!(body_message(bad, None, b""), "Bad Request");
-        let invalid_utf8 = RpcStatus { code: 3, message: b"caf\xe9".to_vec() }.encode_to_vec();
+        let invalid_utf8 = RpcStatus { code: 3, message: b"caf\xe9".to_vec(), details: Vec::new() }.encode_to_vec();
         assert_eq!(body_message(bad, None, &invalid_utf8), "caf\u{fffd}");
     }
 

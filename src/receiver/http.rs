@@ -41,9 +41,10 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use super::reply::{code_number, grpc_code_for, http_status_for};
-use super::state::{Export, RpcStatus, State, Via};
+use super::state::{Export, State, Via};
 use super::{HttpBody, ReceiverError, ReceiverTls, Reply};
 use crate::deliver::GrpcCode;
+use crate::deliver::RpcStatus;
 use crate::pb::collector::logs::v1 as logs_svc;
 use crate::pb::collector::metrics::v1 as metrics_svc;
 use crate::pb::collector::trace::v1 as trace_svc;
@@ -333,7 +334,7 @@ fn status_response(status: StatusCode, message: &str) -> Response<Body> {
 }
 
 fn rpc_status_response(status: StatusCode, code: GrpcCode, message: &str) -> Response<Body> {
-    let body = RpcStatus { code: code_number(code), message: message.to_owned() }.encode_to_vec();
+    let body = RpcStatus::new(code_number(code), message).encode_to_vec();
     protobuf_response(status, body)
 }
 

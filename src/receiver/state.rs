@@ -330,14 +330,3 @@ impl Export for logs_svc::ExportLogsServiceRequest {
         }
     }
 }
-
-/// `google.rpc.Status`, for the body of an HTTP failure (declared by hand,
-/// like the client's in `src/grpc/classify.rs`: the receiver writes it, it
-/// does not need its `details`).
-#[derive(Clone, PartialEq, prost::Message)]
-pub(super) struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub(super) code: i32,
-    #[prost(string, tag = "2")]
-    pub(super) message: String,
-}

@@ -55,8 +55,11 @@ pub const SIGNALS: [Signal; 3] = [Signal::Metrics, Signal::Traces, Signal::Logs]
 /// the word in `Received <word>.` and `data_type="<word>"`, the field with
 /// the item count (`metrics=N` counts points), and the field with the
 /// number of resource entries.
-const LOG_WORDS: [(&str, &str, &str); 3] =
-    [("metrics", "metrics", "resource_metrics"), ("traces", "spans", "resource_spans"), ("logs", "logs", "resource_logs")];
+const LOG_WORDS: [(&str, &str, &str); 3] = [
+    ("metrics", "metrics", "resource_metrics"),
+    ("traces", "spans", "resource_spans"),
+    ("logs", "logs", "resource_logs"),
+];
 
 /// A signal's words in rotel's debug log.
 trait LogWords: Sized {
