@@ -120,6 +120,9 @@ pub mod receiver;
 #[cfg(feature = "sdk")]
 pub mod sdk;
 pub mod sink;
+// The durable spool's storage layer; crate-private until its drain is wired.
+#[allow(dead_code)]
+mod spool;
 pub mod tls;
 
 pub use config::{ExporterConfig, Protocol, Signal};
