@@ -302,7 +302,10 @@ pub(crate) struct Spool {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    #[cfg(test)]
+    let now = now + tests::CLOCK_SKEW_MS.get();
+    now
 }
 
 fn too_old(written_ms: u64, now: u64, age: Option<Duration>) -> bool {
