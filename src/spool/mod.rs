@@ -425,9 +425,14 @@ impl Spool {
                     RecMeta { seq: f.seq, offset: r.offset, len: f.len, items: f.items, written_ms: f.written_ms, state }
                 })
                 .collect();
-            if let Some(r) = records.last() {
-                max_seq = max_seq.max(r.seq);
-            }
+            let Some(r) = records.last() else {
+                // Nothing readable (its losses are counted above): it goes,
+                // also so that no new segment wants its name.
+                fsio::remove(path)?;
+                dir_dirty = true;
+                continue;
+            };
+            max_seq = max_seq.max(r.seq);
             segments.push_back(Segment { first_seq: header.first_seq, path: path.clone(), len, synced_len: len, records, passed: 0 });
         }
         if let (CursorRead::Found(c), Some(first), true) = (cursor_read, first_known, rec.unknown_segments.is_empty()) {
@@ -849,6 +854,12 @@ impl Spool {
     /// As [`Spool::sync`].
     pub(crate) fn close(mut self) -> Result<(), SpoolError> {
         self.sync()
+    }
+
+    /// The cursor as on disk.
+    #[cfg(test)]
+    fn persisted_cursor(&self) -> u64 {
+        self.persisted_cursor
     }
 
     /// The active segment's path, fsynced length and length: for the
