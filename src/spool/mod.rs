@@ -70,7 +70,7 @@ mod error;
 mod format;
 mod fsio;
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod child_tests;
 #[cfg(test)]
 mod model_tests;
