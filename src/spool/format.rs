@@ -247,8 +247,8 @@ pub(crate) fn scan(buf: &[u8], first_seq: u64, settled_through: u64, end_seq: Op
                 expected = frame.seq + 1;
             }
             None => {
-                let whole = frame_at(buf, pos)
-                    .is_some_and(|f| (pos + FRAME_LEN).saturating_add(f.len as usize) <= buf.len());
+                let whole =
+                    frame_at(buf, pos).is_some_and(|f| (pos + FRAME_LEN).saturating_add(f.len as usize) <= buf.len());
                 out.tail = Some(Tail {
                     offset: pos as u64,
                     whole,

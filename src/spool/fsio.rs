@@ -29,9 +29,7 @@ pub(crate) fn segment_name(first_seq: u64) -> String {
 /// The first sequence number a segment file's name carries.
 pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
-    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
 }
 
 /// Creates `dir` (and missing parents) with mode 0700 when missing, then
@@ -187,11 +185,8 @@ pub(crate) fn create_segment(
     header: &[u8],
     factory: WriterFactory,
 ) -> Result<Box<dyn SegmentWrite>, SpoolError> {
-    let file = options()
-        .append(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| SpoolError::io("create segment", path, e))?;
+    let file =
+        options().append(true).create_new(true).open(path).map_err(|e| SpoolError::io("create segment", path, e))?;
     let mut w = factory(file);
     if let Err(e) = write_all(w.as_mut(), header) {
         drop(w);

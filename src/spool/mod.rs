@@ -14,7 +14,7 @@
 //!   00000000000000000417.seg files mode 0600
 //! ```
 //!
-//! The format is in [`format`]'s docs. Sequence numbers start at 1 and rise
+//! The format is in [`format`](mod@format)'s docs. Sequence numbers start at 1 and rise
 //! by one per appended record, across segments and restarts, so that a gap
 //! between two valid records counts the records lost there exactly.
 //!
@@ -33,9 +33,11 @@
 //!
 //! ## Cursor persistence
 //!
-//! Writing the cursor costs two fsyncs (file and directory). `settle`
-//! writes it at most once per [`SpoolOptions::cursor_interval`], and always
-//! before deleting a segment; `sync` and `close` write it whenever it moved.
+//! Writing the cursor costs two fsyncs (file and directory). `settle` and
+//! `sync` write it at most once per [`SpoolOptions::cursor_interval`] (a
+//! `Persisted` flush is about the records, so it does not pay for the
+//! cursor each time), and always before deleting a segment; `close` writes
+//! it whenever it moved.
 //! After a crash, records settled since the last write are delivered again:
 //! delivery is at least once, and the re-sends are bounded by one interval
 //! of acknowledgements (plus the records in flight).
@@ -332,7 +334,11 @@ impl Spool {
     /// tests' fault injection.
     fn open_with(dir: &Path, mut opts: SpoolOptions, factory: WriterFactory) -> Result<(Spool, Recovered), SpoolError> {
         if opts.max_bytes < MIN_BYTES {
-            return Err(SpoolError::InvalidOption { name: "max_bytes", value: opts.max_bytes, expected: "at least 4096" });
+            return Err(SpoolError::InvalidOption {
+                name: "max_bytes",
+                value: opts.max_bytes,
+                expected: "at least 4096",
+            });
         }
         if opts.segment_bytes < MIN_BYTES {
             return Err(SpoolError::InvalidOption {
@@ -422,7 +428,14 @@ impl Spool {
                         rec.pending.add(f.items);
                         State::Unsent
                     };
-                    RecMeta { seq: f.seq, offset: r.offset, len: f.len, items: f.items, written_ms: f.written_ms, state }
+                    RecMeta {
+                        seq: f.seq,
+                        offset: r.offset,
+                        len: f.len,
+                        items: f.items,
+                        written_ms: f.written_ms,
+                        state,
+                    }
                 })
                 .collect();
             let Some(r) = records.last() else {
@@ -433,7 +446,14 @@ impl Spool {
                 continue;
             };
             max_seq = max_seq.max(r.seq);
-            segments.push_back(Segment { first_seq: header.first_seq, path: path.clone(), len, synced_len: len, records, passed: 0 });
+            segments.push_back(Segment {
+                first_seq: header.first_seq,
+                path: path.clone(),
+                len,
+                synced_len: len,
+                records,
+                passed: 0,
+            });
         }
         if let (CursorRead::Found(c), Some(first), true) = (cursor_read, first_known, rec.unknown_segments.is_empty()) {
             rec.missing = first.saturating_sub(c.saturating_add(1));
@@ -480,11 +500,7 @@ impl Spool {
 
     /// The counters and the state now.
     pub(crate) fn stats(&self) -> SpoolStats {
-        SpoolStats {
-            segments: self.segments.len() as u64,
-            cursor: self.cursor,
-            ..self.stats
-        }
+        SpoolStats { segments: self.segments.len() as u64, cursor: self.cursor, ..self.stats }
     }
 
     /// Appends one record carrying `items` telemetry items, returning its
@@ -515,7 +531,11 @@ impl Spool {
             };
             if !freed {
                 self.stats.refused.add(items);
-                return Err(SpoolError::Full { needed: need, used: self.stats.bytes_on_disk, max_bytes: self.opts.max_bytes });
+                return Err(SpoolError::Full {
+                    needed: need,
+                    used: self.stats.bytes_on_disk,
+                    max_bytes: self.opts.max_bytes,
+                });
             }
         }
         let seq = self.next_seq;
@@ -602,7 +622,8 @@ impl Spool {
             }
         }
         let path = self.dir.join(fsio::segment_name(self.next_seq));
-        let header = format::Header { version: format::VERSION, created_ms: now_ms(), first_seq: self.next_seq }.encode();
+        let header =
+            format::Header { version: format::VERSION, created_ms: now_ms(), first_seq: self.next_seq }.encode();
         let w = fsio::create_segment(&path, &header, self.factory)?;
         self.dir_dirty = true;
         self.segments.push_back(Segment {
@@ -759,7 +780,13 @@ impl Spool {
                 let buf = fsio::read_at(file, &seg.path, r.offset, format::FRAME_LEN + r.len as usize)?;
                 if format::check_record(&buf, r.seq) {
                     let payload = Bytes::from(buf).slice(format::FRAME_LEN..);
-                    out.push(Record { seq: r.seq, items: r.items, written_ms: r.written_ms, replayed: r.seq <= self.replay_through, payload });
+                    out.push(Record {
+                        seq: r.seq,
+                        items: r.items,
+                        written_ms: r.written_ms,
+                        replayed: r.seq <= self.replay_through,
+                        payload,
+                    });
                     State::InFlight
                 } else {
                     tracing::warn!(path = %seg.path.display(), seq = r.seq, "spool: record damaged on disk, dropped");
@@ -812,8 +839,9 @@ impl Spool {
     }
 
     /// Makes everything appended so far durable (`Persisted`): fsyncs the
-    /// segments written since the last sync, the directory if files came
-    /// or went, and the cursor if it moved.
+    /// segments written since the last sync and the directory if files
+    /// came or went; writes the cursor if it moved and `cursor_interval`
+    /// has passed since its last write.
     ///
     /// # Errors
     ///
@@ -839,12 +867,14 @@ impl Spool {
             fsio::sync_dir(&self.dir)?;
             self.dir_dirty = false;
         }
-        self.persist_cursor()?;
+        if self.last_cursor_write.elapsed() >= self.opts.cursor_interval {
+            self.persist_cursor()?;
+        }
         self.stats.syncs += 1;
         Ok(())
     }
 
-    /// Syncs and releases the directory. Dropping the spool instead is a
+    /// Syncs, writes the cursor, and releases the directory. Dropping the spool instead is a
     /// crash as far as the disk is concerned: what was appended is with the
     /// OS (it survives the process, not a power loss), and cursor moves
     /// since its last write are lost (those records are delivered again).
@@ -853,7 +883,8 @@ impl Spool {
     ///
     /// As [`Spool::sync`].
     pub(crate) fn close(mut self) -> Result<(), SpoolError> {
-        self.sync()
+        self.sync()?;
+        self.persist_cursor()
     }
 
     /// The cursor as on disk.

@@ -208,11 +208,7 @@ fn run(ops: Vec<Op>, slow_cursor: bool) -> Result<(), TestCaseError> {
 }
 
 fn fsio_bytes(dir: &std::path::Path) -> u64 {
-    super::fsio::list_segments(dir)
-        .expect("list")
-        .iter()
-        .map(|(_, p)| fs::metadata(p).expect("md").len())
-        .sum()
+    super::fsio::list_segments(dir).expect("list").iter().map(|(_, p)| fs::metadata(p).expect("md").len()).sum()
 }
 
 proptest! {
