@@ -164,7 +164,7 @@ impl fmt::Display for SpoolError {
             }
             SpoolError::Full { needed, used, max_bytes } => write!(
                 f,
-                "spool full: a record of {needed} bytes does not fit in {used} of {max_bytes} bytes (policy: drop newest)"
+                "spool full: a record of {needed} bytes does not fit, {used} of {max_bytes} bytes are used"
             ),
             SpoolError::RecordTooLarge { len, max } => {
                 write!(f, "spool: a record of {len} bytes can never fit (at most {max} bytes)")

@@ -194,7 +194,9 @@ pub(crate) struct Recovered {
     pub(crate) missing: u64,
     /// Segments left alone because their header is not one this build
     /// reads, each with its error ([`SpoolError::UnknownSegment`]). Their
-    /// records are neither read, counted nor deleted.
+    /// records are neither read, counted nor deleted. The cursor still
+    /// passes their sequence numbers as later records settle: a build that
+    /// reads them must not take the cursor as covering them.
     pub(crate) unknown_segments: Vec<SpoolError>,
     /// What the cursor file held: a missing or damaged one means delivery
     /// starts at the first record on disk.
@@ -281,8 +283,11 @@ pub(crate) struct Spool {
     /// the segment it appends to.
     segments: VecDeque<Segment>,
     writer: Option<Box<dyn SegmentWrite>>,
-    /// Writers of segments closed since the last sync, to fsync there.
-    unsynced: Vec<(PathBuf, Box<dyn SegmentWrite>)>,
+    /// Writers of segments closed since the last sync, to fsync there
+    /// (first sequence number, path, writer).
+    unsynced: Vec<(u64, PathBuf, Box<dyn SegmentWrite>)>,
+    /// Segments whose fsync failed (first sequence number, path).
+    fsync_failed: Vec<(u64, PathBuf)>,
     /// Files were created or removed since the last directory fsync.
     dir_dirty: bool,
     factory: WriterFactory,
@@ -471,6 +476,7 @@ impl Spool {
             segments,
             writer: None,
             unsynced: Vec::new(),
+            fsync_failed: Vec::new(),
             dir_dirty,
             factory,
             next_seq: max_seq + 1,
@@ -591,9 +597,9 @@ impl Spool {
                 // partial one (counting it as lost: it never got a sequence
                 // number, so it is counted as damage, not double counted).
                 tracing::error!(path = %seg.path.display(), error = %t, "spool: cannot cut a failed write back");
-                let path = seg.path.clone();
+                let (first, path) = (seg.first_seq, seg.path.clone());
                 let w = self.writer.take().expect("checked");
-                self.unsynced.push((path, w));
+                self.unsynced.push((first, path, w));
             }
             return Err(SpoolError::io("append to", seg.path.clone(), e));
         }
@@ -618,7 +624,7 @@ impl Spool {
         if let Some(w) = self.writer.take() {
             let seg = self.segments.back().expect("the writer's segment");
             if seg.len > seg.synced_len {
-                self.unsynced.push((seg.path.clone(), w));
+                self.unsynced.push((seg.first_seq, seg.path.clone(), w));
             }
         }
         let path = self.dir.join(fsio::segment_name(self.next_seq));
@@ -847,10 +853,23 @@ impl Spool {
     ///
     /// [`SpoolError::Io`] naming the file. After a failed fsync the active
     /// segment is closed (the kernel may have dropped its dirty pages, so a
-    /// later fsync of it proves nothing); the next append starts a new one.
+    /// later fsync of it proves nothing) and the next append starts a new
+    /// one; every later `sync` fails, naming that segment, until it is
+    /// gone (settled or evicted): its records are not durable.
     pub(crate) fn sync(&mut self) -> Result<(), SpoolError> {
-        while let Some((path, mut w)) = self.unsynced.pop() {
+        // A segment whose fsync failed once stays not durable until it is
+        // gone: retrying the fsync would succeed without the lost pages.
+        self.fsync_failed.retain(|(first, _)| self.segments.iter().any(|s| s.first_seq == *first));
+        if let Some((_, path)) = self.fsync_failed.first() {
+            return Err(SpoolError::Io {
+                op: "fsync",
+                path: path.clone(),
+                source: std::io::Error::other("an earlier fsync of it failed: its records are not durable"),
+            });
+        }
+        while let Some((first, path, mut w)) = self.unsynced.pop() {
             if let Err(e) = w.sync_data() {
+                self.fsync_failed.push((first, path.clone()));
                 return Err(SpoolError::io("fsync", path, e));
             }
         }
@@ -858,6 +877,7 @@ impl Spool {
             if seg.len > seg.synced_len {
                 if let Err(e) = w.sync_data() {
                     self.writer = None;
+                    self.fsync_failed.push((seg.first_seq, seg.path.clone()));
                     return Err(SpoolError::io("fsync", seg.path.clone(), e));
                 }
                 seg.synced_len = seg.len;

@@ -22,6 +22,8 @@ thread_local! {
     /// When set, the fault-injecting writer writes this many bytes of the
     /// next write, then fails it with ENOSPC (a short write, then a full disk).
     static PARTIAL_WRITE: Cell<Option<usize>> = const { Cell::new(None) };
+    /// The fsyncs the fault-injecting writer fails next, with EIO.
+    static FAIL_SYNCS: Cell<u32> = const { Cell::new(0) };
 }
 
 #[derive(Debug)]
@@ -42,7 +44,7 @@ impl SegmentWrite for FaultyWriter {
         }
         if FAIL_WRITES.get() > 0 {
             FAIL_WRITES.set(FAIL_WRITES.get() - 1);
-            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (injected)"));
         }
         self.0.write(buf)
     }
@@ -50,6 +52,10 @@ impl SegmentWrite for FaultyWriter {
         self.0.set_len(len)
     }
     fn sync_data(&mut self) -> io::Result<()> {
+        if FAIL_SYNCS.get() > 0 {
+            FAIL_SYNCS.set(FAIL_SYNCS.get() - 1);
+            return Err(io::Error::other("I/O error (injected)"));
+        }
         self.0.sync_data()
     }
 }
@@ -635,4 +641,34 @@ fn a_torn_segment_header_is_removed() {
     assert!(rec.unknown_segments.is_empty());
     assert_eq!(drain(&mut s).len(), 3);
     assert_eq!(s.append(b"x", 1).expect("append"), 4);
+}
+
+#[test]
+fn a_failed_fsync_keeps_failing_until_its_segment_is_gone() {
+    let (_t, dir) = scratch();
+    let (mut s, _) = Spool::open_with(&dir, opts(), faulty).expect("open");
+    s.append(b"one", 1).expect("append");
+    FAIL_SYNCS.set(1);
+    let e = s.sync().expect_err("injected");
+    let first = seg_files(&dir)[0].clone();
+    assert!(e.to_string().contains(&first.display().to_string()), "{e}");
+    // The retry would succeed at the OS level; the spool still says no.
+    let e = s.sync().expect_err("sticky");
+    assert!(e.to_string().contains("not durable"), "{e}");
+    // New records go to a new segment.
+    assert_eq!(s.append(b"two", 1).expect("append"), 2);
+    assert_eq!(seg_files(&dir).len(), 2);
+    assert!(s.sync().is_err());
+    let got = drain(&mut s);
+    s.settle(got[0].seq).expect("settle");
+    s.sync().expect("the failed segment is gone: durable again");
+}
+
+#[test]
+fn the_spool_moves_to_a_blocking_thread() {
+    fn send<T: Send>(_: &T) {}
+    let (_t, dir) = scratch();
+    let (s, _) = open(&dir, opts());
+    send(&s);
+    std::thread::spawn(move || s.close().expect("close")).join().expect("join");
 }
