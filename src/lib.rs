@@ -103,10 +103,13 @@
 //! - `src/config/`: the settings, the environment read through a lookup
 //!   function, and their merge. Pure.
 //! - `src/receiver.rs`: the in-process receiver.
+//! - `src/spool/`: the durable spool's storage layer (segments of CRC32C
+//!   framed records, the cursor, recovery, bounds); synchronous file I/O
+//!   for a blocking thread. Crate-private until its drain is wired.
 //!
 //! The layers import one way: `config`, `sink` and `otlp` import no other
 //! layer; `tls` imports `config`; `deliver` those four; `grpc` those and
-//! `deliver`; `sdk` sits on top.
+//! `deliver`; `spool` imports no other layer; `sdk` sits on top.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 

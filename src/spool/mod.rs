@@ -204,7 +204,14 @@ pub(crate) struct Recovered {
 }
 
 /// The spool's counters since it was opened (the gauges at the end are
-/// the state now).
+/// the state now). They add up, records and items alike:
+///
+/// ```text
+/// Recovered::pending + appended
+///     == settled + evicted + evicted_in_flight + expired + damaged_read + pending
+/// ```
+///
+/// (`refused` and `write_failed` records were never in the spool.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct SpoolStats {
     /// Records appended.
@@ -217,6 +224,10 @@ pub(crate) struct SpoolStats {
     pub(crate) settled: Counts,
     /// Records deleted unsent by `EvictOldest`.
     pub(crate) evicted: Counts,
+    /// Records handed out and not settled when `EvictOldest` deleted their
+    /// segment: their `settle` is ignored, their outcome is the caller's
+    /// to count (it holds their payload).
+    pub(crate) evicted_in_flight: Counts,
     /// Segments deleted by `EvictOldest`.
     pub(crate) evicted_segments: u64,
     /// Records refused: the spool was full under `DropNewest`, or the
@@ -678,7 +689,10 @@ impl Spool {
         for r in &seg.records {
             match r.state {
                 State::Unsent => evicted.add(r.items),
-                State::InFlight => self.stats.pending.sub(r.items),
+                State::InFlight => {
+                    self.stats.pending.sub(r.items);
+                    self.stats.evicted_in_flight.add(r.items);
+                }
                 State::Done => {}
             }
         }

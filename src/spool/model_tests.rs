@@ -98,6 +98,8 @@ fn run(ops: Vec<Op>, slow_cursor: bool) -> Result<(), TestCaseError> {
         settled_total: 0,
     };
     let mut cursor_floor = 0;
+    // Records the current incarnation found pending at open.
+    let mut incarnation_pending = 0;
     for op in ops {
         match op {
             Op::Append { len, items } => {
@@ -159,6 +161,7 @@ fn run(ops: Vec<Op>, slow_cursor: bool) -> Result<(), TestCaseError> {
                 }
                 let (s2, rec) = Spool::open(&dir, o.clone()).expect("reopen");
                 s = s2;
+                incarnation_pending = rec.pending.records;
                 prop_assert_eq!(rec.corrupt, Lost::default());
                 prop_assert_eq!(rec.missing, 0);
                 prop_assert!(rec.unknown_segments.is_empty());
@@ -186,6 +189,7 @@ fn run(ops: Vec<Op>, slow_cursor: bool) -> Result<(), TestCaseError> {
             }
         }
         let st = s.stats();
+        prop_assert_eq!(st.appended.records + incarnation_pending, st.settled.records + st.pending.records);
         let pending = m.unsent.len() + m.in_flight.len();
         prop_assert_eq!(st.pending.records, pending as u64);
         let on_disk: u64 = fsio_bytes(&dir);
