@@ -9,8 +9,8 @@
 //! record  = len u32 LE (4) | crc32c u32 LE (4) | seq u64 LE (8)
 //!         | written unix ms u64 LE (8) | items u32 LE (4) | payload (len bytes) = 28 + len bytes
 //!           crc32c covers seq | written | items | payload
-//! cursor  = magic "otlpcurs" (8) | version u32 LE (4) | seq u64 LE (8)
-//!         | crc32c of the previous 20 bytes u32 LE (4)                          = 24 bytes
+//! cursor  = magic "otlpcurs" (8) | version u32 LE (4) | settled through u64 LE (8)
+//!         | handed out through u64 LE (8) | crc32c of the previous 28 bytes u32 LE (4) = 32 bytes
 //! ```
 
 /// The first eight bytes of every segment.
@@ -24,7 +24,7 @@ pub(crate) const FRAME_LEN: usize = 28;
 /// The first eight bytes of the cursor file.
 pub(crate) const CURSOR_MAGIC: [u8; 8] = *b"otlpcurs";
 /// The cursor file's length.
-pub(crate) const CURSOR_LEN: usize = 24;
+pub(crate) const CURSOR_LEN: usize = 32;
 
 /// A segment's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,23 +311,25 @@ fn count_lost(bytes: &[u8], expected: u64, next: Option<u64>, settled_through: u
     lost
 }
 
-/// Encodes the cursor file.
-pub(crate) fn encode_cursor(seq: u64) -> [u8; CURSOR_LEN] {
+/// Encodes the cursor file: every record up to `settled` is settled, and
+/// every record up to `sent` was handed out for delivery.
+pub(crate) fn encode_cursor(settled: u64, sent: u64) -> [u8; CURSOR_LEN] {
     let mut b = [0u8; CURSOR_LEN];
     b[..8].copy_from_slice(&CURSOR_MAGIC);
     b[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    b[12..20].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c(&b[..20]);
-    b[20..].copy_from_slice(&crc.to_le_bytes());
+    b[12..20].copy_from_slice(&settled.to_le_bytes());
+    b[20..28].copy_from_slice(&sent.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..28]);
+    b[28..].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
-/// Decodes the cursor file: `None` when it is damaged.
-pub(crate) fn decode_cursor(b: &[u8]) -> Option<u64> {
+/// Decodes the cursor file into (settled, sent): `None` when it is damaged.
+pub(crate) fn decode_cursor(b: &[u8]) -> Option<(u64, u64)> {
     if b.len() != CURSOR_LEN || b[..8] != CURSOR_MAGIC || u32_at(b, 8) != VERSION {
         return None;
     }
-    (crc32c::crc32c(&b[..20]) == u32_at(b, 20)).then(|| u64_at(b, 12))
+    (crc32c::crc32c(&b[..28]) == u32_at(b, 28)).then(|| (u64_at(b, 12), u64_at(b, 20)))
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -471,8 +473,8 @@ mod tests {
 
     #[test]
     fn cursor_round_trip_and_damage() {
-        let b = encode_cursor(123);
-        assert_eq!(decode_cursor(&b), Some(123));
+        let b = encode_cursor(123, 456);
+        assert_eq!(decode_cursor(&b), Some((123, 456)));
         for i in 0..CURSOR_LEN {
             let mut d = b;
             d[i] ^= 0x10;

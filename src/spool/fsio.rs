@@ -233,11 +233,14 @@ pub(crate) enum CursorRead {
     Damaged,
 }
 
-pub(crate) fn read_cursor(dir: &Path) -> Result<CursorRead, SpoolError> {
+/// Reads the cursor file: what it says, and the last sequence number it
+/// says was handed out (0 when it cannot say).
+pub(crate) fn read_cursor(dir: &Path) -> Result<(CursorRead, u64), SpoolError> {
     let path = dir.join(CURSOR_FILE);
     match fs::read(&path) {
-        Ok(b) => Ok(format::decode_cursor(&b).map_or(CursorRead::Damaged, CursorRead::Found)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CursorRead::Missing),
+        Ok(b) => Ok(format::decode_cursor(&b)
+            .map_or((CursorRead::Damaged, 0), |(settled, sent)| (CursorRead::Found(settled), sent))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((CursorRead::Missing, 0)),
         Err(e) => Err(SpoolError::io("read the cursor", path, e)),
     }
 }
@@ -245,12 +248,12 @@ pub(crate) fn read_cursor(dir: &Path) -> Result<CursorRead, SpoolError> {
 /// Replaces the cursor file atomically: a temporary file written and
 /// fsynced, renamed over it, and the directory fsynced. A crash leaves
 /// either the old cursor or the new one.
-pub(crate) fn write_cursor(dir: &Path, seq: u64) -> Result<(), SpoolError> {
+pub(crate) fn write_cursor(dir: &Path, settled: u64, sent: u64) -> Result<(), SpoolError> {
     let tmp = dir.join(CURSOR_TMP);
     let path = dir.join(CURSOR_FILE);
     let write = || -> io::Result<()> {
         let mut f = options().write(true).create(true).truncate(true).open(&tmp)?;
-        f.write_all(&format::encode_cursor(seq))?;
+        f.write_all(&format::encode_cursor(settled, sent))?;
         f.sync_all()
     };
     write().map_err(|e| SpoolError::io("write the cursor", &tmp, e))?;

@@ -40,7 +40,10 @@
 //! it whenever it moved.
 //! After a crash, records settled since the last write are delivered again:
 //! delivery is at least once, and the re-sends are bounded by one interval
-//! of acknowledgements (plus the records in flight).
+//! of acknowledgements (plus the records in flight). The cursor file also
+//! holds the last sequence number handed out for delivery, so that the
+//! next process can tell a re-send ([`Record::resent`],
+//! [`Recovered::sent_before`]) from a first send.
 //!
 //! ## Recovery ([`Spool::open`])
 //!
@@ -152,6 +155,10 @@ pub(crate) struct Record {
     pub(crate) written_ms: u64,
     /// Whether a previous process appended it (a replay).
     pub(crate) replayed: bool,
+    /// Whether a previous process had handed it out already: sending it
+    /// is a re-send (at least once). Known as far as that process's last
+    /// cursor write: a record handed out after it is not marked.
+    pub(crate) resent: bool,
     /// The payload as appended.
     pub(crate) payload: Bytes,
 }
@@ -181,6 +188,9 @@ impl Counts {
 pub(crate) struct Recovered {
     /// Records (and items) left to deliver, in order from the cursor.
     pub(crate) pending: Counts,
+    /// Of `pending`, those an earlier process had handed out for delivery
+    /// (as far as its last cursor write says): their delivery is a re-send.
+    pub(crate) sent_before: Counts,
     /// The damaged end of the last segment, cut by a crash mid-write;
     /// truncated.
     pub(crate) torn: Lost,
@@ -308,11 +318,21 @@ pub(crate) struct Spool {
     cursor: u64,
     /// The cursor as on disk.
     persisted_cursor: u64,
+    /// The last sequence number handed out, by this process or (as far as
+    /// the cursor file says) an earlier one: written with the cursor.
+    sent_through: u64,
+    /// `sent_through` as on disk.
+    persisted_sent: u64,
+    /// Records up to this one were handed out by an earlier process, as
+    /// far as its cursor file says: handing them out again is a re-send.
+    resend_through: u64,
     last_cursor_write: Instant,
     /// The next record `next_unsent` may hand out is at or above this.
     read_seq: u64,
     /// Records up to this one were found on disk at open.
     replay_through: u64,
+    /// Every record up to this one is fsynced.
+    durable_through: u64,
     /// The segment last read from, by first sequence number.
     reader: Option<(u64, File)>,
     buf: Vec<u8>,
@@ -367,7 +387,7 @@ impl Spool {
         fsio::prepare_dir(dir)?;
         let lock = fsio::lock(dir)?;
         fsio::remove(&dir.join(fsio::CURSOR_TMP))?;
-        let cursor_read = fsio::read_cursor(dir)?;
+        let (cursor_read, sent_before) = fsio::read_cursor(dir)?;
         let cursor = match cursor_read {
             CursorRead::Found(c) => c,
             CursorRead::Missing | CursorRead::Damaged => 0,
@@ -412,6 +432,11 @@ impl Spool {
             let scan = format::scan(&buf, header.first_seq, cursor, if last { None } else { next_name });
             rec.corrupt.add(scan.corrupt);
             let mut len = buf.len() as u64;
+            if scan.tail.is_none() {
+                // What a crashed process left may be in the page cache
+                // only: make it as durable as what this one appends.
+                std::fs::File::open(path).and_then(|f| f.sync_data()).map_err(|e| SpoolError::io("fsync", path, e))?;
+            }
             if let Some(tail) = scan.tail {
                 if tail.whole || !last {
                     rec.corrupt.add(tail.lost);
@@ -442,6 +467,9 @@ impl Spool {
                         State::Done
                     } else {
                         rec.pending.add(f.items);
+                        if f.seq <= sent_before {
+                            rec.sent_before.add(f.items);
+                        }
                         State::Unsent
                     };
                     RecMeta {
@@ -493,9 +521,13 @@ impl Spool {
             next_seq: max_seq + 1,
             cursor,
             persisted_cursor: cursor,
+            sent_through: sent_before.max(cursor),
+            persisted_sent: sent_before,
+            resend_through: sent_before,
             last_cursor_write: Instant::now(),
             read_seq: cursor + 1,
             replay_through: max_seq,
+            durable_through: max_seq,
             reader: None,
             buf: Vec::new(),
             stats: SpoolStats { pending: rec.pending, bytes_on_disk: bytes, ..SpoolStats::default() },
@@ -513,6 +545,14 @@ impl Spool {
     /// The directory.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The last sequence number up to which every record is fsynced: by
+    /// the last successful [`Spool::sync`], or found (and fsynced) at
+    /// open. With the sequence number `append` returned, it tells whether
+    /// a record is `Persisted`.
+    pub(crate) fn durable_through(&self) -> u64 {
+        self.durable_through
     }
 
     /// The counters and the state now.
@@ -719,9 +759,10 @@ impl Spool {
     }
 
     fn persist_cursor(&mut self) -> Result<(), SpoolError> {
-        if self.cursor != self.persisted_cursor {
-            fsio::write_cursor(&self.dir, self.cursor)?;
+        if self.cursor != self.persisted_cursor || self.sent_through != self.persisted_sent {
+            fsio::write_cursor(&self.dir, self.cursor, self.sent_through)?;
             self.persisted_cursor = self.cursor;
+            self.persisted_sent = self.sent_through;
             self.last_cursor_write = Instant::now();
             self.stats.cursor_writes += 1;
         }
@@ -805,8 +846,10 @@ impl Spool {
                         items: r.items,
                         written_ms: r.written_ms,
                         replayed: r.seq <= self.replay_through,
+                        resent: r.seq <= self.resend_through,
                         payload,
                     });
+                    self.sent_through = self.sent_through.max(r.seq);
                     State::InFlight
                 } else {
                     tracing::warn!(path = %seg.path.display(), seq = r.seq, "spool: record damaged on disk, dropped");
@@ -901,6 +944,7 @@ impl Spool {
             fsio::sync_dir(&self.dir)?;
             self.dir_dirty = false;
         }
+        self.durable_through = self.next_seq - 1;
         if self.last_cursor_write.elapsed() >= self.opts.cursor_interval {
             self.persist_cursor()?;
         }

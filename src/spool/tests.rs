@@ -737,3 +737,48 @@ fn any_damage_anywhere_never_panics_and_never_delivers_a_wrong_record() {
         assert_eq!(drain(&mut s).iter().map(|r| r.seq).collect::<Vec<_>>(), [seq], "round {round}: {rec:?}");
     }
 }
+
+#[test]
+fn records_handed_out_before_a_restart_are_marked_as_re_sends() {
+    let (_t, dir) = scratch();
+    let (mut s, _) = open(&dir, opts());
+    for i in 1..=5 {
+        s.append(&payload(i, 10), 2).expect("append");
+    }
+    let sent = s.next_unsent(3).expect("next");
+    assert!(sent.iter().all(|r| !r.resent && !r.replayed));
+    s.settle(1).expect("settle");
+    s.close().expect("close");
+    let (mut s, rec) = open(&dir, opts());
+    assert_eq!(rec.pending, Counts { records: 4, items: 8 });
+    assert_eq!(rec.sent_before, Counts { records: 2, items: 4 });
+    let got = drain(&mut s);
+    assert_eq!(
+        got.iter().map(|r| (r.seq, r.resent, r.replayed)).collect::<Vec<_>>(),
+        [(2, true, true), (3, true, true), (4, false, true), (5, false, true)]
+    );
+    // Still known after another restart in which nothing settled.
+    s.close().expect("close");
+    let (_s, rec) = open(&dir, opts());
+    assert_eq!(rec.sent_before.records, 4);
+}
+
+#[test]
+fn durable_through_follows_the_syncs() {
+    let (_t, dir) = scratch();
+    let (mut s, _) = Spool::open_with(&dir, opts(), faulty).expect("open");
+    for i in 1..=3 {
+        s.append(&payload(i, 10), 1).expect("append");
+    }
+    assert_eq!(s.durable_through(), 0);
+    s.sync().expect("sync");
+    assert_eq!(s.durable_through(), 3);
+    s.append(b"four", 1).expect("append");
+    assert_eq!(s.durable_through(), 3);
+    FAIL_SYNCS.set(1);
+    assert!(s.sync().is_err());
+    assert_eq!(s.durable_through(), 3, "a failed sync proves nothing");
+    drop(s);
+    let (s, _) = open(&dir, opts());
+    assert_eq!(s.durable_through(), 4, "found, and fsynced, at open");
+}
