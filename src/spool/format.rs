@@ -212,8 +212,10 @@ pub(crate) struct Scan {
 /// record is skipped: the first valid record after the damage is found at
 /// its own offset, unless damage produced a false frame before it, which
 /// needs a 32-bit checksum to match by chance on a sequence number in
-/// range. The cost stays linear: most offsets fail on the sequence range
-/// before any checksum is computed.
+/// range. The cost is linear in practice: almost every offset fails on
+/// the sequence range before any checksum is computed (a checksum is
+/// computed only where 8 bytes read as a sequence number within the
+/// file's reach of the expected one).
 ///
 /// Records lost with a sequence number at or below `settled_through` (the
 /// cursor) were delivered already and are not counted. `end_seq`, the

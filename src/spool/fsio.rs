@@ -207,17 +207,13 @@ pub(crate) fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Resu
     #[cfg(unix)]
     std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset)
         .map_err(|e| SpoolError::io("read segment", path, e))?;
-    #[cfg(windows)]
+    #[cfg(not(unix))]
     {
-        let mut done = 0;
-        while done < len {
-            let n = std::os::windows::fs::FileExt::seek_read(file, &mut buf[done..], offset + done as u64)
-                .map_err(|e| SpoolError::io("read segment", path, e))?;
-            if n == 0 {
-                return Err(SpoolError::io("read segment", path, io::ErrorKind::UnexpectedEof.into()));
-            }
-            done += n;
-        }
+        use std::io::{Read as _, Seek as _};
+        let mut f = file;
+        f.seek(io::SeekFrom::Start(offset))
+            .and_then(|_| f.read_exact(&mut buf))
+            .map_err(|e| SpoolError::io("read segment", path, e))?;
     }
     Ok(buf)
 }
