@@ -111,12 +111,15 @@
 //! - `src/config/`: the settings, the environment read through a lookup
 //!   function, and their merge. Pure.
 //! - `src/receiver/`: the in-process receiver, OTLP/gRPC and OTLP/HTTP.
+//! - `src/spool/`: the durable spool's storage layer (segments of CRC32C
+//!   framed records, the cursor, recovery, bounds); synchronous file I/O
+//!   for a blocking thread. Crate-private until its drain is wired.
 //!
-//! The layers import one way: `config`, `sink` and `otlp` import no other
-//! layer; `tls` imports `config`; `deliver` those four; `grpc` and `http`
-//! those and `deliver`, not each other; `drains` the two transports; `sdk`
-//! sits on top. `tests/layers.rs` checks that table, and
-//! that no two sibling modules import each other at any depth.
+//! The layers import one way: `config`, `sink`, `otlp` and `spool` import
+//! no other layer; `tls` imports `config`; `deliver` those four; `grpc` and
+//! `http` those and `deliver`, not each other; `drains` the two transports;
+//! `sdk` sits on top. `tests/layers.rs` checks that table, and that no two
+//! sibling modules import each other at any depth.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
@@ -132,6 +135,9 @@ pub mod receiver;
 #[cfg(feature = "sdk")]
 pub mod sdk;
 pub mod sink;
+// The durable spool's storage layer; crate-private until its drain is wired.
+#[allow(dead_code)]
+mod spool;
 pub mod tls;
 
 pub use config::{ExporterConfig, Protocol, Signal};

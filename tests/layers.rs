@@ -28,7 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("otlp", &[]),
     ("tls", &["config"]),
     ("deliver", &["config", "sink", "otlp", "tls"]),
-    ("spool", &["config"]),
+    ("spool", &[]),
     ("grpc", &["config", "sink", "otlp", "tls", "deliver"]),
     ("http", &["config", "sink", "otlp", "tls", "deliver"]),
     ("drains", &["config", "sink", "otlp", "tls", "deliver", "spool", "grpc", "http"]),
