@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use super::error::ExportError;
-use super::request::Request;
+use super::request::{Outcome, Request};
 use super::service::Service;
 use super::stats::{DeliveryCounters, DeliveryStatsHandle, Ticket};
 use super::transport::Transport;
@@ -94,6 +94,66 @@ impl<S: Service, T: Transport> DeliveryDrain<S, T> {
     pub(crate) fn stats(&self) -> DeliveryStatsHandle {
         DeliveryStatsHandle(Arc::clone(&self.counters))
     }
+
+    /// Counts `items` refused before any request carried them (the
+    /// encoder's refusals, made by a caller that encodes itself).
+    pub(crate) fn count_rejected(&self, items: u64) {
+        self.counters.rejected.fetch_add(items, Ordering::Relaxed);
+    }
+
+    /// Sends one already-encoded request of `items` items through the same
+    /// window, retry loop and counters as [`SinkDrain::write_batch`], and
+    /// calls `done` with its final [`Outcome`] once it has one. Waits only
+    /// for a free slot in the window.
+    ///
+    /// `held` says that the caller keeps the items durably (the spool): a
+    /// request whose retryable failures outlast the retry budget ends
+    /// [`Outcome::Kept`] instead of counting them as failed, and a request
+    /// abandoned when the engine drops is not counted at all. Its failures
+    /// are the caller's to report: `flush_durable` does not.
+    ///
+    /// `done` is not called when the request's task is aborted (the engine
+    /// dropped): the caller then knows nothing of those items' fate.
+    pub(crate) async fn send_encoded(
+        &mut self,
+        body: Bytes,
+        items: u64,
+        held: bool,
+        done: impl FnOnce(Outcome) + Send + 'static,
+    ) {
+        while self.in_flight.len() >= self.settings.max_in_flight {
+            if let Some(joined) = self.in_flight.join_next().await {
+                self.settle(joined);
+            }
+        }
+        let c = &self.counters;
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        c.items_sent.fetch_add(items, Ordering::Relaxed);
+        c.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let ticket = Arc::new(Ticket::with_holder(items, held, c));
+        self.tickets.retain(|ticket| !ticket.is_settled());
+        self.tickets.push(Arc::clone(&ticket));
+        let request = Request {
+            transport: self.transport.clone(),
+            retry: self.settings.retry,
+            attempt_timeout: self.settings.attempt_timeout,
+            ticket,
+        };
+        self.in_flight.spawn(async move {
+            done(request.deliver::<S>(body).await);
+            None
+        });
+    }
+
+    /// Waits until no request is in flight.
+    pub(crate) async fn wait_idle(&mut self) {
+        self.wait_all().await;
+    }
+
+    /// Requests in flight now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
 }
 
 impl<S: Service, T> DeliveryDrain<S, T> {
@@ -136,7 +196,10 @@ impl<S: Service, T> Drop for DeliveryDrain<S, T> {
     /// aborted when the `JoinSet` drops, right after; a task that settles
     /// first keeps its own outcome, through its ticket.
     fn drop(&mut self) {
-        let unanswered: u64 = self.tickets.iter().filter(|ticket| ticket.claim()).map(|ticket| ticket.items).sum();
+        // A held ticket is claimed (so that its task counts nothing) but not
+        // counted: its items stay with the caller that holds them.
+        let unanswered: u64 =
+            self.tickets.iter().filter(|ticket| ticket.claim() && !ticket.held).map(|ticket| ticket.items).sum();
         let unsent = std::mem::take(&mut self.unsent);
         self.lose(unanswered + unsent);
     }

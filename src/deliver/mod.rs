@@ -28,6 +28,7 @@ mod transport;
 pub(crate) use drain::{DeliveryDrain, DeliverySettings};
 pub use error::ExportError;
 pub use outage::Outage;
+pub(crate) use request::Outcome;
 pub(crate) use retry::RetryDecision;
 pub(crate) use rpc::RpcStatus;
 // Written only where a status with details is made: the receiver and the tests.

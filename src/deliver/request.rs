@@ -17,6 +17,42 @@ use super::transport::{Failure, Transport};
 use crate::config::RetryPolicy;
 use crate::sink::DrainError;
 
+/// The final outcome of one request, for a caller that settles each
+/// request itself ([`DeliveryDrain::send_encoded`](super::DeliveryDrain::send_encoded)).
+/// Every variant but `Kept` and `Uncounted` is in the engine's counters.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The collector acknowledged every item (counted in `acked`).
+    Acked,
+    /// The collector acknowledged the request but refused `rejected` of its
+    /// items (counted in `rejected`, the rest in `acked`).
+    Rejected {
+        /// Items refused.
+        rejected: u64,
+        /// The collector's partial success, as a drain error.
+        error: DrainError,
+    },
+    /// Failed for good: a status that must not be retried, TLS, an
+    /// undecodable answer (counted in `failed`).
+    Failed(DrainError),
+    /// A held request whose retryable failures outlasted the retry budget:
+    /// counted nowhere, its items are the caller's to send again.
+    Kept(DrainError),
+    /// The engine was dropped meanwhile: the ticket's other party counted
+    /// (or, for a held request, left) its items.
+    Uncounted,
+}
+
+impl Outcome {
+    /// The failure to report, for a caller that does not settle requests.
+    pub(crate) fn into_failure(self) -> Option<DrainError> {
+        match self {
+            Outcome::Acked | Outcome::Uncounted => None,
+            Outcome::Rejected { error, .. } | Outcome::Failed(error) | Outcome::Kept(error) => Some(error),
+        }
+    }
+}
+
 pub(crate) struct Request<T> {
     pub(crate) transport: T,
     pub(crate) retry: RetryPolicy,
@@ -27,9 +63,10 @@ pub(crate) struct Request<T> {
 
 impl<T> Drop for Request<T> {
     /// A task dropped before it settled (aborted, or its runtime shut down)
-    /// counts its items as failed, unless the engine already did.
+    /// counts its items as failed, unless the engine already did, or the
+    /// caller holds them (a held ticket: they stay the caller's).
     fn drop(&mut self) {
-        if self.ticket.claim() {
+        if self.ticket.claim() && !self.ticket.held {
             self.ticket.counters.abandon(self.ticket.items);
         }
     }
@@ -37,7 +74,12 @@ impl<T> Drop for Request<T> {
 
 impl<T: Transport> Request<T> {
     /// Delivers `body`; `Some` failure when its items are not all delivered.
-    pub(crate) async fn run<S: Service>(mut self, body: Bytes) -> Option<DrainError> {
+    pub(crate) async fn run<S: Service>(self, body: Bytes) -> Option<DrainError> {
+        self.deliver::<S>(body).await.into_failure()
+    }
+
+    /// Delivers `body` and says how it ended.
+    pub(crate) async fn deliver<S: Service>(mut self, body: Bytes) -> Outcome {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
@@ -76,20 +118,25 @@ impl<T: Transport> Request<T> {
         }
     }
 
-    /// Counts the request as failed for good.
-    fn failed(&mut self, failure: ExportError) -> Option<DrainError> {
+    /// Counts the request as failed for good; a held one's retryable
+    /// failure is left to its caller, uncounted.
+    fn failed(&mut self, failure: ExportError) -> Outcome {
         self.ticket.counters.outage.failed(&failure, None);
         let items = self.ticket.items;
-        tracing::warn!(error = %failure, items, "export failed");
         if !self.ticket.claim() {
             // The engine was dropped meanwhile and counted these already.
-            return None;
+            return Outcome::Uncounted;
         }
+        if self.ticket.held && matches!(failure, ExportError::RetriesExhausted { .. }) {
+            tracing::warn!(error = %failure, items, "export not delivered within the retry budget; kept for a later attempt");
+            return Outcome::Kept(failure.into_drain_error(items));
+        }
+        tracing::warn!(error = %failure, items, "export failed");
         self.ticket.counters.failed.fetch_add(items, Ordering::Relaxed);
-        Some(failure.into_drain_error(items))
+        Outcome::Failed(failure.into_drain_error(items))
     }
 
-    fn answered<S: Service>(&mut self, body: Bytes) -> Option<DrainError> {
+    fn answered<S: Service>(&mut self, body: Bytes) -> Outcome {
         let response = match S::Response::decode(body) {
             Ok(response) => response,
             Err(e) => return self.failed(ExportError::UndecodableResponse { reason: e.to_string() }),
@@ -97,7 +144,7 @@ impl<T: Transport> Request<T> {
         if !self.ticket.claim() {
             // The engine was dropped meanwhile and counted these as failed:
             // it gave up on them before the answer came.
-            return None;
+            return Outcome::Uncounted;
         }
         let (items, counters) = (self.ticket.items, &self.ticket.counters);
         let (rejected, message) = S::partial_success(&response);
@@ -107,11 +154,11 @@ impl<T: Transport> Request<T> {
             if !message.is_empty() {
                 tracing::warn!(message, "collector accepted the request with a warning");
             }
-            return None;
+            return Outcome::Acked;
         }
         counters.rejected.fetch_add(rejected, Ordering::Relaxed);
         let failure = ExportError::PartialSuccess { rejected, message: message.to_owned() };
         tracing::warn!(error = %failure, "collector rejected items");
-        Some(failure.into_drain_error(rejected))
+        Outcome::Rejected { rejected, error: failure.into_drain_error(rejected) }
     }
 }

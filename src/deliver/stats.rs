@@ -131,6 +131,10 @@ impl DeliveryStatsHandle {
 pub(crate) struct Ticket {
     /// Items in the request.
     pub(crate) items: u64,
+    /// The caller holds the items durably (the spool): a request abandoned
+    /// or out of retry budget is not counted as failed, they stay the
+    /// caller's to send again.
+    pub(crate) held: bool,
     settled: AtomicBool,
     pub(crate) counters: Arc<DeliveryCounters>,
 }
@@ -138,8 +142,13 @@ pub(crate) struct Ticket {
 impl Ticket {
     /// A ticket for a request of `items`, counted in flight from now.
     pub(crate) fn new(items: u64, counters: &Arc<DeliveryCounters>) -> Self {
+        Self::with_holder(items, false, counters)
+    }
+
+    /// A ticket whose items the caller may hold (`held`): see the field.
+    pub(crate) fn with_holder(items: u64, held: bool, counters: &Arc<DeliveryCounters>) -> Self {
         counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self { items, settled: AtomicBool::new(false), counters: Arc::clone(counters) }
+        Self { items, held, settled: AtomicBool::new(false), counters: Arc::clone(counters) }
     }
 
     /// Takes the right to count this request's items. `false` if it was
