@@ -135,8 +135,7 @@ pub mod receiver;
 #[cfg(feature = "sdk")]
 pub mod sdk;
 pub mod sink;
-// The durable spool's storage layer; crate-private until its drain is wired.
-#[allow(dead_code)]
+// The durable spool's storage layer, under the spooled drains.
 mod spool;
 pub mod tls;
 

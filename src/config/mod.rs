@@ -12,6 +12,7 @@ mod env;
 mod error;
 mod headers;
 mod retry;
+mod spool;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use env::{EnvSettings, Signal, TemporalityPreference};
 pub use error::{ExporterConfigError, ExporterConfigErrorKind, ValueOrigin};
 pub use headers::Headers;
 pub use retry::RetryPolicy;
+pub use spool::{FlushLevel, FullPolicy, SpoolConfig};
 pub use tls::TlsConfig;
 pub(crate) use tls::{ConfigPath, Pem};
 

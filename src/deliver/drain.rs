@@ -95,12 +95,6 @@ impl<S: Service, T: Transport> DeliveryDrain<S, T> {
         DeliveryStatsHandle(Arc::clone(&self.counters))
     }
 
-    /// Counts `items` refused before any request carried them (the
-    /// encoder's refusals, made by a caller that encodes itself).
-    pub(crate) fn count_rejected(&self, items: u64) {
-        self.counters.rejected.fetch_add(items, Ordering::Relaxed);
-    }
-
     /// Sends one already-encoded request of `items` items through the same
     /// window, retry loop and counters as [`SinkDrain::write_batch`], and
     /// calls `done` with its final [`Outcome`] once it has one. Waits only
@@ -143,16 +137,6 @@ impl<S: Service, T: Transport> DeliveryDrain<S, T> {
             done(request.deliver::<S>(body).await);
             None
         });
-    }
-
-    /// Waits until no request is in flight.
-    pub(crate) async fn wait_idle(&mut self) {
-        self.wait_all().await;
-    }
-
-    /// Requests in flight now.
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.len()
     }
 }
 

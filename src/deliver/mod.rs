@@ -21,6 +21,7 @@ mod request;
 mod retry;
 mod rpc;
 mod service;
+mod spooled;
 mod stats;
 mod status;
 mod transport;
@@ -35,6 +36,8 @@ pub(crate) use rpc::RpcStatus;
 #[cfg(any(test, feature = "receiver"))]
 pub(crate) use rpc::Any;
 pub(crate) use service::Service;
+pub(crate) use spooled::SpoolShared;
+pub use spooled::{NotDelivered, SpoolHandle, SpoolOpenError, SpoolStats};
 pub use stats::{DeliveryStats, DeliveryStatsHandle};
 pub use status::{ExportStatus, GrpcCode, StatusCode};
 pub(crate) use transport::{Failure, Transport};

@@ -27,9 +27,8 @@ pub(crate) enum Outcome {
     /// The collector acknowledged the request but refused `rejected` of its
     /// items (counted in `rejected`, the rest in `acked`).
     Rejected {
-        /// Items refused.
-        rejected: u64,
-        /// The collector's partial success, as a drain error.
+        /// The collector's partial success, as a drain error (with the
+        /// count of items refused).
         error: DrainError,
     },
     /// Failed for good: a status that must not be retried, TLS, an
@@ -159,6 +158,6 @@ impl<T: Transport> Request<T> {
         counters.rejected.fetch_add(rejected, Ordering::Relaxed);
         let failure = ExportError::PartialSuccess { rejected, message: message.to_owned() };
         tracing::warn!(error = %failure, "collector rejected items");
-        Outcome::Rejected { rejected, error: failure.into_drain_error(rejected) }
+        Outcome::Rejected { error: failure.into_drain_error(rejected) }
     }
 }

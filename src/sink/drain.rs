@@ -91,6 +91,12 @@ pub enum DrainErrorKind {
     Invalid,
     /// The drain is closed and accepts nothing more.
     Closed,
+    /// The drain's disk store (the spool) refused or lost items: full, a
+    /// write or an fsync failed, a record expired or was damaged.
+    Storage,
+    /// Not a loss: the items are kept on disk (the spool) for a later
+    /// delivery, by this process or the next start.
+    Kept,
     /// Any other failure.
     Other,
 }
@@ -105,6 +111,8 @@ impl fmt::Display for DrainErrorKind {
             Self::TooLarge => "item too large",
             Self::Invalid => "invalid item, not sent",
             Self::Closed => "drain closed",
+            Self::Storage => "spool failure",
+            Self::Kept => "kept in the spool for a later delivery",
             Self::Other => "drain failure",
         })
     }

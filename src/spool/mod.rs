@@ -89,12 +89,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-// The drain wired on top (by the lead) matches on these.
-#[allow(unused_imports)]
-pub(crate) use error::{SegmentHeaderProblem, SpoolError, UnsafeReason};
+pub(crate) use error::{SegmentHeaderProblem, SpoolError};
 pub(crate) use format::Lost;
-#[allow(unused_imports)]
-pub(crate) use fsio::{prepare_dir, CursorRead};
+pub(crate) use fsio::CursorRead;
 use fsio::{SegmentWrite, WriterFactory};
 
 /// What [`Spool::append`] does when a record does not fit in `max_bytes`.
@@ -553,6 +550,39 @@ impl Spool {
     /// a record is `Persisted`.
     pub(crate) fn durable_through(&self) -> u64 {
         self.durable_through
+    }
+
+    /// The sequence number of the last record appended (or found at
+    /// open); 0 when there was none.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Whether record `seq` is still to be settled: not settled, dropped or
+    /// evicted. A caller holding a record in flight asks before sending it
+    /// again.
+    pub(crate) fn is_pending(&self, seq: u64) -> bool {
+        if seq <= self.cursor {
+            return false;
+        }
+        let si = self.segments.partition_point(|s| s.first_seq <= seq);
+        let Some(seg) = si.checked_sub(1).and_then(|i| self.segments.get(i)) else {
+            return false;
+        };
+        seg.records.binary_search_by_key(&seq, |r| r.seq).is_ok_and(|ri| seg.records[ri].state != State::Done)
+    }
+
+    /// The records (and items) at or below `seq` still to be settled.
+    pub(crate) fn pending_through(&self, seq: u64) -> Counts {
+        let mut out = Counts::default();
+        for seg in self.segments.iter().take_while(|s| s.first_seq <= seq) {
+            for r in seg.records[seg.passed..].iter().take_while(|r| r.seq <= seq) {
+                if r.state != State::Done {
+                    out.add(r.items);
+                }
+            }
+        }
+        out
     }
 
     /// The counters and the state now.

@@ -13,6 +13,7 @@ use rand::{Rng as _, SeedableRng as _};
 
 use super::fsio::{self, SegmentWrite};
 use super::*;
+use super::error::UnsafeReason;
 
 thread_local! {
     /// Added to the spool's clock on this thread: the age bound's tests.

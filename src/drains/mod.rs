@@ -1,13 +1,16 @@
 //! The public OTLP drains, one per signal: the one delivery engine over the
 //! transport the configuration names (gRPC or HTTP), for users who feed a
 //! [`BackgroundSink`](crate::BackgroundSink) with this crate's own points.
+//! Each sends directly, or through a durable spool on disk (`spooled.rs`).
+
+mod spooled;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::config::{ExporterConfig, Protocol};
-use crate::deliver::{DeliveryDrain, DeliverySettings, DeliveryStatsHandle};
+use crate::config::{ExporterConfig, Protocol, SpoolConfig};
+use crate::deliver::{DeliveryDrain, DeliverySettings, DeliveryStatsHandle, SpoolHandle, SpoolOpenError};
 use crate::deliver::{Failure, Service, Transport};
 use crate::grpc::GrpcTransport;
 use crate::http::HttpTransport;
@@ -75,13 +78,27 @@ pub(crate) async fn connect<S: Service>(config: &ExporterConfig) -> Result<OtlpD
     Ok(DeliveryDrain::new(transport, settings))
 }
 
+pub(crate) use spooled::SpooledDrain;
+
+/// How long a spooled drain's close gives delivery, by default, before it
+/// leaves the rest on disk for the next start.
+pub(crate) const DEFAULT_CLOSE_BUDGET: Duration = Duration::from_secs(5);
+
+/// A public drain's engine: direct, or under a spool.
+#[derive(Debug)]
+enum Inner<S: Service> {
+    Direct(OtlpDrain<S>),
+    Spooled(SpooledDrain<S>),
+}
+
 /// Declares the public drain of one signal: a thin wrapper around
-/// [`OtlpDrain`], which stays crate-private with its encoding trait.
+/// [`OtlpDrain`] or [`SpooledDrain`], which stay crate-private with their
+/// encoding trait.
 macro_rules! signal_drain {
     ($(#[$doc:meta])* $name:ident, $signal:ty, $point:ty) => {
         $(#[$doc])*
         #[derive(Debug)]
-        pub struct $name(OtlpDrain<$signal>);
+        pub struct $name(Inner<$signal>);
 
         impl $name {
             /// Prepares the drain for `config`, over the transport its
@@ -97,30 +114,84 @@ macro_rules! signal_drain {
             ///
             /// A [`ConnectError`] when a TLS file cannot be read or is refused.
             pub async fn connect(config: &ExporterConfig) -> Result<Self, ConnectError> {
-                connect(config).await.map(Self)
+                connect(config).await.map(|d| Self(Inner::Direct(d)))
             }
 
-            /// A handle that reads this drain's counters from anywhere, also
-            /// after the drain was moved into a sink.
+            /// Prepares the drain for `config` behind a durable spool in
+            /// `spool`'s directory (see [`MetricsDrain`]'s docs, "With a
+            /// spool"): each batch's requests are appended there, a sink
+            /// flush is the `Persisted` level (everything before it
+            /// fsynced), and a sender task delivers the records in order,
+            /// first what an earlier process left. Read the counters and wait
+            /// for the `Delivered` level with [`spool`](Self::spool).
+            ///
+            /// At close it gives delivery 5 seconds
+            /// ([`connect_spooled_with_close_budget`](Self::connect_spooled_with_close_budget)
+            /// to change it), then leaves the rest on disk.
+            ///
+            /// # Errors
+            ///
+            /// A [`SpoolOpenError`] naming the directory: held by another
+            /// process (its lock file), unsafe permissions, an I/O error; or
+            /// the transport's [`ConnectError`].
+            pub async fn connect_spooled(config: &ExporterConfig, spool: &SpoolConfig) -> Result<Self, SpoolOpenError> {
+                Self::connect_spooled_with_close_budget(config, spool, DEFAULT_CLOSE_BUDGET).await
+            }
+
+            /// As [`connect_spooled`](Self::connect_spooled), with the time
+            /// a close gives delivery before it leaves the rest on disk.
+            ///
+            /// # Errors
+            ///
+            /// As [`connect_spooled`](Self::connect_spooled).
+            pub async fn connect_spooled_with_close_budget(
+                config: &ExporterConfig,
+                spool: &SpoolConfig,
+                close_budget: Duration,
+            ) -> Result<Self, SpoolOpenError> {
+                let engine = connect(config).await.map_err(SpoolOpenError::Connect)?;
+                SpooledDrain::open(engine, config, spool, close_budget).await.map(|d| Self(Inner::Spooled(d)))
+            }
+
+            /// A handle that reads this drain's delivery counters from
+            /// anywhere, also after the drain was moved into a sink.
             pub fn stats(&self) -> DeliveryStatsHandle {
-                self.0.stats()
+                match &self.0 {
+                    Inner::Direct(d) => d.stats(),
+                    Inner::Spooled(d) => d.stats(),
+                }
+            }
+
+            /// The spool's handle (counters, the `Delivered` wait), for a
+            /// drain made by [`connect_spooled`](Self::connect_spooled).
+            pub fn spool(&self) -> Option<SpoolHandle> {
+                match &self.0 {
+                    Inner::Direct(_) => None,
+                    Inner::Spooled(d) => Some(d.handle()),
+                }
             }
         }
 
         impl SinkDrain<$point> for $name {
-            fn write_batch(
-                &mut self,
-                batch: Vec<$point>,
-            ) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
-                self.0.write_batch(batch)
+            async fn write_batch(&mut self, batch: Vec<$point>) -> Result<(), DrainError> {
+                match &mut self.0 {
+                    Inner::Direct(d) => d.write_batch(batch).await,
+                    Inner::Spooled(d) => SinkDrain::<$point>::write_batch(d, batch).await,
+                }
             }
 
-            fn flush_durable(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
-                SinkDrain::<$point>::flush_durable(&mut self.0)
+            async fn flush_durable(&mut self) -> Result<(), DrainError> {
+                match &mut self.0 {
+                    Inner::Direct(d) => SinkDrain::<$point>::flush_durable(d).await,
+                    Inner::Spooled(d) => SinkDrain::<$point>::flush_durable(d).await,
+                }
             }
 
-            fn close(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
-                SinkDrain::<$point>::close(&mut self.0)
+            async fn close(&mut self) -> Result<(), DrainError> {
+                match &mut self.0 {
+                    Inner::Direct(d) => SinkDrain::<$point>::close(d).await,
+                    Inner::Spooled(d) => SinkDrain::<$point>::close(d).await,
+                }
             }
         }
     };
