@@ -375,6 +375,11 @@ impl<S: Service> Drop for SpooledDrain<S> {
     /// next start (cursor moves since its last write are delivered again).
     fn drop(&mut self) {
         self.stop.cancel();
+        // Release the directory's lock now unless a blocking call holds the
+        // spool (then the last of those releases it).
+        if let Ok(mut spool) = self.slot.try_lock() {
+            spool.take();
+        }
     }
 }
 

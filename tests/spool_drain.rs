@@ -1,0 +1,207 @@
+//! The spooled drains against the in-process receiver: a sink flush is the
+//! `Persisted` level and the spool handle's wait the `Delivered` one; an
+//! outage longer than the retry budget keeps the records on disk and
+//! delivers them when the collector answers again; a restart replays what
+//! the previous drain left, first and in order; the lock and the
+//! permissions; the accounting rule, exactly, in each.
+
+#![cfg(all(feature = "receiver", unix))]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use otlp_sink::config::{RetryPolicy, SpoolConfig};
+use otlp_sink::deliver::{DeliveryStatsHandle, GrpcCode, NotDelivered, SpoolHandle, SpoolOpenError};
+use otlp_sink::otlp::{KeyValue, MetricPoint, Resource};
+use otlp_sink::receiver::{Receiver, Reply};
+use otlp_sink::sink::{DrainErrorKind, ShutdownError};
+use otlp_sink::{BackgroundSink, ExporterConfig, MetricsDrain, Signal, SinkConfig, SinkHandle};
+use support::points::Shared;
+use tokio_util::sync::CancellationToken;
+
+/// A retry budget far shorter than the outages below.
+fn short_budget() -> RetryPolicy {
+    RetryPolicy::new()
+        .with_initial_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(50))
+        .with_max_elapsed(Duration::from_millis(300))
+}
+
+struct Pipeline {
+    sink: BackgroundSink<MetricPoint>,
+    handle: SinkHandle,
+    export: DeliveryStatsHandle,
+    spool: SpoolHandle,
+}
+
+async fn pipeline(receiver: &Receiver, dir: &Path, close_budget: Duration) -> Pipeline {
+    let config = ExporterConfig::builder()
+        .with_endpoint(receiver.endpoint())
+        .with_retry_policy(short_budget())
+        .build_without_env()
+        .unwrap();
+    let drain = MetricsDrain::connect_spooled_with_close_budget(&config, &SpoolConfig::new(dir), close_budget)
+        .await
+        .expect("spooled drain");
+    let (export, spool) = (drain.stats(), drain.spool().expect("a spooled drain has a spool handle"));
+    let (sink, handle) = BackgroundSink::spawn(drain, SinkConfig::default(), CancellationToken::new()).unwrap();
+    Pipeline { sink, handle, export, spool }
+}
+
+/// `n` points under a resource of their own, so that the receiver's
+/// resource list tells batches apart in arrival order.
+fn batch(name: &str, n: usize) -> Vec<MetricPoint> {
+    let resource = Arc::new(Resource::new([KeyValue::new("service.name", name.to_string())]));
+    Shared { resource, scope: Shared::new().scope }.counters(1, n)
+}
+
+fn push(sink: &BackgroundSink<MetricPoint>, points: Vec<MetricPoint>) {
+    for p in points {
+        sink.try_push(p).expect("queue has room");
+    }
+}
+
+/// `written + replayed == acked + rejected + failed + spool.dropped() + spooled`.
+fn assert_accounts(p: &Pipeline) {
+    accounts(&p.sink, &p.export, &p.spool);
+}
+
+fn accounts(sink: &BackgroundSink<MetricPoint>, export: &DeliveryStatsHandle, spool: &SpoolHandle) {
+    let (s, e, sp) = (sink.stats(), export.snapshot(), spool.stats());
+    assert_eq!(
+        s.written + sp.replayed,
+        e.acked + e.rejected + e.failed + sp.dropped() + sp.spooled,
+        "sink {s:?}\nexport {e:?}\nspool {sp:?}"
+    );
+}
+
+fn service_names(receiver: &Receiver) -> Vec<String> {
+    receiver
+        .resources(Signal::Metrics)
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .map(|debug| {
+            let known = ["before", "during", "after", "first"];
+            known.iter().find(|n| debug.contains(*n)).map_or(debug.clone(), |n| n.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_flush_is_persisted_then_the_wait_is_delivered() {
+    let receiver = Receiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().join("metrics");
+    let p = pipeline(&receiver, &spool_dir, Duration::from_secs(5)).await;
+    push(&p.sink, batch("first", 300));
+    p.sink.flush().await.expect("persisted");
+    assert!(p.spool.flushed_through() >= 1, "the flush persisted a record");
+    assert_eq!(p.spool.stats().syncs, 1);
+    p.spool.delivered(Duration::from_secs(10)).await.expect("delivered");
+    assert_eq!(receiver.counts().metrics.acked, 300);
+    assert_eq!(p.export.snapshot().acked, 300);
+    assert_eq!(p.spool.stats().spooled, 0);
+    assert_accounts(&p);
+    let mode = std::fs::metadata(&spool_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the spool directory is private");
+    p.handle.shutdown().await.expect("nothing left at shutdown");
+    accounts(&p.sink, &p.export, &p.spool);
+}
+
+#[tokio::test]
+async fn an_outage_longer_than_the_retry_budget_loses_nothing() {
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default(Signal::Metrics, Reply::status(GrpcCode::Unavailable));
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(&receiver, dir.path(), Duration::from_secs(5)).await;
+    push(&p.sink, batch("during", 200));
+    p.sink.flush().await.expect("persisted while the collector is down");
+    // Several retry budgets (300 ms each) pass while the collector is down.
+    match p.spool.delivered(Duration::from_millis(1500)).await {
+        Err(NotDelivered::TimedOut { waiting, persisted, .. }) => {
+            assert_eq!((waiting, persisted), (200, 200), "every waiting item is safe on disk");
+        }
+        other => panic!("expected a timed-out Delivered wait, got {other:?}"),
+    }
+    let export = p.export.snapshot();
+    assert_eq!((export.acked, export.failed), (0, 0), "nothing counted lost: {export:?}");
+    assert!(export.retries > 0, "the engine retried within its budget: {export:?}");
+    assert_eq!(p.spool.stats().spooled, 200);
+    assert_accounts(&p);
+    assert!(receiver.counts().metrics.failed >= 200, "the collector refused at least one attempt");
+
+    receiver.set_default(Signal::Metrics, Reply::Ok);
+    p.spool.delivered(Duration::from_secs(40)).await.expect("delivered once the collector answers");
+    assert_eq!(receiver.counts().metrics.acked, 200);
+    let spool = p.spool.stats();
+    assert_eq!(spool.spooled, 0);
+    assert!(spool.redelivered >= 200, "sent again after the budget ran out: {spool:?}");
+    assert_eq!(p.export.snapshot().failed, 0);
+    assert_accounts(&p);
+    p.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_delivers_what_the_last_process_left_first_and_counts_it_replayed() {
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default(Signal::Metrics, Reply::status(GrpcCode::Unavailable));
+    let dir = tempfile::tempdir().unwrap();
+    let first = pipeline(&receiver, dir.path(), Duration::from_millis(200)).await;
+    push(&first.sink, batch("before", 120));
+    first.sink.flush().await.unwrap();
+    match first.handle.shutdown().await {
+        Err(ShutdownError::Drain { source, .. }) => {
+            assert_eq!(source.kind(), DrainErrorKind::Kept, "{source}");
+            assert_eq!(source.items(), Some(120), "{source}");
+            let text = std::error::Error::source(&source).unwrap().to_string();
+            assert!(text.contains(&dir.path().display().to_string()), "names the directory: {text}");
+        }
+        other => panic!("expected the shutdown to say what it left, got {other:?}"),
+    }
+    assert_eq!(first.spool.stats().spooled, 120);
+    assert_eq!(first.export.snapshot().failed, 0);
+    accounts(&first.sink, &first.export, &first.spool);
+    assert_eq!(receiver.counts().metrics.acked, 0);
+
+    receiver.set_default(Signal::Metrics, Reply::Ok);
+    let second = pipeline(&receiver, dir.path(), Duration::from_secs(5)).await;
+    assert_eq!(second.spool.stats().replayed, 120);
+    push(&second.sink, batch("after", 80));
+    second.sink.flush().await.unwrap();
+    second.spool.delivered(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(receiver.counts().metrics.acked, 200);
+    assert_eq!(service_names(&receiver), ["before", "after"], "what the last process left goes first");
+    accounts(&second.sink, &second.export, &second.spool);
+    second.handle.shutdown().await.unwrap();
+    accounts(&second.sink, &second.export, &second.spool);
+}
+
+#[tokio::test]
+async fn a_second_drain_on_the_directory_and_an_unsafe_directory_are_refused_by_name() {
+    let receiver = Receiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ExporterConfig::builder().with_endpoint(receiver.endpoint()).build_without_env().unwrap();
+    let held = MetricsDrain::connect_spooled(&config, &SpoolConfig::new(dir.path())).await.unwrap();
+    match MetricsDrain::connect_spooled(&config, &SpoolConfig::new(dir.path())).await {
+        Err(e @ SpoolOpenError::Locked { .. }) => {
+            assert_eq!(e.dir(), Some(dir.path()));
+            assert!(e.to_string().contains(&dir.path().display().to_string()), "{e}");
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    drop(held);
+
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    match MetricsDrain::connect_spooled(&config, &SpoolConfig::new(open.path())).await {
+        Err(e @ SpoolOpenError::Unsafe { .. }) => {
+            assert!(e.to_string().contains("0777"), "{e}");
+            assert!(e.to_string().contains(&open.path().display().to_string()), "{e}");
+        }
+        other => panic!("expected Unsafe, got {other:?}"),
+    }
+}
