@@ -184,8 +184,8 @@ impl SpoolHandle {
     /// As [`delivered`](Self::delivered).
     pub async fn wait_delivered(&self, through: u64, timeout: Duration) -> Result<(), NotDelivered> {
         let mut rx = self.0.settled.subscribe();
-        let waited = tokio::time::timeout(timeout, rx.wait_for(|settled| *settled >= through)).await;
-        if waited.is_err() {
+        let timed_out = tokio::time::timeout(timeout, rx.wait_for(|settled| *settled >= through)).await.is_err();
+        if timed_out {
             let shared = Arc::clone(&self.0);
             let (waiting, persisted) =
                 tokio::task::spawn_blocking(move || (shared.pending)(through)).await.unwrap_or((0, 0));

@@ -84,11 +84,71 @@ pub(crate) use spooled::SpooledDrain;
 /// leaves the rest on disk for the next start.
 pub(crate) const DEFAULT_CLOSE_BUDGET: Duration = Duration::from_secs(5);
 
-/// A public drain's engine: direct, or under a spool.
+/// A signal's drain: the engine directly, or under a spool. Behind the
+/// public drains and the SDK adapters.
 #[derive(Debug)]
-enum Inner<S: Service> {
+pub(crate) enum Inner<S: Service> {
     Direct(OtlpDrain<S>),
     Spooled(SpooledDrain<S>),
+}
+
+impl<S: Service> Inner<S> {
+    /// The delivery engine's counters.
+    pub(crate) fn stats(&self) -> DeliveryStatsHandle {
+        match self {
+            Inner::Direct(d) => d.stats(),
+            Inner::Spooled(d) => d.stats(),
+        }
+    }
+
+    /// The spool's handle, when there is a spool.
+    pub(crate) fn spool(&self) -> Option<SpoolHandle> {
+        match self {
+            Inner::Direct(_) => None,
+            Inner::Spooled(d) => Some(d.handle()),
+        }
+    }
+}
+
+impl<S: Service, P: Into<S::Point> + Send + 'static> SinkDrain<P> for Inner<S> {
+    async fn write_batch(&mut self, batch: Vec<P>) -> Result<(), DrainError> {
+        match self {
+            Inner::Direct(d) => d.write_batch(batch).await,
+            Inner::Spooled(d) => SinkDrain::<P>::write_batch(d, batch).await,
+        }
+    }
+
+    async fn flush_durable(&mut self) -> Result<(), DrainError> {
+        match self {
+            Inner::Direct(d) => SinkDrain::<P>::flush_durable(d).await,
+            Inner::Spooled(d) => SinkDrain::<P>::flush_durable(d).await,
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), DrainError> {
+        match self {
+            Inner::Direct(d) => SinkDrain::<P>::close(d).await,
+            Inner::Spooled(d) => SinkDrain::<P>::close(d).await,
+        }
+    }
+}
+
+/// Prepares `S`'s drain for `config`: behind a spool in `spool`'s directory
+/// when there is one, whose close gives delivery `close_budget`.
+///
+/// # Errors
+///
+/// As the public drains' `connect_spooled`.
+pub(crate) async fn open<S: Service>(
+    config: &ExporterConfig,
+    spool: Option<&SpoolConfig>,
+    close_budget: Duration,
+) -> Result<Inner<S>, SpoolOpenError> {
+    let engine = connect(config).await.map_err(SpoolOpenError::Connect)?;
+    match spool {
+        None => Ok(Inner::Direct(engine)),
+        Some(spool) => SpooledDrain::open(engine, config, spool, close_budget).await.map(Inner::Spooled),
+    }
 }
 
 /// Declares the public drain of one signal: a thin wrapper around
@@ -149,49 +209,36 @@ macro_rules! signal_drain {
                 spool: &SpoolConfig,
                 close_budget: Duration,
             ) -> Result<Self, SpoolOpenError> {
-                let engine = connect(config).await.map_err(SpoolOpenError::Connect)?;
-                SpooledDrain::open(engine, config, spool, close_budget).await.map(|d| Self(Inner::Spooled(d)))
+                open(config, Some(spool), close_budget).await.map(Self)
             }
 
             /// A handle that reads this drain's delivery counters from
             /// anywhere, also after the drain was moved into a sink.
             pub fn stats(&self) -> DeliveryStatsHandle {
-                match &self.0 {
-                    Inner::Direct(d) => d.stats(),
-                    Inner::Spooled(d) => d.stats(),
-                }
+                self.0.stats()
             }
 
             /// The spool's handle (counters, the `Delivered` wait), for a
             /// drain made by [`connect_spooled`](Self::connect_spooled).
             pub fn spool(&self) -> Option<SpoolHandle> {
-                match &self.0 {
-                    Inner::Direct(_) => None,
-                    Inner::Spooled(d) => Some(d.handle()),
-                }
+                self.0.spool()
             }
         }
 
         impl SinkDrain<$point> for $name {
-            async fn write_batch(&mut self, batch: Vec<$point>) -> Result<(), DrainError> {
-                match &mut self.0 {
-                    Inner::Direct(d) => d.write_batch(batch).await,
-                    Inner::Spooled(d) => SinkDrain::<$point>::write_batch(d, batch).await,
-                }
+            fn write_batch(
+                &mut self,
+                batch: Vec<$point>,
+            ) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
+                SinkDrain::<$point>::write_batch(&mut self.0, batch)
             }
 
-            async fn flush_durable(&mut self) -> Result<(), DrainError> {
-                match &mut self.0 {
-                    Inner::Direct(d) => SinkDrain::<$point>::flush_durable(d).await,
-                    Inner::Spooled(d) => SinkDrain::<$point>::flush_durable(d).await,
-                }
+            fn flush_durable(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
+                SinkDrain::<$point>::flush_durable(&mut self.0)
             }
 
-            async fn close(&mut self) -> Result<(), DrainError> {
-                match &mut self.0 {
-                    Inner::Direct(d) => SinkDrain::<$point>::close(d).await,
-                    Inner::Spooled(d) => SinkDrain::<$point>::close(d).await,
-                }
+            fn close(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
+                SinkDrain::<$point>::close(&mut self.0)
             }
         }
     };

@@ -1,6 +1,7 @@
 //! [`OtlpExporterBuilder`]: the settings of an [`OtlpExporter`], and its
 //! build: the export runtime, the three clients, the three sinks.
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,14 +9,22 @@ use std::time::Duration;
 use super::drains::{LogsAdapterDrain, ResourceSlot, SpansAdapterDrain};
 use super::error::BuildError;
 use super::exporter::OtlpExporter;
-use super::pipe::SignalPipe;
+use super::pipe::{inner_deadline, PipeSettings, SignalPipe};
 use super::runtime::ExportRuntime;
 use super::shared::{ExporterState, Settings, SIGNALS};
-use crate::otlp::Metrics;
+use crate::deliver::SpoolOpenError;
+use crate::otlp::{Logs, Metrics, Traces};
 use crate::{
-    config::{Compression, EnvSettings, ExporterConfigBuilder, RetryPolicy, TemporalityPreference, TlsConfig},
-    ExporterConfig, LogsDrain, Protocol, Signal, SinkConfig, TracesDrain,
+    config::{
+        Compression, EnvSettings, ExporterConfigBuilder, FlushLevel, FullPolicy, RetryPolicy, SpoolConfig,
+        TemporalityPreference, TlsConfig,
+    },
+    ExporterConfig, Protocol, Signal, SinkConfig,
 };
+
+/// The environment variable naming a spool directory for every signal
+/// (one subdirectory each): this crate's own, not an `OTEL_*` one.
+pub(crate) const SPOOL_DIR_VAR: &str = "OTLP_SINK_SPOOL_DIR";
 
 /// Settings of an [`OtlpExporter`], with the precedence *code >
 /// environment > default*, setting by setting: what code leaves alone comes
@@ -72,6 +81,12 @@ pub struct OtlpExporterBuilder {
     flush_timeout: Duration,
     shutdown_timeout: Duration,
     export_threads: usize,
+    /// Spool directories set in code, per signal (as given: the
+    /// subdirectory of `with_spool_dir` is already joined).
+    spool_dirs: [Option<PathBuf>; 3],
+    /// The spool's bounds, for every signal (its directory unused).
+    spool_bounds: SpoolConfig,
+    flush_level: FlushLevel,
 }
 
 impl Default for OtlpExporterBuilder {
@@ -84,6 +99,9 @@ impl Default for OtlpExporterBuilder {
             flush_timeout: OtlpExporter::DEFAULT_FLUSH_TIMEOUT,
             shutdown_timeout: OtlpExporter::DEFAULT_SHUTDOWN_TIMEOUT,
             export_threads: Self::DEFAULT_EXPORT_THREADS,
+            spool_dirs: [None, None, None],
+            spool_bounds: SpoolConfig::new(PathBuf::new()),
+            flush_level: FlushLevel::Delivered,
         }
     }
 }
@@ -323,6 +341,84 @@ impl OtlpExporterBuilder {
         self
     }
 
+    /// Keeps every signal's export requests in a durable spool under `dir`,
+    /// in a subdirectory each (`metrics`, `traces`, `logs`), so that a
+    /// collector outage longer than the retry budget, a restart or a crash
+    /// loses nothing the spool's bounds keep. Wins over
+    /// `OTLP_SINK_SPOOL_DIR`; there is no default: without either, nothing
+    /// is written to disk.
+    ///
+    /// Choose a directory of the application's own, not a shared temporary
+    /// directory: it is created mode 0700 (files 0600), a directory
+    /// writable by others is refused, and one process at a time holds it
+    /// (a lock file: a second build fails naming it).
+    ///
+    /// With a spool, `force_flush` still waits for the collector's
+    /// acknowledgement ([`FlushLevel::Delivered`]) unless
+    /// [`with_flush_level`](Self::with_flush_level) says
+    /// [`FlushLevel::Persisted`]; a shutdown fsyncs what is in memory,
+    /// gives delivery most of its timeout, and leaves the rest on disk for
+    /// the next start, which delivers it first.
+    #[must_use]
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        for signal in SIGNALS {
+            self.spool_dirs[signal.index()] = Some(dir.join(signal.name()));
+        }
+        self
+    }
+
+    /// A spool for one signal, in `dir` itself. Wins over
+    /// [`with_spool_dir`](Self::with_spool_dir) and the environment for that
+    /// signal.
+    #[must_use]
+    pub fn with_signal_spool_dir(mut self, signal: Signal, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dirs[signal.index()] = Some(dir.into());
+        self
+    }
+
+    /// The most bytes each signal's spool may hold. Default 256 MiB.
+    #[must_use]
+    pub fn with_spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.spool_bounds = self.spool_bounds.with_max_bytes(bytes);
+        self
+    }
+
+    /// Spooled requests older than this are dropped (counted) instead of
+    /// sent; `None`: no age bound. Default 24 hours.
+    #[must_use]
+    pub fn with_spool_max_record_age(mut self, age: Option<Duration>) -> Self {
+        self.spool_bounds = self.spool_bounds.with_max_record_age(age);
+        self
+    }
+
+    /// What a full spool does. Default [`FullPolicy::EvictOldest`].
+    #[must_use]
+    pub fn with_spool_full_policy(mut self, policy: FullPolicy) -> Self {
+        self.spool_bounds = self.spool_bounds.with_full_policy(policy);
+        self
+    }
+
+    /// What the adapters' `force_flush` waits for with a spool. Default
+    /// [`FlushLevel::Delivered`]: the collector acknowledged it.
+    /// [`FlushLevel::Persisted`]: fsynced in the spool. Without a spool both
+    /// mean the collector acknowledged it.
+    #[must_use]
+    pub fn with_flush_level(mut self, level: FlushLevel) -> Self {
+        self.flush_level = level;
+        self
+    }
+
+    /// The spool each signal would be built with from the environment read
+    /// through `lookup`: code first, then `OTLP_SINK_SPOOL_DIR` (a
+    /// subdirectory per signal), else none.
+    pub fn resolve_spool(&self, signal: Signal, lookup: impl Fn(&str) -> Option<String>) -> Option<SpoolConfig> {
+        let dir = self.spool_dirs[signal.index()].clone().or_else(|| {
+            lookup(SPOOL_DIR_VAR).filter(|v| !v.trim().is_empty()).map(|v| PathBuf::from(v.trim()).join(signal.name()))
+        })?;
+        Some(self.spool_bounds.clone().with_dir(dir))
+    }
+
     /// Worker threads of the export runtime. Default 1, which serves all
     /// three signals; a second helps when one process exports a lot.
     #[must_use]
@@ -428,44 +524,58 @@ impl OtlpExporterBuilder {
                 .unwrap_or(EnvSettings::DEFAULT_METRIC_EXPORT_INTERVAL),
         };
 
+        let spools: Vec<Option<SpoolConfig>> =
+            SIGNALS.iter().map(|&signal| self.resolve_spool(signal, &lookup)).collect();
+        // A spooled drain's close gives delivery most of the shutdown's
+        // deadline, and keeps the rest of it to stop and fsync.
+        let inner = inner_deadline(self.shutdown_timeout);
+        let close_budget = inner.saturating_sub((inner / 5).min(Duration::from_secs(1)));
+
         let runtime = ExportRuntime::start(self.export_threads).map_err(BuildError::Runtime)?;
         // The clients spawn their connection tasks on the runtime they are
         // made on: make them on the export runtime.
         let [m, t, l] = [configs[0].clone(), configs[1].clone(), configs[2].clone()];
+        let [sm, st, sl] = [spools[0].clone(), spools[1].clone(), spools[2].clone()];
         let connected = runtime
             .run(
                 async move {
-                    let metrics = crate::drains::connect::<Metrics>(&m).await;
-                    let traces = TracesDrain::connect(&t).await;
-                    let logs = LogsDrain::connect(&l).await;
+                    let metrics = crate::drains::open::<Metrics>(&m, sm.as_ref(), close_budget).await;
+                    let traces = crate::drains::open::<Traces>(&t, st.as_ref(), close_budget).await;
+                    let logs = crate::drains::open::<Logs>(&l, sl.as_ref(), close_budget).await;
                     (metrics, traces, logs)
                 },
                 Duration::from_secs(60),
             )
             .map_err(|_| BuildError::Runtime(std::io::Error::other("the export runtime did not answer")))?;
-        let metrics = connected.0.map_err(|source| BuildError::Connect { signal: Signal::Metrics, source })?;
-        let traces = connected.1.map_err(|source| BuildError::Connect { signal: Signal::Traces, source })?;
-        let logs = connected.2.map_err(|source| BuildError::Connect { signal: Signal::Logs, source })?;
+        let opened = |signal: Signal| {
+            move |e: SpoolOpenError| match e {
+                SpoolOpenError::Connect(source) => BuildError::Connect { signal, source },
+                source => BuildError::Spool { signal, source },
+            }
+        };
+        let metrics = connected.0.map_err(opened(Signal::Metrics))?;
+        let traces = connected.1.map_err(opened(Signal::Traces))?;
+        let logs = connected.2.map_err(opened(Signal::Logs))?;
 
         let span_resource = Arc::new(ResourceSlot::default());
         let log_resource = Arc::new(ResourceSlot::default());
         let [ms, ts, ls] = [sinks[0].clone(), sinks[1].clone(), sinks[2].clone()];
-        let metrics_stats = metrics.stats();
-        let metrics = SignalPipe::start(Signal::Metrics, metrics, metrics_stats, ms, &runtime)?;
-        let traces_stats = traces.stats();
+        let (level, flush_timeout) = (self.flush_level, self.flush_timeout);
+        let pipe = |export, spool, sink| PipeSettings { export, spool, level, flush_timeout, sink };
+        let metrics_pipe = pipe(metrics.stats(), metrics.spool(), ms);
+        let metrics = SignalPipe::start(Signal::Metrics, metrics, metrics_pipe, &runtime)?;
+        let traces_pipe = pipe(traces.stats(), traces.spool(), ts);
         let traces = SignalPipe::start(
             Signal::Traces,
             SpansAdapterDrain::new(traces, Arc::clone(&span_resource)),
-            traces_stats,
-            ts,
+            traces_pipe,
             &runtime,
         )?;
-        let logs_stats = logs.stats();
+        let logs_pipe = pipe(logs.stats(), logs.spool(), ls);
         let logs = SignalPipe::start(
             Signal::Logs,
             LogsAdapterDrain::new(logs, Arc::clone(&log_resource)),
-            logs_stats,
-            ls,
+            logs_pipe,
             &runtime,
         )?;
         let shared = Arc::new(ExporterState {

@@ -10,8 +10,9 @@ use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::trace::SpanData;
 
 use super::convert::{self, ScopeCache};
-use crate::otlp::Resource;
-use crate::{sink::DrainError, LogsDrain, SinkDrain, TracesDrain};
+use crate::drains::Inner;
+use crate::otlp::{LogRecord, Logs, Resource, SpanRecord, Traces};
+use crate::{sink::DrainError, SinkDrain};
 
 /// The resource the SDK gave a signal's adapters through `set_resource`,
 /// read by that signal's drain once per batch.
@@ -37,15 +38,16 @@ pub(crate) struct LogItem {
 }
 
 /// Converts the SDK's spans into [`SpanRecord`](crate::otlp::SpanRecord)s on the
-/// export runtime, then hands them to the OTLP traces drain (gRPC or HTTP).
+/// export runtime, then hands them to the OTLP traces drain (gRPC or HTTP,
+/// maybe under a spool).
 pub(crate) struct SpansAdapterDrain {
-    inner: TracesDrain,
+    inner: Inner<Traces>,
     resource: Arc<ResourceSlot>,
     scopes: ScopeCache,
 }
 
 impl SpansAdapterDrain {
-    pub(crate) fn new(inner: TracesDrain, resource: Arc<ResourceSlot>) -> Self {
+    pub(crate) fn new(inner: Inner<Traces>, resource: Arc<ResourceSlot>) -> Self {
         Self { inner, resource, scopes: ScopeCache::default() }
     }
 }
@@ -53,29 +55,31 @@ impl SpansAdapterDrain {
 impl SinkDrain<SpanData> for SpansAdapterDrain {
     async fn write_batch(&mut self, batch: Vec<SpanData>) -> Result<(), DrainError> {
         let resource = self.resource.get();
-        let records = batch.into_iter().map(|span| convert::span(span, &resource, &mut self.scopes)).collect();
+        let records: Vec<SpanRecord> =
+            batch.into_iter().map(|span| convert::span(span, &resource, &mut self.scopes)).collect();
         self.inner.write_batch(records).await
     }
 
     async fn flush_durable(&mut self) -> Result<(), DrainError> {
-        self.inner.flush_durable().await
+        SinkDrain::<SpanRecord>::flush_durable(&mut self.inner).await
     }
 
     async fn close(&mut self) -> Result<(), DrainError> {
-        self.inner.close().await
+        SinkDrain::<SpanRecord>::close(&mut self.inner).await
     }
 }
 
 /// Converts the SDK's records into [`LogRecord`](crate::otlp::LogRecord)s on the
-/// export runtime, then hands them to the OTLP logs drain (gRPC or HTTP).
+/// export runtime, then hands them to the OTLP logs drain (gRPC or HTTP,
+/// maybe under a spool).
 pub(crate) struct LogsAdapterDrain {
-    inner: LogsDrain,
+    inner: Inner<Logs>,
     resource: Arc<ResourceSlot>,
     scopes: ScopeCache,
 }
 
 impl LogsAdapterDrain {
-    pub(crate) fn new(inner: LogsDrain, resource: Arc<ResourceSlot>) -> Self {
+    pub(crate) fn new(inner: Inner<Logs>, resource: Arc<ResourceSlot>) -> Self {
         Self { inner, resource, scopes: ScopeCache::default() }
     }
 }
@@ -83,7 +87,7 @@ impl LogsAdapterDrain {
 impl SinkDrain<LogItem> for LogsAdapterDrain {
     async fn write_batch(&mut self, batch: Vec<LogItem>) -> Result<(), DrainError> {
         let resource = self.resource.get();
-        let records = batch
+        let records: Vec<LogRecord> = batch
             .iter()
             .map(|item| convert::log_record(&item.record, &item.scope, &resource, &mut self.scopes))
             .collect();
@@ -91,10 +95,10 @@ impl SinkDrain<LogItem> for LogsAdapterDrain {
     }
 
     async fn flush_durable(&mut self) -> Result<(), DrainError> {
-        self.inner.flush_durable().await
+        SinkDrain::<LogRecord>::flush_durable(&mut self.inner).await
     }
 
     async fn close(&mut self) -> Result<(), DrainError> {
-        self.inner.close().await
+        SinkDrain::<LogRecord>::close(&mut self.inner).await
     }
 }

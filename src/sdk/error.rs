@@ -10,7 +10,7 @@ use opentelemetry_sdk::error::OTelSdkError;
 use super::runtime::RunError;
 use crate::{
     config::ExporterConfigError,
-    deliver::Outage,
+    deliver::{Outage, SpoolOpenError},
     sink::{DrainError, SinkConfigError},
     tls::ConnectError,
     Signal,
@@ -56,6 +56,15 @@ pub enum BuildError {
         /// Why.
         source: ConnectError,
     },
+    /// The signal's spool directory could not be opened: held by another
+    /// process (its lock file), unsafe permissions, an I/O error. The
+    /// message names the directory.
+    Spool {
+        /// The signal whose spool failed.
+        signal: Signal,
+        /// Why, naming the directory.
+        source: SpoolOpenError,
+    },
     /// The export runtime's threads could not be started.
     Runtime(io::Error),
 }
@@ -74,6 +83,7 @@ impl fmt::Display for BuildError {
             Self::Config { source, .. } => fmt::Display::fmt(source, f),
             Self::Sink { signal, .. } => write!(f, "invalid {} sink settings", signal.name()),
             Self::Connect { signal, .. } => write!(f, "cannot set up the {} OTLP client", signal.name()),
+            Self::Spool { signal, source } => write!(f, "cannot open the {} spool: {source}", signal.name()),
             Self::Runtime(_) => f.write_str("cannot start the export runtime"),
         }
     }
@@ -86,6 +96,8 @@ impl Error for BuildError {
             Self::Config { source, .. } => source.source(),
             Self::Sink { source, .. } => Some(source),
             Self::Connect { source, .. } => Some(source),
+            // `Display` shows the spool's error itself.
+            Self::Spool { source, .. } => source.source(),
             Self::Runtime(e) => Some(e),
         }
     }
@@ -138,12 +150,24 @@ pub struct Undelivered {
     pub unfinished: u64,
     /// Recorded after the signal was shut down, and refused.
     pub refused_after_shutdown: u64,
+    /// Lost to the spool's bounds or to damage: the spool full, a record
+    /// past its age bound or damaged on disk, a write the disk refused.
+    pub spool_dropped: u64,
+    /// Not lost: kept in the spool at shutdown, for the next start to
+    /// deliver (reported by a shutdown only).
+    pub kept: u64,
 }
 
 impl Undelivered {
     /// Every item not delivered, whatever the cause.
     pub fn total(&self) -> u64 {
-        self.dropped + self.rejected + self.failed + self.unfinished + self.refused_after_shutdown
+        self.dropped + self.rejected + self.failed + self.unfinished + self.refused_after_shutdown + self.spool_dropped + self.kept
+    }
+
+    /// The items lost, whatever the cause: [`total`](Self::total) but the
+    /// items [`kept`](Self::kept) in the spool.
+    pub fn lost(&self) -> u64 {
+        self.total() - self.kept
     }
 
     /// What is in `self` and was not in `earlier` (counters only grow).
@@ -154,6 +178,8 @@ impl Undelivered {
             failed: self.failed.saturating_sub(earlier.failed),
             unfinished: self.unfinished.saturating_sub(earlier.unfinished),
             refused_after_shutdown: self.refused_after_shutdown.saturating_sub(earlier.refused_after_shutdown),
+            spool_dropped: self.spool_dropped.saturating_sub(earlier.spool_dropped),
+            kept: self.kept,
         }
     }
 
@@ -166,6 +192,8 @@ impl Undelivered {
             (self.failed, "in requests the collector refused or never answered"),
             (self.unfinished, "still queued or awaiting the collector's answer at the deadline"),
             (self.refused_after_shutdown, "recorded after shutdown"),
+            (self.spool_dropped, "lost to the spool's bounds or damage"),
+            (self.kept, "kept in the spool for the next start"),
         ];
         let mut separator = ": ";
         for (count, cause) in causes.into_iter().filter(|(count, _)| *count > 0) {
@@ -186,6 +214,10 @@ pub struct Waiting {
     pub requests_in_flight: u64,
     /// The collector's failures so far, when its latest attempt failed.
     pub outage: Option<Outage>,
+    /// With a spool, at the `Delivered` level: items the flush waited for
+    /// that are not delivered yet, all of them safe in the spool (fsynced)
+    /// and delivered later, or by the next start.
+    pub persisted: u64,
 }
 
 /// Why a flush, collection or shutdown of the SDK adapters did not return
@@ -306,6 +338,14 @@ impl fmt::Display for SdkError {
                     write!(f, "{separator}{} still queued", items(waiting.queued, *signal))?;
                     separator = ", ";
                 }
+                if waiting.persisted > 0 {
+                    write!(
+                        f,
+                        "{separator}{} persisted in the spool, not yet delivered (nothing lost)",
+                        items(waiting.persisted, *signal)
+                    )?;
+                    separator = ", ";
+                }
                 if waiting.requests_in_flight > 0 {
                     write!(f, "{separator}{} request(s) awaiting the collector", waiting.requests_in_flight)?;
                     separator = "; ";
@@ -419,6 +459,7 @@ mod tests {
                 failing_for: Duration::from_millis(1900),
                 last_failure: "connection refused".into(),
             }),
+            persisted: 0,
         };
         let err = SdkError::FlushTimedOut { signal: Signal::Traces, timeout: Duration::from_secs(2), waiting };
         let OTelSdkError::InternalFailure(text) = OTelSdkError::from(err) else { panic!("the cause would be lost") };
@@ -445,6 +486,20 @@ mod tests {
         assert!(matches!(OTelSdkError::from(err), OTelSdkError::AlreadyShutdown));
         let err = SdkError::from_run(RunError::OnExportRuntime, Signal::Metrics, timeout);
         assert!(matches!(OTelSdkError::from(err), OTelSdkError::InternalFailure(m) if m.contains("export runtime")));
+    }
+
+    #[test]
+    fn a_spooled_flush_that_timed_out_and_a_kept_shutdown_say_nothing_is_lost() {
+        let waiting = Waiting { persisted: 40, ..Waiting::default() };
+        let err = SdkError::FlushTimedOut { signal: Signal::Logs, timeout: Duration::from_secs(1), waiting };
+        assert_eq!(
+            err.to_string(),
+            "logs flush did not finish within 1s: 40 log records persisted in the spool, not yet delivered (nothing lost)"
+        );
+        let lost = Undelivered { kept: 7, ..Undelivered::default() };
+        assert_eq!((lost.total(), lost.lost()), (7, 0));
+        let err = SdkError::NotDelivered { signal: Signal::Traces, operation: Operation::Shutdown, lost, cause: None };
+        assert_eq!(err.to_string(), "traces shutdown: 7 spans not delivered: 7 kept in the spool for the next start");
     }
 
     #[test]

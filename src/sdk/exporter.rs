@@ -12,7 +12,10 @@ use super::metrics::{OtlpMetricExporter, OtlpMetricReader};
 use super::shared::{first_error, ExporterState, SIGNALS};
 use super::stats::ExporterStats;
 use super::traces::{OtlpSpanExporter, OtlpSpanProcessor};
-use crate::{config::TemporalityPreference, Signal};
+use crate::{
+    config::{FlushLevel, TemporalityPreference},
+    Signal,
+};
 
 /// The OpenTelemetry SDK's way in to this crate: one export runtime and one
 /// [`BackgroundSink`](crate::BackgroundSink) per signal, from which it hands out the adapters that
@@ -210,6 +213,39 @@ impl OtlpExporter {
     /// # }
     /// ```
     pub fn force_flush(&self) -> Result<(), SdkError> {
+        self.flush_at(None)
+    }
+
+    /// [`force_flush`](Self::force_flush) at the [`FlushLevel::Persisted`]
+    /// level, whatever the builder chose: `Ok` once everything recorded
+    /// before the call is fsynced in each signal's spool (it survives a
+    /// crash and a power loss, and is delivered later or by the next
+    /// start). A signal without a spool waits for the collector, as
+    /// `force_flush` does. It does not collect metrics.
+    ///
+    /// # Errors
+    ///
+    /// As [`force_flush`](Self::force_flush); a spool's write or fsync
+    /// failure is a [`SdkError::NotDelivered`] naming the file.
+    pub fn force_flush_persisted(&self) -> Result<(), SdkError> {
+        self.flush_at(Some(FlushLevel::Persisted))
+    }
+
+    /// [`force_flush`](Self::force_flush) at the [`FlushLevel::Delivered`]
+    /// level, whatever the builder chose: `Ok` once the collector
+    /// acknowledged everything recorded before the call.
+    ///
+    /// # Errors
+    ///
+    /// As [`force_flush`](Self::force_flush). With a spool, a flush that
+    /// runs out of time is a [`SdkError::FlushTimedOut`] whose
+    /// [`Waiting::persisted`](crate::sdk::Waiting::persisted) says how many
+    /// of the items not yet delivered are safe on disk.
+    pub fn force_flush_delivered(&self) -> Result<(), SdkError> {
+        self.flush_at(Some(FlushLevel::Delivered))
+    }
+
+    fn flush_at(&self, level: Option<FlushLevel>) -> Result<(), SdkError> {
         let shared = &self.shared;
         if shared.stopped.load(Ordering::Acquire) {
             return Err(SdkError::AlreadyShutdown { signal: Signal::Metrics });
@@ -217,7 +253,7 @@ impl OtlpExporter {
         let mut results = Vec::with_capacity(SIGNALS.len());
         let mut open = Vec::with_capacity(SIGNALS.len());
         for signal in SIGNALS {
-            match shared.pipe_barrier(signal) {
+            match shared.pipe_barrier(signal, level) {
                 Some(barrier) => open.push((signal, barrier)),
                 None => results.push(shared.refusals_since_last_report(signal)),
             }

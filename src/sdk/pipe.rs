@@ -12,7 +12,8 @@ use super::error::{BuildError, Operation, SdkError, Undelivered, Waiting};
 use super::runtime::{ExportRuntime, RunError};
 use super::stats::PipelineStats;
 use crate::{
-    deliver::DeliveryStatsHandle,
+    config::FlushLevel,
+    deliver::{DeliveryStatsHandle, NotDelivered, SpoolHandle},
     sink::{DrainError, DrainErrorKind, FlushError, ShutdownError, TryPushError},
     BackgroundSink, Signal, SinkConfig, SinkDrain, SinkHandle,
 };
@@ -45,6 +46,8 @@ struct Ledger<T> {
     signal: Signal,
     sink: BackgroundSink<T>,
     export: DeliveryStatsHandle,
+    /// The signal's spool, when it has one.
+    spool: Option<SpoolHandle>,
     refused_after_shutdown: Arc<AtomicU64>,
     /// What earlier flushes and shutdowns reported as not delivered: each
     /// item is reported by exactly one of them.
@@ -58,6 +61,7 @@ impl<T> Clone for Ledger<T> {
             signal: self.signal,
             sink: self.sink.clone(),
             export: self.export.clone(),
+            spool: self.spool.clone(),
             refused_after_shutdown: Arc::clone(&self.refused_after_shutdown),
             reported: Arc::clone(&self.reported),
         }
@@ -71,19 +75,29 @@ impl<T: Send + 'static> Ledger<T> {
             export: self.export.snapshot(),
             refused_after_shutdown: self.refused_after_shutdown.load(Ordering::Relaxed),
             suppressed,
+            spool: self.spool.as_ref().map(SpoolHandle::stats),
         }
     }
 
     /// `Ok` if nothing was lost since the last report; else what was, with
     /// `cause`, the first failure the collector or the transport gave.
+    ///
+    /// A spooled drain's close that left items on disk says so with a
+    /// [`DrainErrorKind::Kept`] cause: not a loss, it becomes
+    /// [`Undelivered::kept`](super::Undelivered::kept).
     pub(crate) fn report(&self, operation: Operation, cause: Option<DrainError>) -> Result<(), SdkError> {
         let now = self.stats(0).undelivered();
-        let lost = {
+        let (kept, cause) = match cause {
+            Some(c) if c.kind() == DrainErrorKind::Kept && c.later_failures() == 0 => (c.items().unwrap_or(0), None),
+            other => (0, other),
+        };
+        let mut lost = {
             let mut reported = self.reported.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let lost = now.since(&reported);
             *reported = now;
             lost
         };
+        lost.kept = kept;
         if lost.total() == 0 && cause.is_none() {
             return Ok(());
         }
@@ -114,26 +128,49 @@ pub(crate) struct SignalPipe<T> {
     ledger: Ledger<T>,
     /// Spans and records made on the export runtime's threads, not queued.
     suppressed: AtomicU64,
+    /// What a `force_flush` waits for (with a spool; without one both
+    /// levels are the same).
+    level: FlushLevel,
+    /// The flush timeout: a `Delivered` wait on the spool ends a little
+    /// before it, so that it can say what is persisted.
+    flush_timeout: Duration,
+}
+
+/// How a signal's pipe is made, besides its drain.
+pub(crate) struct PipeSettings {
+    pub(crate) export: DeliveryStatsHandle,
+    pub(crate) spool: Option<SpoolHandle>,
+    pub(crate) level: FlushLevel,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) sink: SinkConfig,
 }
 
 impl<T: Send + 'static> SignalPipe<T> {
     pub(crate) fn start<D: SinkDrain<T>>(
         signal: Signal,
         drain: D,
-        export: DeliveryStatsHandle,
-        config: SinkConfig,
+        settings: PipeSettings,
         runtime: &ExportRuntime,
     ) -> Result<Self, BuildError> {
+        let PipeSettings { export, spool, level, flush_timeout, sink: config } = settings;
         let (sink, handle) = BackgroundSink::spawn_on(drain, config, CancellationToken::new(), runtime.handle())
             .map_err(|source| BuildError::Sink { signal, source })?;
         let ledger = Ledger {
             signal,
             sink: sink.clone(),
             export,
+            spool,
             refused_after_shutdown: Arc::default(),
             reported: Arc::default(),
         };
-        Ok(Self { sink, handle: Mutex::new(Some(handle)), ledger, suppressed: AtomicU64::new(0) })
+        Ok(Self {
+            sink,
+            handle: Mutex::new(Some(handle)),
+            ledger,
+            suppressed: AtomicU64::new(0),
+            level,
+            flush_timeout,
+        })
     }
 
     /// Queues `item` without waiting. A full queue is a drop, counted by the
@@ -187,31 +224,64 @@ impl<T: Send + 'static> SignalPipe<T> {
         self.ledger.report(operation, cause)
     }
 
-    /// The barrier, as a future to run on the export runtime: `Ok` when
-    /// every item queued before it is acknowledged and nothing was lost
-    /// since the previous report.
+    /// The barrier at the pipe's flush level.
     pub(crate) fn barrier(&self) -> impl Future<Output = Result<(), SdkError>> + Send + 'static {
+        self.barrier_at(self.level)
+    }
+
+    /// The barrier, as a future to run on the export runtime: `Ok` when
+    /// every item queued before it is acknowledged (`Delivered`), or, with
+    /// a spool, fsynced there (`Persisted`), and nothing was lost since the
+    /// previous report. A `Delivered` wait on the spool that runs out of
+    /// time says how many items are persisted and not yet delivered.
+    pub(crate) fn barrier_at(&self, level: FlushLevel) -> impl Future<Output = Result<(), SdkError>> + Send + 'static {
         let ledger = self.ledger.clone();
+        let timeout = self.flush_timeout;
+        let deadline = tokio::time::Instant::now() + inner_deadline(timeout);
+        let waiting = self.waiting_counts();
         async move {
             match ledger.sink.flush().await {
+                Ok(()) => {}
+                Err(FlushError::Drain { source, .. }) => return ledger.report(Operation::Flush, Some(source)),
+                Err(_) => return Err(SdkError::AlreadyShutdown { signal: ledger.signal }),
+            }
+            let spool = match (&ledger.spool, level) {
+                (Some(spool), FlushLevel::Delivered) => spool,
+                _ => return ledger.report(Operation::Flush, None),
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match spool.delivered(left).await {
                 Ok(()) => ledger.report(Operation::Flush, None),
-                Err(FlushError::Drain { source, .. }) => ledger.report(Operation::Flush, Some(source)),
-                Err(_) => Err(SdkError::AlreadyShutdown { signal: ledger.signal }),
+                Err(NotDelivered::Failed(source)) => ledger.report(Operation::Flush, Some(source)),
+                Err(NotDelivered::TimedOut { persisted, .. }) => {
+                    let mut waiting = waiting();
+                    waiting.persisted = persisted;
+                    Err(SdkError::FlushTimedOut { signal: ledger.signal, timeout, waiting })
+                }
+            }
+        }
+    }
+
+    /// What a flush still waits for, as a function to call later.
+    fn waiting_counts(&self) -> impl Fn() -> Waiting + Send + 'static {
+        let (sink, export) = (self.sink.clone(), self.ledger.export.clone());
+        move || {
+            let stats = export.snapshot();
+            Waiting {
+                queued: sink.stats().pending,
+                requests_in_flight: stats.in_flight,
+                outage: export.outage(),
+                persisted: 0,
             }
         }
     }
 
     /// What a flush still waits for.
     pub(crate) fn waiting(&self) -> Waiting {
-        let export = self.ledger.export.snapshot();
-        Waiting {
-            queued: self.sink.stats().pending,
-            requests_in_flight: export.in_flight,
-            outage: self.ledger.export.outage(),
-        }
+        self.waiting_counts()()
     }
 
-    /// Runs the barrier, waiting at most `timeout`.
+    /// Runs the barrier at the pipe's level, waiting at most `timeout`.
     pub(crate) fn flush(&self, runtime: &ExportRuntime, timeout: Duration) -> Result<(), SdkError> {
         match runtime.run(self.barrier(), timeout) {
             Ok(result) => result,

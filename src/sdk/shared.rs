@@ -15,7 +15,10 @@ use super::pipe::{inner_deadline, SignalPipe};
 use super::runtime::{ExportRuntime, RunError};
 use super::stats::ExporterStats;
 use crate::otlp::EncodedMetricPoint;
-use crate::{config::TemporalityPreference, Signal};
+use crate::{
+    config::{FlushLevel, TemporalityPreference},
+    Signal,
+};
 
 /// A future of one signal's barrier or shutdown, boxed so that the three
 /// signals' futures fit one list.
@@ -101,11 +104,16 @@ impl ExporterState {
         }
     }
 
-    pub(crate) fn pipe_barrier(&self, signal: Signal) -> Option<Outcome> {
-        let barrier: Outcome = match signal {
-            Signal::Metrics if !self.metrics.is_shut_down() => Box::pin(self.metrics.barrier()),
-            Signal::Traces if !self.traces.is_shut_down() => Box::pin(self.traces.barrier()),
-            Signal::Logs if !self.logs.is_shut_down() => Box::pin(self.logs.barrier()),
+    /// One open signal's barrier at `level` (`None`: the level the builder
+    /// chose).
+    pub(crate) fn pipe_barrier(&self, signal: Signal, level: Option<FlushLevel>) -> Option<Outcome> {
+        let barrier: Outcome = match (signal, level) {
+            (Signal::Metrics, None) if !self.metrics.is_shut_down() => Box::pin(self.metrics.barrier()),
+            (Signal::Metrics, Some(l)) if !self.metrics.is_shut_down() => Box::pin(self.metrics.barrier_at(l)),
+            (Signal::Traces, None) if !self.traces.is_shut_down() => Box::pin(self.traces.barrier()),
+            (Signal::Traces, Some(l)) if !self.traces.is_shut_down() => Box::pin(self.traces.barrier_at(l)),
+            (Signal::Logs, None) if !self.logs.is_shut_down() => Box::pin(self.logs.barrier()),
+            (Signal::Logs, Some(l)) if !self.logs.is_shut_down() => Box::pin(self.logs.barrier_at(l)),
             _ => return None,
         };
         Some(barrier)

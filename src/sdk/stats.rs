@@ -1,7 +1,11 @@
 //! What an [`OtlpExporter`](super::OtlpExporter)'s pipelines counted.
 
 use super::error::Undelivered;
-use crate::{deliver::DeliveryStats, sink::SinkStats, Signal};
+use crate::{
+    deliver::{DeliveryStats, SpoolStats},
+    sink::SinkStats,
+    Signal,
+};
 
 /// What one signal's adapters did, and what became of it.
 #[non_exhaustive]
@@ -21,6 +25,11 @@ pub struct PipelineStats {
     /// crate's span and log processors so that the exporter never exports
     /// itself. Not part of `sink.pushed`.
     pub suppressed: u64,
+    /// The spool's counters, when the signal has one
+    /// ([`with_spool_dir`](crate::sdk::OtlpExporterBuilder::with_spool_dir)).
+    /// Then `sink.written + spool.replayed == export.acked + export.rejected
+    /// + export.failed + spool.dropped() + spool.spooled`.
+    pub spool: Option<SpoolStats>,
 }
 
 impl PipelineStats {
@@ -33,6 +42,8 @@ impl PipelineStats {
             failed: self.export.failed.saturating_sub(unfinished),
             unfinished: unfinished + self.sink.abandoned,
             refused_after_shutdown: self.refused_after_shutdown,
+            spool_dropped: self.spool.map_or(0, |s| s.dropped()),
+            kept: 0,
         }
     }
 }
