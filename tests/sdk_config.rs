@@ -519,6 +519,11 @@ fn the_readme_defaults_table_matches_the_code() {
             format!("{:?}", otlp_sink::config::EnvSettings::DEFAULT_METRIC_EXPORT_INTERVAL),
         ),
         ("DEFAULT_EXPORT_THREADS", OtlpExporterBuilder::DEFAULT_EXPORT_THREADS.to_string()),
+        ("SpoolConfig::max_bytes", otlp_sink::config::SpoolConfig::new("d").max_bytes().to_string()),
+        (
+            "SpoolConfig::max_record_age",
+            format!("{:?}", otlp_sink::config::SpoolConfig::new("d").max_record_age().expect("an age bound")),
+        ),
     ];
     for (name, value) in checks {
         let line = row(name);

@@ -357,8 +357,9 @@ impl OtlpExporterBuilder {
     /// acknowledgement ([`FlushLevel::Delivered`]) unless
     /// [`with_flush_level`](Self::with_flush_level) says
     /// [`FlushLevel::Persisted`]; a shutdown fsyncs what is in memory,
-    /// gives delivery most of its timeout, and leaves the rest on disk for
-    /// the next start, which delivers it first.
+    /// gives delivery half its timeout, and leaves the rest on disk for the
+    /// next start, which delivers it first (the shutdown's error counts it
+    /// in [`Undelivered::kept`](crate::sdk::Undelivered::kept), not as lost).
     #[must_use]
     pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
@@ -526,10 +527,11 @@ impl OtlpExporterBuilder {
 
         let spools: Vec<Option<SpoolConfig>> =
             SIGNALS.iter().map(|&signal| self.resolve_spool(signal, &lookup)).collect();
-        // A spooled drain's close gives delivery most of the shutdown's
-        // deadline, and keeps the rest of it to stop and fsync.
-        let inner = inner_deadline(self.shutdown_timeout);
-        let close_budget = inner.saturating_sub((inner / 5).min(Duration::from_secs(1)));
+        // A spooled drain's close gives delivery half the shutdown's
+        // deadline: the rest is for the final collection, the last batches,
+        // the fsync and the spool's close, so that the close is not cut
+        // short (its records would still be on disk, counted as kept).
+        let close_budget = inner_deadline(self.shutdown_timeout) / 2;
 
         let runtime = ExportRuntime::start(self.export_threads).map_err(BuildError::Runtime)?;
         // The clients spawn their connection tasks on the runtime they are

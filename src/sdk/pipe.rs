@@ -83,21 +83,22 @@ impl<T: Send + 'static> Ledger<T> {
     /// `cause`, the first failure the collector or the transport gave.
     ///
     /// A spooled drain's close that left items on disk says so with a
-    /// [`DrainErrorKind::Kept`] cause: not a loss, it becomes
-    /// [`Undelivered::kept`](super::Undelivered::kept).
+    /// [`DrainErrorKind::Kept`] cause: not a loss. A shutdown reports what
+    /// the spool holds unsettled as [`Undelivered::kept`](super::Undelivered::kept)
+    /// (also when its deadline cut the close short: those records are on
+    /// disk for the next start).
     pub(crate) fn report(&self, operation: Operation, cause: Option<DrainError>) -> Result<(), SdkError> {
         let now = self.stats(0).undelivered();
-        let (kept, cause) = match cause {
-            Some(c) if c.kind() == DrainErrorKind::Kept && c.later_failures() == 0 => (c.items().unwrap_or(0), None),
-            other => (0, other),
-        };
+        let cause = cause.filter(|c| c.kind() != DrainErrorKind::Kept || c.later_failures() > 0);
         let mut lost = {
             let mut reported = self.reported.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let lost = now.since(&reported);
             *reported = now;
             lost
         };
-        lost.kept = kept;
+        if operation == Operation::Shutdown {
+            lost.kept = self.spool.as_ref().map_or(0, |s| s.stats().spooled);
+        }
         if lost.total() == 0 && cause.is_none() {
             return Ok(());
         }
