@@ -298,9 +298,7 @@ impl Error for SpoolOpenError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Self::Connect(e) => e.source(),
-            Self::Locked { source, .. } | Self::Unsafe { source, .. } | Self::Other { source, .. } => {
-                source.source()
-            }
+            Self::Locked { source, .. } | Self::Unsafe { source, .. } | Self::Other { source, .. } => source.source(),
         }
     }
 }

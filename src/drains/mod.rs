@@ -86,6 +86,9 @@ pub(crate) const DEFAULT_CLOSE_BUDGET: Duration = Duration::from_secs(5);
 
 /// A signal's drain: the engine directly, or under a spool. Behind the
 /// public drains and the SDK adapters.
+// One per signal, made once and never moved on a hot path: the size of the
+// direct engine costs nothing, a box would cost an indirection per batch.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Inner<S: Service> {
     Direct(OtlpDrain<S>),

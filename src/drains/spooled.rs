@@ -171,7 +171,10 @@ pub(crate) struct SpooledDrain<S: Service> {
 
 impl<S: Service> std::fmt::Debug for SpooledDrain<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpooledDrain").field("path", &S::GRPC_METHOD).field("spool", &self.shared).finish_non_exhaustive()
+        f.debug_struct("SpooledDrain")
+            .field("path", &S::GRPC_METHOD)
+            .field("spool", &self.shared)
+            .finish_non_exhaustive()
     }
 }
 
@@ -190,8 +193,12 @@ impl<S: Service> SpooledDrain<S> {
             .map_err(|e| SpoolOpenError::Other { dir: spool.dir().to_owned(), source: Box::new(e) })?;
         let (opened, recovered) = opened.map_err(|e| open_error(spool.dir(), e))?;
         match recovered.cursor {
-            Some(CursorRead::Damaged) => tracing::warn!(dir = %opened.dir().display(), "spool: the cursor file is damaged; delivering from the first record on disk (at least once)"),
-            Some(CursorRead::Missing) if recovered.pending.records > 0 => tracing::warn!(dir = %opened.dir().display(), "spool: no cursor file; delivering from the first record on disk (at least once)"),
+            Some(CursorRead::Damaged) => {
+                tracing::warn!(dir = %opened.dir().display(), "spool: the cursor file is damaged; delivering from the first record on disk (at least once)")
+            }
+            Some(CursorRead::Missing) if recovered.pending.records > 0 => {
+                tracing::warn!(dir = %opened.dir().display(), "spool: no cursor file; delivering from the first record on disk (at least once)")
+            }
             _ => {}
         }
         let slot: Slot = Arc::new(Mutex::new(Some(opened)));
@@ -573,7 +580,8 @@ impl<S: Service> Sender<S> {
         let held: Vec<(u64, u32)> = in_flight.values().chain(retry.values()).map(|r| (r.seq, r.items)).collect();
         let lost_shared = Arc::clone(&shared);
         blocking(&slot, &shared, move |spool| {
-            let lost: u64 = held.iter().filter(|(seq, _)| !spool.is_pending(*seq)).map(|(_, items)| u64::from(*items)).sum();
+            let lost: u64 =
+                held.iter().filter(|(seq, _)| !spool.is_pending(*seq)).map(|(_, items)| u64::from(*items)).sum();
             lost_shared.evicted_in_flight_lost.fetch_add(lost, Ordering::Relaxed);
         })
         .await;

@@ -161,7 +161,13 @@ pub struct Undelivered {
 impl Undelivered {
     /// Every item not delivered, whatever the cause.
     pub fn total(&self) -> u64 {
-        self.dropped + self.rejected + self.failed + self.unfinished + self.refused_after_shutdown + self.spool_dropped + self.kept
+        self.dropped
+            + self.rejected
+            + self.failed
+            + self.unfinished
+            + self.refused_after_shutdown
+            + self.spool_dropped
+            + self.kept
     }
 
     /// The items lost, whatever the cause: [`total`](Self::total) but the

@@ -164,14 +164,7 @@ impl<T: Send + 'static> SignalPipe<T> {
             refused_after_shutdown: Arc::default(),
             reported: Arc::default(),
         };
-        Ok(Self {
-            sink,
-            handle: Mutex::new(Some(handle)),
-            ledger,
-            suppressed: AtomicU64::new(0),
-            level,
-            flush_timeout,
-        })
+        Ok(Self { sink, handle: Mutex::new(Some(handle)), ledger, suppressed: AtomicU64::new(0), level, flush_timeout })
     }
 
     /// Queues `item` without waiting. A full queue is a drop, counted by the

@@ -11,9 +11,9 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
+use super::error::UnsafeReason;
 use super::fsio::{self, SegmentWrite};
 use super::*;
-use super::error::UnsafeReason;
 
 thread_local! {
     /// Added to the spool's clock on this thread: the age bound's tests.
