@@ -7,6 +7,8 @@
 //! cargo run --release --example loadgen -- --points 1000000
 //! cargo run --release --example loadgen -- --endpoint http://127.0.0.1:4317 --signal logs --compression gzip
 //! cargo run --release --example loadgen -- --protocol http/protobuf --endpoint http://127.0.0.1:4318
+//! cargo run --example loadgen -- --spool /var/tmp/my-spool --flush-every 10000   # through a durable spool
+//! cargo run --example loadgen -- --spool /var/tmp/my-spool --replay-only           # deliver what it holds
 //! cargo run --example loadgen -- --help
 //! ```
 //!
@@ -18,14 +20,15 @@
 //! for a bad command line.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use otlp_sink::receiver::Receiver;
 use otlp_sink::{
-    config::Compression,
-    deliver::{DeliveryStats, DeliveryStatsHandle},
+    config::{Compression, SpoolConfig},
+    deliver::{DeliveryStats, DeliveryStatsHandle, SpoolHandle, SpoolStats},
     otlp::{
         KeyValue, LogRecord, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Resource, Scope, Severity,
         SpanRecord, Temporality,
@@ -57,6 +60,15 @@ Options:
   --producers P              producer threads                               [1]
   --block                    producers wait for queue space (push_blocking)
                              instead of dropping when it is full (try_push)
+  --spool DIR                send through a durable spool in DIR (mode 0700)
+  --flush-every N            a Persisted flush after every N points (one producer);
+                             after each completed one, a JSON line on standard output:
+                             {\"flush\": k, \"flushed_through\": <points accepted before it>, \"mode\": \"persisted\"}
+  --deliver                  with --flush-every: each flush also waits for Delivered
+                             (mode \"delivered\")
+  --replay-only              push nothing: deliver what the spool holds, exit once it
+                             is empty (or at --deadline); needs --spool
+  --deadline SECS            how long the final Delivered wait may take with --spool [30]
   --help                     print this help
 
 OTEL_EXPORTER_OTLP_* variables (headers, certificate, timeout, ...) apply to
@@ -64,10 +76,15 @@ what the flags leave unset.
 
 Progress goes to standard error. At the end one JSON line goes to standard
 output: signal, protocol, pushed, acked, dropped, rejected, failed, seconds,
-points_per_sec (acked per second), requests, and receiver_received (what the
-in-process receiver counted; null with --endpoint). Exit status: 0 when the
+points_per_sec (acked per second), requests, receiver_received (what the
+in-process receiver counted; null with --endpoint), and with --spool: replayed,
+resent, spooled (left on disk), spool_dropped (null without a spool). Exit status: 0 when the
 final flush succeeded, 1 when it failed, 2 for a bad command line.
 ";
+
+/// What a spooled drain's close gives delivery: the final flush has waited
+/// `--deadline` already.
+const CLOSE_BUDGET: Duration = Duration::from_secs(1);
 
 /// The command line, parsed.
 #[derive(Debug, Clone)]
@@ -86,6 +103,11 @@ struct Options {
     compression: Option<Compression>,
     producers: u64,
     block: bool,
+    spool: Option<PathBuf>,
+    flush_every: Option<u64>,
+    deliver: bool,
+    replay_only: bool,
+    deadline: Duration,
 }
 
 impl Default for Options {
@@ -103,6 +125,11 @@ impl Default for Options {
             compression: None,
             producers: 1,
             block: false,
+            spool: None,
+            flush_every: None,
+            deliver: false,
+            replay_only: false,
+            deadline: Duration::from_secs(30),
         }
     }
 }
@@ -134,7 +161,7 @@ enum Command {
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageError> {
-    const FLAGS: [&str; 12] = [
+    const FLAGS: [&str; 17] = [
         "--endpoint",
         "--protocol",
         "--signal",
@@ -147,6 +174,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageEr
         "--compression",
         "--producers",
         "--block",
+        "--spool",
+        "--flush-every",
+        "--deliver",
+        "--replay-only",
+        "--deadline",
     ];
     let mut options = Options::default();
     let mut args = args.into_iter();
@@ -162,11 +194,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageEr
         let Some(&flag) = FLAGS.iter().find(|f| **f == name) else {
             return Err(UsageError::UnknownFlag(arg));
         };
-        if flag == "--block" {
+        if matches!(flag, "--block" | "--deliver" | "--replay-only") {
             if inline.is_some() {
                 return Err(UsageError::BadValue { flag, value: arg, expected: "no value".into() });
             }
-            options.block = true;
+            match flag {
+                "--block" => options.block = true,
+                "--deliver" => options.deliver = true,
+                _ => options.replay_only = true,
+            }
             continue;
         }
         let value = match inline {
@@ -206,6 +242,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageEr
             "--in-flight" => options.in_flight = positive_usize()?,
             "--max-request-bytes" => options.max_request_bytes = positive_usize()?,
             "--producers" => options.producers = positive()?,
+            "--spool" => options.spool = Some(PathBuf::from(&value)),
+            "--flush-every" => options.flush_every = Some(positive()?),
+            "--deadline" => options.deadline = Duration::from_secs(positive()?),
             "--compression" => {
                 options.compression = Some(match value.as_str() {
                     "none" => Compression::None,
@@ -216,6 +255,21 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageEr
             }
             _ => unreachable!("every flag in FLAGS is handled"),
         }
+    }
+    let conflict = |flag: &'static str, value: &str, expected: &str| {
+        Err(UsageError::BadValue { flag, value: value.to_owned(), expected: expected.to_owned() })
+    };
+    if options.replay_only && options.spool.is_none() {
+        return conflict("--replay-only", "", "--spool DIR beside it");
+    }
+    if options.flush_every.is_some() && options.producers != 1 {
+        return conflict("--flush-every", &options.producers.to_string(), "--producers 1 (the points before a flush)");
+    }
+    if options.deliver && options.flush_every.is_none() {
+        return conflict("--deliver", "", "--flush-every N beside it");
+    }
+    if options.replay_only {
+        options.points = 0;
     }
     Ok(Command::Run(options))
 }
@@ -298,6 +352,7 @@ impl Workload {
 struct Report {
     sink: SinkStats,
     export: DeliveryStats,
+    spool: Option<SpoolStats>,
     seconds: f64,
     flush_error: Option<String>,
 }
@@ -308,6 +363,7 @@ async fn drive<T, D, G>(
     options: &Options,
     drain: D,
     export: DeliveryStatsHandle,
+    spool: Option<SpoolHandle>,
     make_generator: impl Fn() -> G,
 ) -> Result<Report, Box<dyn std::error::Error>>
 where
@@ -329,18 +385,45 @@ where
     for p in 0..options.producers {
         let range = (p * per_producer).min(options.points)..((p + 1) * per_producer).min(options.points);
         let (sink, runtime, block) = (sink.clone(), runtime.clone(), options.block);
+        let (flush_every, deliver, spool) = (options.flush_every, options.deliver, spool.clone());
         let mut generate = make_generator();
         producers.push(std::thread::spawn(move || {
-            for k in range {
+            let (mut accepted, mut flushes) = (0u64, 0u64);
+            for (i, k) in range.enumerate() {
                 let point = generate(k);
                 if block {
                     if runtime.block_on(sink.push_blocking(point)).is_err() {
                         return;
                     }
-                } else if let Err(TryPushError::Closed(_)) = sink.try_push(point) {
-                    return;
+                    accepted += 1;
+                } else {
+                    match sink.try_push(point) {
+                        Ok(()) => accepted += 1,
+                        Err(TryPushError::Closed(_)) => return,
+                        // A full queue (`Full`) was counted as a drop by the sink.
+                        Err(_) => {}
+                    }
                 }
-                // A full queue (`Full`) was counted as a drop by the sink.
+                if flush_every.is_some_and(|n| (i as u64 + 1) % n == 0) {
+                    // A plain thread: blocking on the flush is what an application does.
+                    let flushed = runtime.block_on(async {
+                        sink.flush().await.map_err(|e| error_chain(&e))?;
+                        match (&spool, deliver) {
+                            (Some(spool), true) => {
+                                spool.delivered(Duration::from_secs(30)).await.map_err(|e| error_chain(&e))
+                            }
+                            _ => Ok(()),
+                        }
+                    });
+                    match flushed {
+                        Ok(()) => {
+                            flushes += 1;
+                            let mode = if deliver { "delivered" } else { "persisted" };
+                            println!(r#"{{"flush": {flushes}, "flushed_through": {accepted}, "mode": "{mode}"}}"#);
+                        }
+                        Err(e) => eprintln!("loadgen: flush after {accepted} points failed: {e}"),
+                    }
+                }
             }
         }));
     }
@@ -368,7 +451,11 @@ where
         }
     })
     .await?;
-    let flushed = sink.flush().await;
+    let mut flushed = sink.flush().await.map_err(|e| error_chain(&e));
+    if let (Some(spool), Ok(())) = (&spool, &flushed) {
+        // With a spool the flush is Persisted: wait for Delivered too.
+        flushed = spool.delivered(options.deadline).await.map_err(|e| error_chain(&e));
+    }
     let seconds = started.elapsed().as_secs_f64();
     progress.abort();
     let sink_stats = sink.stats();
@@ -379,7 +466,8 @@ where
     if let Err(e) = handle.shutdown_timeout(Duration::from_secs(10)).await {
         eprintln!("loadgen: shutdown: {}", error_chain(&e));
     }
-    Ok(Report { sink: sink_stats, export: export_stats, seconds, flush_error: flushed.err().map(|e| error_chain(&e)) })
+    let spool = spool.map(|s| s.stats());
+    Ok(Report { sink: sink_stats, export: export_stats, spool, seconds, flush_error: flushed.err() })
 }
 
 fn print_progress(started: Instant, sink: &SinkStats, export: &DeliveryStats, rate: f64) {
@@ -451,21 +539,31 @@ async fn run(options: Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
     );
 
     let workload = Workload::new(options.series);
+    let spool = options.spool.as_ref().map(SpoolConfig::new);
     let report = match options.signal {
         Signal::Metrics => {
-            let drain = MetricsDrain::connect(&config).await?;
-            let stats = drain.stats();
-            drive(&options, drain, stats, || workload.metrics()).await?
+            let drain = match &spool {
+                Some(spool) => MetricsDrain::connect_spooled_with_close_budget(&config, spool, CLOSE_BUDGET).await?,
+                None => MetricsDrain::connect(&config).await?,
+            };
+            let (stats, spool) = (drain.stats(), drain.spool());
+            drive(&options, drain, stats, spool, || workload.metrics()).await?
         }
         Signal::Traces => {
-            let drain = TracesDrain::connect(&config).await?;
-            let stats = drain.stats();
-            drive(&options, drain, stats, || workload.traces()).await?
+            let drain = match &spool {
+                Some(spool) => TracesDrain::connect_spooled_with_close_budget(&config, spool, CLOSE_BUDGET).await?,
+                None => TracesDrain::connect(&config).await?,
+            };
+            let (stats, spool) = (drain.stats(), drain.spool());
+            drive(&options, drain, stats, spool, || workload.traces()).await?
         }
         Signal::Logs => {
-            let drain = LogsDrain::connect(&config).await?;
-            let stats = drain.stats();
-            drive(&options, drain, stats, || workload.logs()).await?
+            let drain = match &spool {
+                Some(spool) => LogsDrain::connect_spooled_with_close_budget(&config, spool, CLOSE_BUDGET).await?,
+                None => LogsDrain::connect(&config).await?,
+            };
+            let (stats, spool) = (drain.stats(), drain.spool());
+            drive(&options, drain, stats, spool, || workload.logs()).await?
         }
         other => return Err(format!("unsupported signal {other:?}").into()),
     };
@@ -475,7 +573,8 @@ async fn run(options: Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let line = format!(
         concat!(
             r#"{{"signal":"{}","protocol":"{}","pushed":{},"acked":{},"dropped":{},"rejected":{},"failed":{},"#,
-            r#""seconds":{:.3},"points_per_sec":{:.0},"requests":{},"receiver_received":{}}}"#
+            r#""seconds":{:.3},"points_per_sec":{:.0},"requests":{},"receiver_received":{},"#,
+            r#""replayed":{},"resent":{},"spooled":{},"spool_dropped":{}}}"#
         ),
         signal_name(options.signal),
         config.protocol().as_str(),
@@ -488,6 +587,10 @@ async fn run(options: Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
         report.export.acked as f64 / report.seconds,
         report.export.requests,
         received.map_or_else(|| "null".to_owned(), |n| n.to_string()),
+        spool_field(&report.spool, |s| s.replayed),
+        spool_field(&report.spool, |s| s.resent),
+        spool_field(&report.spool, |s| s.spooled),
+        spool_field(&report.spool, SpoolStats::dropped),
     );
     println!("{line}");
     if let Some(receiver) = receiver {
@@ -500,6 +603,11 @@ async fn run(options: Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// A spool counter for the JSON line: `null` without a spool.
+fn spool_field(spool: &Option<SpoolStats>, field: impl Fn(&SpoolStats) -> u64) -> String {
+    spool.as_ref().map_or_else(|| "null".to_owned(), |s| field(s).to_string())
 }
 
 fn signal_name(signal: Signal) -> &'static str {

@@ -1,0 +1,217 @@
+//! The spool across process crashes, with the load generator
+//! (`examples/loadgen.rs`) as the application: a child pushes with
+//! `--flush-every` while the collector is down and is SIGKILLed at a random
+//! moment; then `loadgen --replay-only` on the same directory delivers to
+//! the in-process receiver. Every point accepted before the last completed
+//! `Persisted` flush must arrive. Each point carries its index as its value,
+//! so that loss and duplicates are told apart; duplicates are counted and
+//! bounded (at least once: what the killed child had sent unacknowledged is
+//! sent again).
+//!
+//! Also: the flush lines and `--replay-only` of loadgen, without a kill.
+
+#![cfg(all(feature = "receiver", unix))]
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+use otlp_sink::receiver::Receiver;
+use otlp_sink::Signal;
+use prost::Message as _;
+use rand::{Rng as _, SeedableRng as _};
+use serde_json::Value as Json;
+
+/// `target/<profile>/examples/loadgen`, built by cargo before the tests.
+fn loadgen() -> PathBuf {
+    let me = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = me.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let binary = profile_dir.join("examples").join(format!("loadgen{}", std::env::consts::EXE_SUFFIX));
+    assert!(binary.exists(), "{}: build it with `cargo build --examples`", binary.display());
+    binary
+}
+
+/// A port nothing listens on: the collector is down.
+fn dead_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+fn command(args: &[&str]) -> Command {
+    command_with_timeout(args, "200")
+}
+
+fn command_with_timeout(args: &[&str], attempt_ms: &str) -> Command {
+    let mut cmd = Command::new(loadgen());
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OTEL_") || name.starts_with("OTLP_SINK_") {
+            cmd.env_remove(name);
+        }
+    }
+    // Short attempts for the children against a dead collector, so that
+    // their requests retry while they run.
+    cmd.env("OTEL_EXPORTER_OTLP_TIMEOUT", attempt_ms);
+    cmd
+}
+
+/// `flushed_through` of each flush line, in order.
+fn flush_lines(stdout: &str) -> Vec<u64> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .filter(|j| j.get("flush").is_some())
+        .map(|j| {
+            assert_eq!(j["mode"], "persisted", "{j}");
+            j["flushed_through"].as_u64().expect("a count")
+        })
+        .collect()
+}
+
+fn summary(stdout: &str) -> Json {
+    let line = stdout.lines().rfind(|l| l.contains("\"signal\"")).unwrap_or_else(|| panic!("no summary: {stdout}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// How many times each point index arrived.
+fn arrivals(receiver: &Receiver) -> HashMap<i64, u32> {
+    let mut seen = HashMap::new();
+    for body in receiver.recorded(Signal::Metrics) {
+        let request = ExportMetricsServiceRequest::decode(body.as_slice()).expect("a metrics request");
+        for rm in request.resource_metrics {
+            for sm in rm.scope_metrics {
+                for m in sm.metrics {
+                    let Some(Data::Sum(sum)) = m.data else { panic!("loadgen sends sums") };
+                    for p in sum.data_points {
+                        let Some(Value::AsInt(k)) = p.value else { panic!("loadgen's values are ints") };
+                        *seen.entry(k).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// Runs `loadgen --replay-only` on `dir` against `receiver`; its summary.
+fn replay(dir: &Path, receiver: &Receiver) -> Json {
+    // The default per-attempt timeout: an answer slower than a short one
+    // would be a retry, and the request would arrive twice.
+    let args = ["--endpoint", &receiver.endpoint(), "--spool", dir.to_str().unwrap(), "--replay-only"];
+    let out = command_with_timeout(&args, "10000").output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "replay failed: {stdout}");
+    summary(&stdout)
+}
+
+#[test]
+fn loadgen_prints_a_line_per_persisted_flush_and_replay_only_delivers_what_it_left() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(Receiver::builder().with_recording().start()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let down = dead_endpoint();
+    let args = ["--endpoint", &down, "--spool", spool, "--points", "3000", "--series", "3000"];
+    let out = command(&[&args[..], &["--flush-every", "1000", "--deadline", "1"]].concat()).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(flush_lines(&stdout), [1000, 2000, 3000], "{stdout}");
+    let first = summary(&stdout);
+    assert_eq!((first["acked"].as_u64(), first["spooled"].as_u64()), (Some(0), Some(3000)), "{first}");
+    assert!(!out.status.success(), "the final Delivered wait timed out: exit 1");
+
+    let second = replay(dir.path(), &receiver);
+    assert_eq!(second["pushed"], 0, "{second}");
+    assert_eq!((second["replayed"].as_u64(), second["acked"].as_u64()), (Some(3000), Some(3000)), "{second}");
+    assert_eq!(second["spooled"], 0, "{second}");
+    let seen = arrivals(&receiver);
+    assert_eq!(seen.len(), 3000);
+    assert!(seen.values().all(|n| *n == 1), "each point once");
+}
+
+/// 20 children, each killed at a different moment while the collector is
+/// down; after each, a replay delivers everything the last completed flush
+/// covered.
+#[test]
+fn after_a_sigkill_every_point_before_the_last_persisted_flush_is_delivered() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5b001);
+    let started = Instant::now();
+    let (mut total_duplicates, mut total_points) = (0u64, 0u64);
+    for round in 0..20u32 {
+        let receiver = rt.block_on(Receiver::builder().with_recording().start()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let down = dead_endpoint();
+        let mut child = command(&[
+            "--endpoint",
+            &down,
+            "--spool",
+            dir.path().to_str().unwrap(),
+            "--points",
+            "400000",
+            "--series",
+            "1000",
+            "--flush-every",
+            "2000",
+            "--queue",
+            "500000",
+        ])
+        .spawn()
+        .unwrap();
+        // Read the flush lines as they come; kill at a random moment after
+        // the first (so that every round has something to check).
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        lines.push(rx.recv_timeout(Duration::from_secs(30)).expect("a first flush line"));
+        let kill_after = Duration::from_millis(rng.random_range(0..400));
+        let deadline = Instant::now() + kill_after;
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            lines.push(line);
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        reader.join().unwrap();
+        lines.extend(rx.try_iter());
+        let flushed: u64 = *flush_lines(&lines.join("\n")).last().expect("a completed flush");
+
+        let summary = replay(dir.path(), &receiver);
+        let seen = arrivals(&receiver);
+        let missing: Vec<u64> = (0..flushed).filter(|k| !seen.contains_key(&(*k as i64))).take(5).collect();
+        assert!(missing.is_empty(), "round {round} (killed {kill_after:?} after the first flush): points before the last flush ({flushed}) missing, e.g. {missing:?}; replay {summary}");
+        assert!(seen.keys().all(|k| *k >= 0 && *k < 400_000), "round {round}: only points loadgen made");
+        let duplicates: u64 = seen.values().map(|n| u64::from(n - 1)).sum();
+        // The child delivered nothing (the collector was down), so a
+        // duplicate can only be the replay's own retry of a request whose
+        // answer came too late: each point at most twice, and rarely.
+        assert!(seen.values().all(|n| *n <= 2), "round {round}: a point arrived more than twice");
+        assert!(duplicates <= seen.len() as u64 / 10, "round {round}: {duplicates} duplicates of {}", seen.len());
+        let delivered = summary["acked"].as_u64().unwrap();
+        assert_eq!(
+            summary["replayed"].as_u64(),
+            Some(delivered),
+            "round {round}: everything replayed is acked: {summary}"
+        );
+        assert_eq!(delivered, seen.len() as u64, "round {round}: the collector has each acked point: {summary}");
+        total_duplicates += duplicates;
+        total_points += seen.len() as u64;
+        rt.block_on(receiver.shutdown());
+    }
+    eprintln!(
+        "20 kills in {:.1?}: {total_points} points delivered by the replays, {total_duplicates} duplicates",
+        started.elapsed()
+    );
+}
