@@ -10,6 +10,9 @@
 //!                                                       |        = encode (otlp) -> deliver: window + retry + accounting
 //!                                                       |                                  -> transport (gRPC | HTTP)
 //!    force_flush -------barrier, FIFO with the data-----+--> SinkDrain::flush_durable (all acks in)
+//!
+//! with a spool (opt-in):    SinkDrain::write_batch = encode -> append (spool) ; flush_durable = fsync (Persisted)
+//!                           sender task: spool -> deliver -> settle -> cursor (Delivered)
 //! ```
 //!
 //! ## Quick start
@@ -59,8 +62,8 @@
 //! | [`sink`] | [`BackgroundSink`], the generic core: a bounded queue, one batching actor, the [`SinkDrain`] trait, [`SinkHandle`] for shutdown, and their errors and counters |
 //! | [`otlp`] | telemetry points ([`MetricPoint`](otlp::MetricPoint), [`SpanRecord`](otlp::SpanRecord), [`LogRecord`](otlp::LogRecord)) for users who feed a sink themselves |
 //! | the root | [`MetricsDrain`], [`TracesDrain`] and [`LogsDrain`]: the OTLP drains for those points |
-//! | [`deliver`] | what the drains report: [`DeliveryStats`](deliver::DeliveryStats), [`ExportError`](deliver::ExportError) with a transport-neutral [`ExportStatus`](deliver::ExportStatus), [`Outage`](deliver::Outage) |
-//! | [`config`] | [`ExporterConfig`]: endpoint, [`Protocol`], headers, TLS, compression, size cap, in-flight window, [`RetryPolicy`](config::RetryPolicy), and how each is read from the environment |
+//! | [`deliver`] | what the drains report: [`DeliveryStats`](deliver::DeliveryStats), [`ExportError`](deliver::ExportError) with a transport-neutral [`ExportStatus`](deliver::ExportStatus), [`Outage`](deliver::Outage); with a spool, [`SpoolHandle`](deliver::SpoolHandle) (the `Delivered` wait) and [`SpoolStats`](deliver::SpoolStats) |
+//! | [`config`] | [`ExporterConfig`]: endpoint, [`Protocol`], headers, TLS, compression, size cap, in-flight window, [`RetryPolicy`](config::RetryPolicy), the spool's [`SpoolConfig`](config::SpoolConfig) and [`FlushLevel`](config::FlushLevel), and how each is read from the environment |
 //! | [`tls`] | errors of the TLS setup, naming what to configure |
 //! | `receiver` | an in-process OTLP receiver (gRPC and HTTP) for examples and tests (feature `receiver`, opt-in) |
 //!
@@ -102,8 +105,10 @@
 //! - `src/http/`: the OTLP/HTTP transport over hyper-util's pooled HTTP/1.1
 //!   client, and the classification of its answers (status, `Retry-After`,
 //!   the body's `google.rpc.Status`) per the OTLP specification.
-//! - `src/drains.rs`: the public per-signal drains, over the transport the
-//!   configuration names.
+//! - `src/drains/`: the public per-signal drains, over the transport the
+//!   configuration names (`mod.rs`), directly or under the durable spool
+//!   (`spooled.rs`: appends and fsyncs on the blocking pool, a sender task
+//!   that delivers the records in order through the delivery engine).
 //! - `src/tls.rs`: the rustls client configuration and connector, for every
 //!   transport.
 //! - `src/sdk/`: the adapters to `opentelemetry_sdk`, the export runtime
@@ -113,11 +118,12 @@
 //! - `src/receiver/`: the in-process receiver, OTLP/gRPC and OTLP/HTTP.
 //! - `src/spool/`: the durable spool's storage layer (segments of CRC32C
 //!   framed records, the cursor, recovery, bounds); synchronous file I/O
-//!   for a blocking thread. Crate-private until its drain is wired.
+//!   for the blocking pool. Crate-private: its drain is `src/drains/spooled.rs`.
 //!
 //! The layers import one way: `config`, `sink`, `otlp` and `spool` import
 //! no other layer; `tls` imports `config`; `deliver` those four; `grpc` and
-//! `http` those and `deliver`, not each other; `drains` the two transports;
+//! `http` those and `deliver`, not each other; `drains` the two transports
+//! and `spool`;
 //! `sdk` sits on top. `tests/layers.rs` checks that table, and that no two
 //! sibling modules import each other at any depth.
 

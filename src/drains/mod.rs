@@ -182,7 +182,7 @@ macro_rules! signal_drain {
 
             /// Prepares the drain for `config` behind a durable spool in
             /// `spool`'s directory (see [`MetricsDrain`]'s docs, "With a
-            /// spool"): each batch's requests are appended there, a sink
+            /// spool", for an example): each batch's requests are appended there, a sink
             /// flush is the `Persisted` level (everything before it
             /// fsynced), and a sender task delivers the records in order,
             /// first what an earlier process left. Read the counters and wait
@@ -304,6 +304,51 @@ signal_drain!(
     ///     handle.shutdown().await?;
     /// }
     /// # assert_eq!(receiver.counts().metrics.acked, 6);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # With a spool
+    ///
+    /// [`connect_spooled`](Self::connect_spooled) puts a durable spool on
+    /// disk between the sink and the network: each batch's requests are
+    /// appended to segment files there (on tokio's blocking pool), a sink
+    /// flush returns once they are fsynced (the `Persisted` level), and a
+    /// sender task delivers the records in order, through the same window,
+    /// retries and counters, first what an earlier process left. A record
+    /// whose retries outlast the retry budget stays on disk and is sent
+    /// again later; only an acknowledgement, a rejection or a permanent
+    /// failure settles it. [`spool`](Self::spool) hands out the
+    /// [`SpoolHandle`](crate::deliver::SpoolHandle): the `Delivered` wait and
+    /// the spool's counters.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// use otlp_sink::config::SpoolConfig;
+    /// use otlp_sink::otlp::{MetricDescriptor, MetricKind, MetricPoint, MetricValue, Resource, Scope};
+    /// use otlp_sink::{BackgroundSink, ExporterConfig, MetricsDrain, SinkConfig};
+    /// use tokio_util::sync::CancellationToken;
+    /// # use otlp_sink::receiver::Receiver;
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let receiver = Receiver::start().await?;
+    /// # let scratch = tempfile::tempdir()?;
+    /// # let dir = scratch.path().join("metrics");
+    /// let config = ExporterConfig::builder().with_endpoint(receiver.endpoint()).build_without_env()?;
+    /// let drain = MetricsDrain::connect_spooled(&config, &SpoolConfig::new(&dir)).await?;
+    /// let (export, spool) = (drain.stats(), drain.spool().expect("spooled"));
+    /// let (sink, handle) = BackgroundSink::spawn(drain, SinkConfig::default(), CancellationToken::new())?;
+    ///
+    /// let gauge = Arc::new(MetricDescriptor::new("queue.depth", MetricKind::Gauge));
+    /// let (resource, scope) = (Arc::new(Resource::new([])), Arc::new(Scope::new("app")));
+    /// sink.try_push(MetricPoint::new(resource, scope, gauge, MetricValue::Int(7)))?;
+    /// sink.flush().await?;                              // Persisted: fsynced in `dir`
+    /// spool.delivered(Duration::from_secs(10)).await?;  // Delivered: acknowledged
+    /// assert_eq!(export.snapshot().acked, 1);
+    /// assert_eq!(spool.stats().spooled, 0);
+    /// handle.shutdown().await?;
     /// # Ok(())
     /// # }
     /// ```
