@@ -404,7 +404,7 @@ where
                         Err(_) => {}
                     }
                 }
-                if flush_every.is_some_and(|n| (i as u64 + 1) % n == 0) {
+                if flush_every.is_some_and(|n| (i as u64 + 1).is_multiple_of(n)) {
                     // A plain thread: blocking on the flush is what an application does.
                     let flushed = runtime.block_on(async {
                         sink.flush().await.map_err(|e| error_chain(&e))?;

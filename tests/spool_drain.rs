@@ -258,3 +258,43 @@ async fn damage_between_two_processes_costs_only_the_damaged_records() {
     assert_accounts(&p);
     p.handle.shutdown().await.unwrap();
 }
+
+/// A spool bounded to 64 KiB through an outage: the oldest segments are
+/// evicted, counted (also records in flight when their segment went), the
+/// Delivered wait reports the loss, and the account stays exact.
+#[tokio::test]
+async fn a_full_spool_evicts_the_oldest_and_counts_every_item() {
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default(Signal::Metrics, Reply::status(GrpcCode::Unavailable));
+    let dir = tempfile::tempdir().unwrap();
+    let config = ExporterConfig::builder()
+        .with_endpoint(receiver.endpoint())
+        .with_retry_policy(short_budget())
+        .build_without_env()
+        .unwrap();
+    let spool = SpoolConfig::new(dir.path()).with_max_bytes(64 << 10);
+    let drain = MetricsDrain::connect_spooled(&config, &spool).await.unwrap();
+    let (export, handle_spool) = (drain.stats(), drain.spool().unwrap());
+    let (sink, handle) = BackgroundSink::spawn(drain, SinkConfig::default(), CancellationToken::new()).unwrap();
+    let p = Pipeline { sink, handle, export, spool: handle_spool };
+    for k in 0..60 {
+        push(&p.sink, batch(&format!("b{k}"), 50));
+        p.sink.flush().await.expect("persisted: eviction makes room");
+    }
+    let stats = p.spool.stats();
+    assert!(stats.evicted > 0, "{stats:?}");
+    assert!(stats.bytes_on_disk <= 64 << 10, "{stats:?}");
+    assert_accounts(&p);
+
+    receiver.set_default(Signal::Metrics, Reply::Ok);
+    match p.spool.delivered(Duration::from_secs(40)).await {
+        Err(NotDelivered::Failed(e)) => assert_eq!(e.kind(), DrainErrorKind::Storage, "{e}"),
+        other => panic!("expected the evictions to be reported, got {other:?}"),
+    }
+    let (spool, export) = (p.spool.stats(), p.export.snapshot());
+    assert_eq!(spool.spooled, 0);
+    assert_eq!(export.acked + spool.evicted, 3000, "every item acked or evicted: {spool:?} {export:?}");
+    assert_eq!(receiver.counts().metrics.acked, export.acked);
+    assert_accounts(&p);
+    p.handle.shutdown().await.unwrap();
+}

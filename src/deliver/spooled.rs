@@ -103,6 +103,11 @@ pub(crate) struct SpoolShared {
     /// Items in flight whose segment the full spool evicted and whose
     /// request then did not come through (kept, or abandoned at a stop).
     pub(crate) evicted_in_flight_lost: AtomicU64,
+    /// Items in flight whose segment the full spool evicted and whose
+    /// outcome is known since (acked, rejected, failed: the engine counted
+    /// them; or lost, in `evicted_in_flight_lost`). Until then they count
+    /// as spooled.
+    pub(crate) evicted_in_flight_resolved: AtomicU64,
     /// `(waiting, persisted)` items at or below a sequence number: a
     /// blocking call (it takes the spool's lock).
     pub(crate) pending: Box<PendingQuery>,

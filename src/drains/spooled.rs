@@ -90,10 +90,13 @@ async fn blocking<R: Send + 'static>(
 fn publish(spool: &Spool, shared: &SpoolShared) {
     let st = spool.stats();
     let lost_in_flight = shared.evicted_in_flight_lost.load(Ordering::Relaxed);
+    let resolved = shared.evicted_in_flight_resolved.load(Ordering::Relaxed);
     let mut before = SpoolStats::default();
     shared.update(|s| {
         before = *s;
-        s.spooled = st.pending.items;
+        // Records in flight when their segment was evicted are the
+        // sender's until their outcome is known: still spooled.
+        s.spooled = st.pending.items + st.evicted_in_flight.items.saturating_sub(resolved);
         s.dropped_full = st.refused.items;
         s.evicted = st.evicted.items + lost_in_flight;
         s.expired = st.expired.items;
@@ -226,6 +229,7 @@ impl<S: Service> SpooledDrain<S> {
             durable_through: AtomicU64::new(0),
             failures: Mutex::default(),
             evicted_in_flight_lost: AtomicU64::new(0),
+            evicted_in_flight_resolved: AtomicU64::new(0),
             pending: Box::new(pending),
         });
         for e in &recovered.unknown_segments {
@@ -458,42 +462,70 @@ impl<S: Service> Sender<S> {
     /// out of retry budget.
     async fn settle(&mut self, outcomes: Vec<(u64, Outcome)>) {
         let mut done = Vec::new();
+        let mut kept = Vec::new();
         for (seq, outcome) in outcomes {
             let Some(record) = self.in_flight.remove(&seq) else { continue };
             match outcome {
                 Outcome::Acked => {
                     self.backoff = FIRST_BACKOFF;
-                    done.push(seq);
+                    done.push((seq, record.items));
                 }
                 Outcome::Rejected { error, .. } | Outcome::Failed(error) => {
                     self.shared.record_failure(error);
-                    done.push(seq);
+                    done.push((seq, record.items));
                 }
-                Outcome::Kept(_) => {
-                    self.retry.insert(seq, record);
-                    if self.retry_at.is_none() {
-                        self.retry_at = Some(Instant::now() + self.backoff);
-                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                    }
-                }
+                Outcome::Kept(_) => kept.push(record),
                 // The engine is gone: the record stays on disk.
                 Outcome::Uncounted => {}
             }
         }
-        if done.is_empty() {
+        if done.is_empty() && kept.is_empty() {
             return;
         }
+        let shared = Arc::clone(&self.shared);
+        let seqs: Vec<u64> = kept.iter().map(|r| r.seq).collect();
         let settled = blocking(&self.slot, &self.shared, move |spool| {
-            for seq in done {
-                if let Err(e) = spool.settle(seq) {
-                    tracing::warn!(error = %e, "spool: cursor not written; settled records may be sent again");
+            for (seq, items) in done {
+                match spool.settle(seq) {
+                    Ok(true) => {}
+                    // Evicted while in flight: its outcome, counted by the
+                    // engine, resolves it.
+                    Ok(false) => {
+                        shared.evicted_in_flight_resolved.fetch_add(u64::from(items), Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "spool: cursor not written; settled records may be sent again")
+                    }
                 }
             }
+            seqs.iter().map(|&seq| spool.is_pending(seq)).collect::<Vec<bool>>()
         })
         .await;
-        if settled.is_none() {
+        let Some(pending) = settled else {
             self.stop.cancel();
+            return;
+        };
+        for (record, pending) in kept.into_iter().zip(pending) {
+            if !pending {
+                // Evicted while in flight, and not delivered: lost.
+                self.lose_evicted(u64::from(record.items));
+                continue;
+            }
+            self.retry.insert(record.seq, record);
+            if self.retry_at.is_none() {
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
         }
+        // The counters above changed after the blocking call published:
+        // publish again.
+        blocking(&self.slot, &self.shared, |_| ()).await;
+    }
+
+    /// Counts `items` of records evicted in flight, not delivered.
+    fn lose_evicted(&self, items: u64) {
+        self.shared.evicted_in_flight_lost.fetch_add(items, Ordering::Relaxed);
+        self.shared.evicted_in_flight_resolved.fetch_add(items, Ordering::Relaxed);
     }
 
     /// Sends what may go now; whether anything went.
@@ -522,7 +554,7 @@ impl<S: Service> Sender<S> {
             for (record, pending) in again.into_iter().zip(pending) {
                 if !pending {
                     // Evicted from the full spool while it waited.
-                    self.shared.evicted_in_flight_lost.fetch_add(u64::from(record.items), Ordering::Relaxed);
+                    self.lose_evicted(u64::from(record.items));
                     continue;
                 }
                 self.shared.update(|s| s.redelivered += u64::from(record.items));
