@@ -92,6 +92,10 @@ pub(crate) struct SpoolShared {
     /// Every record at or below this sequence number is settled
     /// (acknowledged, rejected, failed for good, or dropped).
     pub(crate) settled: watch::Sender<u64>,
+    /// Items in flight whose segment the full spool evicted, their outcome
+    /// not known yet: the cursor has passed them, so a `Delivered` wait
+    /// waits for this to be zero too.
+    pub(crate) unresolved: watch::Sender<u64>,
     /// The last record appended before the latest completed `Persisted`
     /// flush.
     pub(crate) flushed_through: AtomicU64,
@@ -188,8 +192,12 @@ impl SpoolHandle {
     ///
     /// As [`delivered`](Self::delivered).
     pub async fn wait_delivered(&self, through: u64, timeout: Duration) -> Result<(), NotDelivered> {
-        let mut rx = self.0.settled.subscribe();
-        let timed_out = tokio::time::timeout(timeout, rx.wait_for(|settled| *settled >= through)).await.is_err();
+        let (mut settled, mut unresolved) = (self.0.settled.subscribe(), self.0.unresolved.subscribe());
+        let wait = async {
+            let _ = settled.wait_for(|settled| *settled >= through).await;
+            let _ = unresolved.wait_for(|items| *items == 0).await;
+        };
+        let timed_out = tokio::time::timeout(timeout, wait).await.is_err();
         if timed_out {
             let shared = Arc::clone(&self.0);
             let (waiting, persisted) =

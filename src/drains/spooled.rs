@@ -115,6 +115,12 @@ fn publish(spool: &Spool, shared: &SpoolShared) {
         }
     }
     shared.durable_through.store(spool.durable_through(), Ordering::Release);
+    let unresolved = st.evicted_in_flight.items.saturating_sub(resolved);
+    shared.unresolved.send_if_modified(|u| {
+        let moved = *u != unresolved;
+        *u = unresolved;
+        moved
+    });
     shared.settled.send_if_modified(|c| {
         let moved = *c != st.cursor;
         *c = st.cursor;
@@ -216,6 +222,7 @@ impl<S: Service> SpooledDrain<S> {
         let lost = recovered.torn.items + recovered.corrupt.items + recovered.too_old.items;
         let unknown = recovered.torn.items_unknown + recovered.corrupt.items_unknown + recovered.missing;
         let (settled, _) = watch::channel(0);
+        let (unresolved, _) = watch::channel(0);
         let shared = Arc::new(SpoolShared {
             dir: spool.dir().to_owned(),
             stats: Mutex::new(SpoolStats {
@@ -225,6 +232,7 @@ impl<S: Service> SpooledDrain<S> {
                 ..SpoolStats::default()
             }),
             settled,
+            unresolved,
             flushed_through: AtomicU64::new(0),
             durable_through: AtomicU64::new(0),
             failures: Mutex::default(),
@@ -534,11 +542,16 @@ impl<S: Service> Sender<S> {
         if room == 0 {
             return false;
         }
-        if !self.retry.is_empty() {
-            if self.retry_at.is_some_and(|at| at > Instant::now()) {
+        // A backoff (after an outage, or a read error) holds everything
+        // back until it ends; then it is cleared, so that it never fires
+        // again from the past.
+        if let Some(at) = self.retry_at {
+            if at > Instant::now() {
                 return false;
             }
             self.retry_at = None;
+        }
+        if !self.retry.is_empty() {
             let mut again = Vec::new();
             while again.len() < room {
                 let Some((_, record)) = self.retry.pop_first() else { break };
