@@ -298,3 +298,21 @@ async fn a_full_spool_evicts_the_oldest_and_counts_every_item() {
     assert_accounts(&p);
     p.handle.shutdown().await.unwrap();
 }
+
+/// The age bound: what a previous process left, older than the bound at
+/// the next start, is dropped there and counted, never sent.
+#[tokio::test]
+async fn records_older_than_the_age_bound_are_dropped_at_replay_and_counted() {
+    let receiver = Receiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The close budget alone (100 ms) ages them past the 1 ms bound.
+    leave_ten_records(&receiver, dir.path()).await;
+    let config = ExporterConfig::builder().with_endpoint(receiver.endpoint()).build_without_env().unwrap();
+    let spool = SpoolConfig::new(dir.path()).with_max_record_age(Some(Duration::from_millis(1)));
+    let drain = MetricsDrain::connect_spooled(&config, &spool).await.unwrap();
+    let handle = drain.spool().unwrap();
+    let stats = handle.stats();
+    assert_eq!((stats.replayed, stats.lost_at_open, stats.spooled), (0, 500, 0), "{stats:?}");
+    handle.delivered(Duration::from_secs(5)).await.expect("nothing to deliver");
+    assert_eq!(receiver.counts().metrics.acked, 0, "never sent");
+}
