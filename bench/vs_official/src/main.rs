@@ -18,7 +18,8 @@
 //! 5. the floor: the same points built and encoded with bare prost (in 1's rounds);
 //! 6. peak RSS with the collector down and producers pushing (a child process).
 //!
-//! Run: `cargo run --release -p vs-official` (`-- --rounds N --quick` for a smoke run).
+//! Run: `cargo run --release -p vs-official` (`-- --rounds N --quick` for a smoke run,
+//! `-- --only 1,2 --out NAME` for some workloads into `bench-results/NAME.*`).
 //! It is a program of its own, the workspace member `bench/vs_official/`, so that
 //! `opentelemetry-otlp`, `plotters` and the rest of its dependencies stay out of
 //! the root crate's test builds.
@@ -100,10 +101,12 @@ struct Args {
     only: Vec<u32>,
     /// Measure nothing: redraw the chart from this results file (`--chart-from FILE`).
     chart_from: Option<PathBuf>,
+    /// The results' file stem under `bench-results/` (`--out NAME`).
+    out: Option<String>,
 }
 
 fn args() -> Args {
-    let mut out = Args { rounds: 5, quick: false, rss_child: None, only: Vec::new(), chart_from: None };
+    let mut out = Args { rounds: 5, quick: false, rss_child: None, only: Vec::new(), chart_from: None, out: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -114,6 +117,7 @@ fn args() -> Args {
             }
             "--rss-child" => out.rss_child = it.next().and_then(|n| n.parse().ok()),
             "--chart-from" => out.chart_from = Some(PathBuf::from(it.next().expect("--chart-from FILE"))),
+            "--out" => out.out = Some(it.next().filter(|n| !n.is_empty() && !n.contains('/')).expect("--out NAME")),
             // Anything else is ignored (`cargo bench` used to pass --bench).
             _ => {}
         }
@@ -942,7 +946,11 @@ fn main() {
         "workload6": w6,
     });
     // A smoke run (`--quick`) or a partial one (`--only`) keeps the full run's files.
-    let stem = if args.quick || !args.only.is_empty() { "vs_official-partial" } else { "vs_official" };
+    let stem = match &args.out {
+        Some(name) => name.as_str(),
+        None if args.quick || !args.only.is_empty() => "vs_official-partial",
+        None => "vs_official",
+    };
     std::fs::write(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&json).unwrap()).expect("json");
     if let Err(e) = chart(&figs, &dir.join(format!("{stem}.svg"))) {
         progress(format!("chart not written: {e}"));
