@@ -15,20 +15,34 @@
 //! `index + 1` in the same lap, or index 0 of the next lap: no division on
 //! any path. Encoded positions only grow, so they compare like the count
 //! of messages they stand for ([`Ring::count`] turns one into that count).
-//! A slot's stamp says what the slot holds, for the encoded position `e`:
-//! - `e`: free for `e`;
-//! - `e + 1`: holds the message of `e` (still below the next lap, since
-//!   `index + 1 < one_lap`);
-//! - `e + one_lap`: read, so free for the same slot one lap later.
+//! A slot's stamp says what the slot holds, for the encoded position `e`
+//! whose lap part (`e` less its index) is `lap`:
+//! - `lap`: free for `e`;
+//! - `lap + 1`: holds the message of `e`;
+//! - `lap + one_lap`: read, so free for the same slot one lap later.
 //!
-//! A slot's first stamp is its index: free in lap 0. Encoded positions stay
-//! below the [`CLOSED`] bit for at least 2^62 messages (capacity is at most
-//! 2^40), far more than a process pushes.
+//! A stamp is stored relative to its slot's index (as `e - index`, not `e`),
+//! so that a slot of zero bytes is a valid one: free in lap 0. Encoded
+//! positions stay below the [`CLOSED`] bit for at least 2^62 messages
+//! (capacity is at most 2^40), far more than a process pushes.
 //!
-//! Every slot is written when the ring is made, so all its memory is
-//! resident from the start: a push never takes the page fault of a first
-//! touch (with lazily committed slots, a large queue's first lap cost
-//! producers more than a microsecond a push in `benches/span_processor.rs`).
+//! # Memory
+//!
+//! Because all-zero slots are valid, the slots come from a zeroed
+//! allocation ([`QueueMemory::Lazy`], the default): for a queue of more than
+//! a few pages the allocator maps fresh pages, which the kernel commits only
+//! when a push first writes them. A sink at rest holds almost none of its
+//! queue (`vs_official`'s "RSS at rest"); the price is a first-touch page
+//! fault, about one every `4096 / size_of::<Slot<T>>()` pushes of the
+//! queue's first lap (one per 11 spans), measured in `benches/try_push.rs`
+//! (`first_lap`). After one lap every page is resident and stays so.
+//!
+//! [`QueueMemory::Resident`] writes every page of the ring when it is made
+//! instead, so no push ever takes that fault, and the whole queue is
+//! resident from the start: `capacity * size_of::<Slot<T>>()` bytes.
+//!
+//! [`QueueMemory::Lazy`]: crate::sink::QueueMemory::Lazy
+//! [`QueueMemory::Resident`]: crate::sink::QueueMemory::Resident
 //!
 //! The top bit of `tail` closes the ring: once it is set, no position can be
 //! claimed, and the consumer takes what was claimed before.
@@ -41,6 +55,7 @@ use std::sync::Arc;
 
 // loom's under `--cfg otlp_sink_loom` (see `loom.rs`).
 use super::loom::{spin_loop, yield_now, AtomicU64, UnsafeCell};
+use super::QueueMemory;
 
 /// Set in `tail` when the ring is closed.
 const CLOSED: u64 = 1 << 63;
@@ -51,7 +66,11 @@ const CLOSED: u64 = 1 << 63;
 #[derive(Default)]
 struct Padded(AtomicU64);
 
+/// One message's place in the ring. All zero bytes make a valid slot, free
+/// in lap 0 (outside loom, whose atomics are more than their value): the
+/// lazy allocation relies on it.
 struct Slot<T> {
+    /// What the slot holds, relative to its index (see the module docs).
     stamp: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -119,6 +138,8 @@ pub(crate) struct Claim<'a, T> {
     slot: &'a Slot<T>,
     /// The encoded position.
     position: u64,
+    /// Its lap part: `position` less the slot's index.
+    lap: u64,
 }
 
 impl<T> Claim<'_, T> {
@@ -130,7 +151,7 @@ impl<T> Claim<'_, T> {
         // stamp the claim acquired says the consumer is done with the
         // slot's previous message.
         self.slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
-        self.slot.stamp.store(self.position + 1, Ordering::Release);
+        self.slot.stamp.store(self.lap + 1, Ordering::Release);
         // The next push writes the next slot, which a large queue has not
         // touched for a whole lap: asking for its first cache line now
         // takes part of that miss off the next push (the README's "The
@@ -175,27 +196,29 @@ pub(crate) trait RingState: Send + Sync {
 }
 
 impl<T> Ring<T> {
-    /// A ring of `capacity` slots and the consumer that goes with it.
-    pub(crate) fn with_capacity(capacity: usize) -> Result<(Arc<Self>, Consumer<T>), TooLarge> {
+    /// A ring of `capacity` slots and the consumer that goes with it, its
+    /// memory committed as `memory` says.
+    pub(crate) fn with_capacity(capacity: usize, memory: QueueMemory) -> Result<(Arc<Self>, Consumer<T>), TooLarge> {
         if capacity == 0 || capacity as u64 > 1 << 40 {
             return Err(TooLarge);
         }
         let layout = Layout::array::<Slot<T>>(capacity).map_err(|_| TooLarge)?;
         // SAFETY: the layout has a non-zero size (a slot holds at least its
-        // stamp), and every slot is initialized before the box is made: its
-        // lap-0 stamp and an uninitialized value.
+        // stamp). Zero bytes are a valid slot: a std `AtomicU64` of 0 (free
+        // in lap 0) and an uninitialized value. loom's are made below.
         let slots = unsafe {
-            let ptr = alloc::alloc(layout).cast::<Slot<T>>();
+            let ptr = alloc::alloc_zeroed(layout).cast::<Slot<T>>();
             if ptr.is_null() {
                 return Err(TooLarge);
             }
+            if memory == QueueMemory::Resident {
+                touch_every_page(ptr.cast::<u8>(), layout.size());
+            }
+            // loom's atomic and cell are more than their value: they have to
+            // be made.
+            #[cfg(otlp_sink_loom)]
             for i in 0..capacity {
-                // Only the stamp: the value may stay uninitialized, and a
-                // whole `Slot` built here would be a temporary as large as
-                // a message on the stack.
-                std::ptr::addr_of_mut!((*ptr.add(i)).stamp).write(AtomicU64::new(i as u64));
-                // loom's cell is more than its value: it has to be made.
-                #[cfg(otlp_sink_loom)]
+                std::ptr::addr_of_mut!((*ptr.add(i)).stamp).write(AtomicU64::new(0));
                 std::ptr::addr_of_mut!((*ptr.add(i)).value).write(UnsafeCell::new(MaybeUninit::uninit()));
             }
             Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, capacity))
@@ -223,6 +246,12 @@ impl<T> Ring<T> {
     #[inline]
     fn slot(&self, position: u64) -> &Slot<T> {
         &self.slots[(position & (self.one_lap - 1)) as usize]
+    }
+
+    /// The lap part of an encoded position: the position less its index.
+    #[inline]
+    fn lap(&self, position: u64) -> u64 {
+        position & !(self.one_lap - 1)
     }
 
     /// The encoded position after `position`.
@@ -269,16 +298,17 @@ impl<T> Ring<T> {
             }
             let slot = self.slot(tail);
             let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == tail {
+            let lap = self.lap(tail);
+            if stamp == lap {
                 // SeqCst: the sink's wake-up protocol pairs this claim with
                 // the consumer's announcement that it is going to sleep
                 // (see `wake.rs`).
                 let next = self.next(tail);
                 match self.tail.0.compare_exchange_weak(tail, next, Ordering::SeqCst, Ordering::Relaxed) {
-                    Ok(_) => return Ok(Claim { ring: self, slot, position: tail }),
+                    Ok(_) => return Ok(Claim { ring: self, slot, position: tail, lap }),
                     Err(now) => tail = now,
                 }
-            } else if stamp < tail {
+            } else if stamp < lap {
                 // The slot still belongs to the position one lap back, which
                 // was claimed (it is below `tail`) and not yet taken: every
                 // slot is in use.
@@ -355,11 +385,12 @@ impl<T> Consumer<T> {
         let ring = &*self.ring;
         let head = ring.head.0.load(Ordering::Relaxed);
         let slot = ring.slot(head);
-        if slot.stamp.load(Ordering::Acquire) == head + 1 {
+        let lap = ring.lap(head);
+        if slot.stamp.load(Ordering::Acquire) == lap + 1 {
             // SAFETY: the stamp (acquired) says the producer finished writing
             // this position, and only this consumer takes positions.
             let value = slot.value.with(|cell| unsafe { (*cell).assume_init_read() });
-            slot.stamp.store(head + ring.one_lap, Ordering::Release);
+            slot.stamp.store(lap + ring.one_lap, Ordering::Release);
             ring.head.0.store(ring.next(head), Ordering::Release);
             return Pop::Item(value);
         }
@@ -402,6 +433,28 @@ impl<T> fmt::Debug for Consumer<T> {
     }
 }
 
+/// Writes one byte of every page of `len` bytes from `ptr`, so the kernel
+/// commits them all now rather than on a producer's first push. The bytes
+/// are zero already and stay so; the writes are volatile so that the
+/// compiler cannot drop them as stores of what a zeroed allocation holds.
+///
+/// # Safety
+///
+/// `ptr` is valid for writes of `len` bytes, and nothing else uses them yet.
+unsafe fn touch_every_page(ptr: *mut u8, len: usize) {
+    // The smallest page size of the platforms Rust runs on: touching more
+    // often than a page does no harm.
+    const PAGE: usize = 4096;
+    for offset in (0..len).step_by(PAGE) {
+        // SAFETY: `offset < len`, per the caller's contract.
+        unsafe { ptr.add(offset).write_volatile(0) };
+    }
+    if len > 0 {
+        // SAFETY: as above; the last page may start past the last step.
+        unsafe { ptr.add(len - 1).write_volatile(0) };
+    }
+}
+
 // Plain threads and std atomics: under `--cfg otlp_sink_loom` only loom's tests run.
 #[cfg(all(test, not(otlp_sink_loom)))]
 mod tests {
@@ -411,7 +464,7 @@ mod tests {
     use super::*;
 
     fn ring<T>(capacity: usize) -> (Arc<Ring<T>>, Consumer<T>) {
-        Ring::with_capacity(capacity).expect("allocated")
+        Ring::with_capacity(capacity, QueueMemory::Lazy).expect("allocated")
     }
 
     #[test]
@@ -496,8 +549,8 @@ mod tests {
 
     #[test]
     fn a_huge_capacity_is_refused_not_aborted_on() {
-        assert!(Ring::<[u8; 1024]>::with_capacity(usize::MAX >> 4).is_err());
-        assert!(Ring::<u8>::with_capacity(0).is_err());
+        assert!(Ring::<[u8; 1024]>::with_capacity(usize::MAX >> 4, QueueMemory::Lazy).is_err());
+        assert!(Ring::<u8>::with_capacity(0, QueueMemory::Resident).is_err());
     }
 
     #[test]
