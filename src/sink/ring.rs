@@ -506,6 +506,59 @@ mod tests {
     }
 
     #[test]
+    fn a_resident_ring_works_like_a_lazy_one() {
+        let (ring, mut consumer) = Ring::<u64>::with_capacity(3, QueueMemory::Resident).expect("allocated");
+        for lap in 0..4 {
+            for i in 0..3 {
+                assert_eq!(ring.try_push(lap * 3 + i), Ok(lap * 3 + i));
+            }
+            assert_eq!(ring.try_push(99), Err(Refused::Full(99)));
+            for i in 0..3 {
+                assert_eq!(consumer.pop(), Pop::Item(lap * 3 + i));
+            }
+            assert_eq!(consumer.pop(), Pop::Empty);
+        }
+    }
+
+    /// VmRSS of this process, in bytes.
+    #[cfg(target_os = "linux")]
+    fn rss() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("a VmRSS line");
+        kb * 1024
+    }
+
+    /// What the lazy default is for: a ring holds the memory its pushes
+    /// reached, not its capacity; a resident one holds it all from the start.
+    /// Large margins, since other tests of this process may allocate too.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lazy_ring_commits_only_the_pages_pushes_reach() {
+        const MIB: u64 = 1 << 20;
+        type Big = [u64; 63]; // a 512-byte slot with its stamp
+        let capacity = 256 * 1024; // 128 MiB of slots
+        let before = rss();
+        let (ring, mut consumer) = Ring::<Big>::with_capacity(capacity, QueueMemory::Lazy).expect("allocated");
+        for i in 0..1000u64 {
+            ring.try_push([i; 63]).unwrap();
+        }
+        let lazy = rss().saturating_sub(before);
+        assert!(lazy < 32 * MIB, "a lazy ring of 128 MiB with 1000 pushes holds {} MiB", lazy / MIB);
+        assert_eq!(consumer.pop(), Pop::Item([0; 63]));
+        drop((ring, consumer));
+
+        let before = rss();
+        let (ring, consumer) = Ring::<Big>::with_capacity(capacity, QueueMemory::Resident).expect("allocated");
+        let resident = rss().saturating_sub(before);
+        assert!(resident >= 120 * MIB, "a resident ring of 128 MiB holds only {} MiB", resident / MIB);
+        drop((ring, consumer));
+    }
+
+    #[test]
     fn a_closed_ring_refuses_and_hands_the_value_back() {
         let (ring, mut consumer) = ring::<String>(4);
         ring.try_push("kept".to_string()).unwrap();
