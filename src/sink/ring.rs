@@ -50,6 +50,7 @@
 use std::alloc::{self, Layout};
 use std::fmt;
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -82,7 +83,7 @@ struct Slot<T> {
 /// ring outlives the consumer, whose drop closes it and takes every message
 /// left (see [`Consumer`]).
 pub(crate) struct Ring<T> {
-    slots: Box<[Slot<T>]>,
+    slots: Slots<T>,
     capacity: u64,
     /// The smallest power of two above `capacity`: the encoded distance
     /// between a slot's positions in two laps.
@@ -202,27 +203,11 @@ impl<T> Ring<T> {
         if capacity == 0 || capacity as u64 > 1 << 40 {
             return Err(TooLarge);
         }
-        let layout = Layout::array::<Slot<T>>(capacity).map_err(|_| TooLarge)?;
-        // SAFETY: the layout has a non-zero size (a slot holds at least its
-        // stamp). Zero bytes are a valid slot: a std `AtomicU64` of 0 (free
-        // in lap 0) and an uninitialized value. loom's are made below.
-        let slots = unsafe {
-            let ptr = alloc::alloc_zeroed(layout).cast::<Slot<T>>();
-            if ptr.is_null() {
-                return Err(TooLarge);
-            }
-            if memory == QueueMemory::Resident {
-                touch_every_page(ptr.cast::<u8>(), layout.size());
-            }
-            // loom's atomic and cell are more than their value: they have to
-            // be made.
-            #[cfg(otlp_sink_loom)]
-            for i in 0..capacity {
-                std::ptr::addr_of_mut!((*ptr.add(i)).stamp).write(AtomicU64::new(0));
-                std::ptr::addr_of_mut!((*ptr.add(i)).value).write(UnsafeCell::new(MaybeUninit::uninit()));
-            }
-            Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, capacity))
-        };
+        let slots = Slots::zeroed(capacity)?;
+        if memory == QueueMemory::Resident {
+            // SAFETY: the slots' memory, which nothing else uses yet.
+            unsafe { touch_every_page(slots.ptr.as_ptr().cast::<u8>(), slots.bytes()) };
+        }
         let capacity = capacity as u64;
         let one_lap = (capacity + 1).next_power_of_two();
         let ring = Arc::new(Self {
@@ -430,6 +415,109 @@ impl<T> Drop for Consumer<T> {
 impl<T> fmt::Debug for Consumer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer").field("ring", &self.ring).finish()
+    }
+}
+
+/// The ring's slots: one zeroed allocation, whose pages the kernel commits
+/// when they are first written (see the module docs, "Memory").
+struct Slots<T> {
+    ptr: NonNull<Slot<T>>,
+    len: usize,
+    /// Where the memory came from, to give it back there.
+    source: Source,
+}
+
+enum Source {
+    /// `alloc_zeroed`, with this layout.
+    Heap(Layout),
+    /// An anonymous `mmap` of this many bytes.
+    #[cfg(all(unix, not(otlp_sink_loom)))]
+    Mapped(usize),
+}
+
+impl<T> Slots<T> {
+    /// From this size up, the slots are mapped straight from the kernel, not
+    /// taken from the allocator. An allocator's `alloc_zeroed` of a large
+    /// block is lazily committed only when the block is fresh from the
+    /// kernel, which is up to its policy: glibc serves a block from the heap,
+    /// and clears it there (committing every page), once a freed block of
+    /// that size has raised its mmap threshold. A fresh anonymous mapping
+    /// is always zero and always lazy.
+    #[cfg(all(unix, not(otlp_sink_loom)))]
+    const MAP_FROM: usize = 64 * 1024;
+
+    /// `len` zeroed slots: all free in lap 0 (loom's own types are made
+    /// here, loom's atomics being more than their value).
+    fn zeroed(len: usize) -> Result<Self, TooLarge> {
+        let layout = Layout::array::<Slot<T>>(len).map_err(|_| TooLarge)?;
+        #[cfg(all(unix, not(otlp_sink_loom)))]
+        if layout.size() >= Self::MAP_FROM && layout.align() <= 4096 {
+            // SAFETY: a new private anonymous mapping, touching no memory of
+            // the program's; the result is checked before use.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    layout.size(),
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(TooLarge);
+            }
+            // Page-aligned, so aligned for a slot (`align <= 4096`).
+            let ptr = NonNull::new(ptr.cast::<Slot<T>>()).ok_or(TooLarge)?;
+            return Ok(Self { ptr, len, source: Source::Mapped(layout.size()) });
+        }
+        // SAFETY: the layout has a non-zero size (a slot holds at least its
+        // stamp).
+        let ptr = NonNull::new(unsafe { alloc::alloc_zeroed(layout) }.cast::<Slot<T>>()).ok_or(TooLarge)?;
+        #[cfg(otlp_sink_loom)]
+        for i in 0..len {
+            // SAFETY: `i < len`, inside the allocation, which nothing else uses yet.
+            unsafe {
+                let slot = ptr.as_ptr().add(i);
+                std::ptr::addr_of_mut!((*slot).stamp).write(AtomicU64::new(0));
+                std::ptr::addr_of_mut!((*slot).value).write(UnsafeCell::new(MaybeUninit::uninit()));
+            }
+        }
+        Ok(Self { ptr, len, source: Source::Heap(layout) })
+    }
+
+    /// The size of the slots' memory.
+    fn bytes(&self) -> usize {
+        self.len * std::mem::size_of::<Slot<T>>()
+    }
+}
+
+impl<T> std::ops::Deref for Slots<T> {
+    type Target = [Slot<T>];
+
+    fn deref(&self) -> &[Slot<T>] {
+        // SAFETY: `len` valid slots from `ptr`: all-zero bytes are a valid
+        // slot (std's types), or each was made (loom's), in `zeroed`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for Slots<T> {
+    fn drop(&mut self) {
+        // SAFETY: the slots are valid (see `deref`) and dropped once; that
+        // drops no message (a value is a `MaybeUninit`: the consumer takes
+        // and drops every message), only loom's bookkeeping. Then the
+        // memory goes back where `zeroed` got it.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len));
+            match self.source {
+                Source::Heap(layout) => alloc::dealloc(self.ptr.as_ptr().cast::<u8>(), layout),
+                #[cfg(all(unix, not(otlp_sink_loom)))]
+                Source::Mapped(bytes) => {
+                    libc::munmap(self.ptr.as_ptr().cast::<libc::c_void>(), bytes);
+                }
+            }
+        }
     }
 }
 
