@@ -287,7 +287,8 @@ impl OtlpExporterBuilder {
     /// Default [`QueueMemory::Lazy`]: an exporter at rest holds almost none
     /// of its queues. [`QueueMemory::Resident`] commits them all at build,
     /// so that no `on_end`, `emit` or collection takes a page fault, for
-    /// about 14 MB more at the default capacities (README, "Benchmarks").
+    /// 14.5 MB more at rest at the default capacities (measured; README,
+    /// "Benchmarks").
     #[must_use]
     pub fn with_queue_memory(mut self, memory: QueueMemory) -> Self {
         for signal in SIGNALS {

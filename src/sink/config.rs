@@ -22,17 +22,24 @@ pub enum Overflow {
 /// (the default), or all of it when the sink starts.
 ///
 /// The queue is one allocation of `queue_capacity` slots, each the size of a
-/// message plus 8 bytes: 360 bytes for a span (`SpanData`), so 3.4 MiB for
-/// the default 10 000 spans. Whichever this setting says, the queue never
-/// allocates again and never takes more than that.
+/// message plus 8 bytes. For the [`OtlpExporter`]'s sinks, per 10 000 slots:
+/// 3.6 MB of spans (`SpanData`, 352 bytes), 5.4 MB of log records, 0.9 MB
+/// of metric points; at the default capacities (10 000 spans, 10 000 log
+/// records, 65 536 points) 14.7 MB in all. Whichever this setting says, the
+/// queue never allocates again and never takes more than that.
 ///
-/// Measured (`cargo run --release -p vs-official -- --only 6 --rounds 3`,
-/// "RSS at rest", and `cargo bench --bench try_push -- first_lap`; the
-/// README's "Benchmarks" has the figures): an [`OtlpExporter`] of three
-/// signals at the default settings holds about 14 MB more at rest with
-/// `Resident` than with `Lazy`; a push of a span during the queue's first
-/// lap costs about 0.1 to 0.2 µs more with `Lazy` (one page fault per 11
-/// spans), and nothing more after that lap.
+/// Measured on a 2-core VM (the README's "Benchmarks"):
+/// - at rest (`cargo run --release -p vs-official -- --only 6 --rounds 3`,
+///   "RSS at rest"): a process holding an [`OtlpExporter`] of three signals
+///   with the three SDK providers holds 6.8 MB with `Lazy`, 21.3 MB with
+///   `Resident` (the official stack: 6.4 MB);
+/// - a push during the queue's first lap (`cargo bench --bench try_push --
+///   first_lap`, A/B rounds of one fresh 10 000-span queue): 180 ns with
+///   `Lazy` against 23 ns with `Resident`, about 1.7 µs per page fault, one
+///   per 11 spans; with the actor taking from the queue at the same time,
+///   faults cost more (over 1 µs a span in `benches/span_processor.rs` with
+///   a lazy queue of 4 M spans). After one lap every page is resident and a
+///   push costs the same with either.
 ///
 /// [`OtlpExporter`]: crate::OtlpExporter
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,7 +55,8 @@ pub enum QueueMemory {
     /// Write every page of the queue when the sink starts, so that no push
     /// ever takes a page fault: for latency-critical producers. The whole
     /// queue is resident from the start, `queue_capacity * (message size +
-    /// 8)` bytes: 3.6 MB per 10 000 spans.
+    /// 8)` bytes: 3.6 MB per 10 000 spans, 5.4 MB per 10 000 log records,
+    /// 0.9 MB per 10 000 metric points.
     Resident,
 }
 
