@@ -8,9 +8,10 @@
 //! `first_lap`: pushes of span-sized messages into a fresh queue of the
 //! default 10 000 slots, so that every timed push is in the queue's first
 //! lap, with the queue's memory committed lazily (the default) or all at
-//! start ([`QueueMemory::Resident`]). criterion times each variant; after
-//! it, `first_lap_ab` alternates the two, A B A B, in rounds of one fresh
-//! queue each, and prints min, median and max ns per push and the ratio of
+//! start ([`QueueMemory::Resident`]), and a lazy queue's second lap
+//! (`lazy_second_lap`: the steady state). criterion times each variant;
+//! after it, `first_lap_ab` alternates the three, A B C A B C, in rounds of
+//! one fresh queue each, and prints min, median and max ns per push and the ratio of
 //! the medians: criterion's variants run one after the other, and a shared
 //! machine drifts in between.
 //!
@@ -195,16 +196,30 @@ const LAP: usize = 10_000;
 
 /// Pushes `pushes` span-sized messages into fresh queues of [`LAP`] slots
 /// (a new one every `LAP` pushes, made and dropped untimed), committed as
-/// `memory` says; returns the time of the pushes alone. Every queue is the
-/// same size, so the allocator maps fresh pages for each one (glibc raises
-/// its mmap threshold to the size of a freed mapping, no higher).
-fn first_lap_pushes(runtime: &tokio::runtime::Runtime, memory: QueueMemory, pushes: u64) -> Duration {
+/// `memory` says; returns the time of the pushes alone. Each queue is one
+/// fresh mapping (the sink maps its slots from the kernel), so a lazy one
+/// is uncommitted when the timing starts. With `second_lap`, a whole lap is
+/// pushed and taken first, untimed, so that the timed pushes are the
+/// steady state of a queue past its first lap.
+fn lap_pushes(runtime: &tokio::runtime::Runtime, memory: QueueMemory, second_lap: bool, pushes: u64) -> Duration {
     let mut timed = Duration::ZERO;
     let mut left = pushes;
     while left > 0 {
         let n = left.min(LAP as u64);
         let config = SinkConfig::default().with_queue_capacity(LAP).with_queue_memory(memory);
         let fixture = fixture::<SpanSized>(runtime, config);
+        if second_lap {
+            for i in 0..LAP as u64 {
+                fixture.sink.try_push([i; 44]).expect("room for a lap");
+            }
+            // One permit per batch at most, then the flush: every message is
+            // taken; the permits left are taken back, so that the drain is
+            // held back again while the second lap is timed.
+            fixture.gate.add_permits(LAP);
+            runtime.block_on(fixture.sink.flush()).expect("the first lap written");
+            let left = u32::try_from(fixture.gate.available_permits()).expect("at most LAP");
+            fixture.gate.try_acquire_many(left).expect("no one else takes permits").forget();
+        }
         let began = Instant::now();
         for i in 0..n {
             if let Err(err) = fixture.sink.try_push(black_box([i; 44])) {
@@ -218,17 +233,24 @@ fn first_lap_pushes(runtime: &tokio::runtime::Runtime, memory: QueueMemory, push
     timed
 }
 
+/// The variants `first_lap` and `first_lap_ab` time: (name, memory, second lap).
+const LAP_VARIANTS: [(&str, QueueMemory, bool); 3] = [
+    ("lazy", QueueMemory::Lazy, false),
+    ("resident", QueueMemory::Resident, false),
+    ("lazy_second_lap", QueueMemory::Lazy, true),
+];
+
 fn first_lap(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let mut group = c.benchmark_group("first_lap");
     group.throughput(Throughput::Elements(1));
-    for (name, memory) in [("lazy", QueueMemory::Lazy), ("resident", QueueMemory::Resident)] {
-        group.bench_function(name, |b| b.iter_custom(|iters| first_lap_pushes(&runtime, memory, iters)));
+    for (name, memory, second_lap) in LAP_VARIANTS {
+        group.bench_function(name, |b| b.iter_custom(|iters| lap_pushes(&runtime, memory, second_lap, iters)));
     }
     group.finish();
 }
 
-/// `first_lap`'s two variants alternated, A B A B, one whole lap a round.
+/// `first_lap`'s variants alternated, A B C A B C, one whole lap a round.
 /// Runs unless a filter is given that `first_lap` does not contain.
 fn first_lap_ab(_: &mut Criterion) {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -237,24 +259,28 @@ fn first_lap_ab(_: &mut Criterion) {
     }
     const ROUNDS: usize = 41;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let mut ns = [Vec::new(), Vec::new()];
+    let mut ns = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..ROUNDS {
-        for (i, memory) in [QueueMemory::Lazy, QueueMemory::Resident].into_iter().enumerate() {
-            ns[i].push(first_lap_pushes(&runtime, memory, LAP as u64).as_nanos() as f64 / LAP as f64);
+        for (i, (_, memory, second_lap)) in LAP_VARIANTS.into_iter().enumerate() {
+            ns[i].push(lap_pushes(&runtime, memory, second_lap, LAP as u64).as_nanos() as f64 / LAP as f64);
         }
     }
-    let mut medians = [0.0; 2];
-    for (i, name) in ["lazy", "resident"].into_iter().enumerate() {
+    let mut medians = [0.0; 3];
+    for (i, (name, ..)) in LAP_VARIANTS.into_iter().enumerate() {
         ns[i].sort_by(f64::total_cmp);
         medians[i] = ns[i][ROUNDS / 2];
         println!(
-            "first_lap_ab/{name}: ns per push over a first lap of {LAP}, {ROUNDS} rounds: min {:.1} median {:.1} max {:.1}",
+            "first_lap_ab/{name}: ns per push over a lap of {LAP}, {ROUNDS} rounds: min {:.1} median {:.1} max {:.1}",
             ns[i][0],
             medians[i],
             ns[i][ROUNDS - 1]
         );
     }
-    println!("first_lap_ab: lazy / resident median ratio {:.2}", medians[0] / medians[1]);
+    println!(
+        "first_lap_ab: median ratios lazy / resident {:.2}, lazy_second_lap / resident {:.2}",
+        medians[0] / medians[1],
+        medians[2] / medians[1]
+    );
 }
 
 criterion_group!(benches, producers, first_lap, first_lap_ab);
