@@ -31,11 +31,11 @@ pub enum Overflow {
 /// Measured on a 2-core VM (the README's "Benchmarks"):
 /// - at rest (`cargo run --release -p vs-official -- --only 6 --rounds 3`,
 ///   "RSS at rest"): a process holding an [`OtlpExporter`] of three signals
-///   with the three SDK providers holds 6.8 MB with `Lazy`, 21.3 MB with
-///   `Resident` (the official stack: 6.4 MB);
+///   with the three SDK providers holds 6.9 MB with `Lazy`, 21.4 MB with
+///   `Resident` (the official stack: 6.7 MB);
 /// - a push during the queue's first lap (`cargo bench --bench try_push --
-///   first_lap`, A/B rounds of one fresh 10 000-span queue): 180 ns with
-///   `Lazy` against 23 ns with `Resident`, about 1.7 µs per page fault, one
+///   first_lap`, A/B rounds of one fresh 10 000-span queue): 168 ns with
+///   `Lazy` against 21 ns with `Resident`, about 1.6 µs per page fault, one
 ///   per 11 spans; with the actor taking from the queue at the same time,
 ///   faults cost more (over 1 µs a span in `benches/span_processor.rs` with
 ///   a lazy queue of 4 M spans). After one lap every page is resident and a

@@ -34,14 +34,15 @@
 //! `alloc_zeroed`), whose pages the kernel commits only when a push first
 //! writes them. A sink at rest holds almost none of its queue: an
 //! `OtlpExporter` of three signals at the defaults and the three SDK
-//! providers idle at 6.8 MB of VmRSS, against 21.3 MB with every queue
-//! resident and 6.4 MB for the official stack (`cargo run --release -p
+//! providers idle at 6.9 MB of VmRSS, against 21.4 MB with every queue
+//! resident and 6.7 MB for the official stack (`cargo run --release -p
 //! vs-official -- --only 6 --rounds 3`, "RSS at rest"). The price is a
 //! first-touch page fault, one every `4096 / size_of::<Slot<T>>()` pushes
 //! (one per 11 spans) of the queue's first lap only: a span push in that lap
-//! costs 180 ns against 23 ns on resident pages (`cargo bench --bench
+//! costs 168 ns against 21 ns on resident pages (`cargo bench --bench
 //! try_push -- first_lap`, A/B rounds), and more while the consumer runs
-//! beside it. After one lap every page is resident and stays so.
+//! beside it. After one lap every page is resident and stays so: a push in
+//! the second lap costs what it costs on a resident queue (0.99x).
 //!
 //! [`QueueMemory::Resident`] writes a byte of every page of the ring when it
 //! is made instead, so no push ever takes that fault (with lazily committed
