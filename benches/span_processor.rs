@@ -35,7 +35,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanExporter, SpanProcessor};
 use otlp_sink::receiver::Receiver;
-use otlp_sink::{OtlpExporter, Signal, SinkConfig};
+use otlp_sink::{sink::QueueMemory, OtlpExporter, Signal, SinkConfig};
 
 #[path = "support/spans.rs"]
 mod spans;
@@ -94,7 +94,13 @@ fn on_end(c: &mut Criterion) {
         .with_endpoint(receiver.endpoint())
         .with_signal_sink_config(
             Signal::Traces,
-            SinkConfig::default().with_queue_capacity(1 << 22).with_batch_size(2048),
+            // Resident: with the lazy default, a queue this large is still
+            // in its first lap during the whole run, and every 11th span
+            // would take a page fault (`benches/try_push.rs`, `first_lap`).
+            SinkConfig::default()
+                .with_queue_capacity(1 << 22)
+                .with_batch_size(2048)
+                .with_queue_memory(QueueMemory::Resident),
         )
         .build_without_env()
         .unwrap();

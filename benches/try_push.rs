@@ -5,7 +5,17 @@
 //! Beside it, `crossbeam_queue::ArrayQueue::push` in the same shape: the
 //! lock-free bounded queue the hand-written ring has to beat to be kept.
 //!
-//! Run: `cargo bench --bench try_push`
+//! `first_lap`: pushes of span-sized messages into a fresh queue of the
+//! default 10 000 slots, so that every timed push is in the queue's first
+//! lap, with the queue's memory committed lazily (the default) or all at
+//! start ([`QueueMemory::Resident`]), and a lazy queue's second lap
+//! (`lazy_second_lap`: the steady state). criterion times each variant;
+//! after it, `first_lap_ab` alternates the three, A B C A B C, in rounds of
+//! one fresh queue each, and prints min, median and max ns per push and the ratio of
+//! the medians: criterion's variants run one after the other, and a shared
+//! machine drifts in between.
+//!
+//! Run: `cargo bench --bench try_push` (`-- first_lap` for the first lap alone)
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +25,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 use otlp_sink::{
+    sink::QueueMemory,
     sink::{DrainError, TryPushError},
     BackgroundSink, SinkConfig, SinkDrain, SinkHandle,
 };
@@ -29,8 +40,8 @@ struct HeldBack {
     entered: Arc<AtomicUsize>,
 }
 
-impl SinkDrain<u64> for HeldBack {
-    async fn write_batch(&mut self, batch: Vec<u64>) -> Result<(), DrainError> {
+impl<T: Send + 'static> SinkDrain<T> for HeldBack {
+    async fn write_batch(&mut self, batch: Vec<T>) -> Result<(), DrainError> {
         self.entered.fetch_add(1, Ordering::SeqCst);
         self.gate.acquire().await.expect("gate open").forget();
         black_box(batch);
@@ -38,14 +49,14 @@ impl SinkDrain<u64> for HeldBack {
     }
 }
 
-struct Fixture {
-    sink: BackgroundSink<u64>,
+struct Fixture<T = u64> {
+    sink: BackgroundSink<T>,
     handle: SinkHandle,
     gate: Arc<Semaphore>,
     entered: Arc<AtomicUsize>,
 }
 
-fn fixture(runtime: &tokio::runtime::Runtime, config: SinkConfig) -> Fixture {
+fn fixture<T: Send + 'static>(runtime: &tokio::runtime::Runtime, config: SinkConfig) -> Fixture<T> {
     let gate = Arc::new(Semaphore::new(0));
     let entered = Arc::new(AtomicUsize::new(0));
     let drain = HeldBack { gate: gate.clone(), entered: entered.clone() };
@@ -54,7 +65,7 @@ fn fixture(runtime: &tokio::runtime::Runtime, config: SinkConfig) -> Fixture {
     Fixture { sink, handle, gate, entered }
 }
 
-impl Fixture {
+impl<T: Send + 'static> Fixture<T> {
     /// Lets the drain go and waits for the actor to finish: not timed.
     fn finish(self, runtime: &tokio::runtime::Runtime) {
         self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
@@ -109,7 +120,14 @@ fn producers(c: &mut Criterion) {
     for threads in [1usize, 8] {
         group.bench_with_input(BenchmarkId::new("producers", threads), &threads, |b, &threads| {
             b.iter_custom(|iters| {
-                let fixture = fixture(&runtime, SinkConfig::default().with_queue_capacity(capacity(iters, threads)));
+                // Resident: each sample's queue is fresh, so with the lazy
+                // default every push would be in a first lap (`first_lap`
+                // times that); this figure is the push into memory already
+                // committed, as in any lap after the first.
+                let config = SinkConfig::default()
+                    .with_queue_capacity(capacity(iters, threads))
+                    .with_queue_memory(QueueMemory::Resident);
+                let fixture = fixture(&runtime, config);
                 let per_push = timed_pushes(
                     threads,
                     iters,
@@ -170,5 +188,100 @@ fn producers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, producers);
+/// A message of a span's size (`SpanData` is 352 bytes).
+type SpanSized = [u64; 44];
+
+/// The default queue capacity: one lap of it is what `first_lap` times.
+const LAP: usize = 10_000;
+
+/// Pushes `pushes` span-sized messages into fresh queues of [`LAP`] slots
+/// (a new one every `LAP` pushes, made and dropped untimed), committed as
+/// `memory` says; returns the time of the pushes alone. Each queue is one
+/// fresh mapping (the sink maps its slots from the kernel), so a lazy one
+/// is uncommitted when the timing starts. With `second_lap`, a whole lap is
+/// pushed and taken first, untimed, so that the timed pushes are the
+/// steady state of a queue past its first lap.
+fn lap_pushes(runtime: &tokio::runtime::Runtime, memory: QueueMemory, second_lap: bool, pushes: u64) -> Duration {
+    let mut timed = Duration::ZERO;
+    let mut left = pushes;
+    while left > 0 {
+        let n = left.min(LAP as u64);
+        let config = SinkConfig::default().with_queue_capacity(LAP).with_queue_memory(memory);
+        let fixture = fixture::<SpanSized>(runtime, config);
+        if second_lap {
+            for i in 0..LAP as u64 {
+                fixture.sink.try_push([i; 44]).expect("room for a lap");
+            }
+            // One permit per batch at most, then the flush: every message is
+            // taken; the permits left are taken back, so that the drain is
+            // held back again while the second lap is timed.
+            fixture.gate.add_permits(LAP);
+            runtime.block_on(fixture.sink.flush()).expect("the first lap written");
+            let left = u32::try_from(fixture.gate.available_permits()).expect("at most LAP");
+            fixture.gate.try_acquire_many(left).expect("no one else takes permits").forget();
+        }
+        let began = Instant::now();
+        for i in 0..n {
+            if let Err(err) = fixture.sink.try_push(black_box([i; 44])) {
+                panic!("push refused: {err}");
+            }
+        }
+        timed += began.elapsed();
+        fixture.finish(runtime);
+        left -= n;
+    }
+    timed
+}
+
+/// The variants `first_lap` and `first_lap_ab` time: (name, memory, second lap).
+const LAP_VARIANTS: [(&str, QueueMemory, bool); 3] = [
+    ("lazy", QueueMemory::Lazy, false),
+    ("resident", QueueMemory::Resident, false),
+    ("lazy_second_lap", QueueMemory::Lazy, true),
+];
+
+fn first_lap(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut group = c.benchmark_group("first_lap");
+    group.throughput(Throughput::Elements(1));
+    for (name, memory, second_lap) in LAP_VARIANTS {
+        group.bench_function(name, |b| b.iter_custom(|iters| lap_pushes(&runtime, memory, second_lap, iters)));
+    }
+    group.finish();
+}
+
+/// `first_lap`'s variants alternated, A B C A B C, one whole lap a round.
+/// Runs unless a filter is given that `first_lap` does not contain.
+fn first_lap_ab(_: &mut Criterion) {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.is_some_and(|f| !"first_lap_ab".contains(f.as_str())) {
+        return;
+    }
+    const ROUNDS: usize = 41;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut ns = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (i, (_, memory, second_lap)) in LAP_VARIANTS.into_iter().enumerate() {
+            ns[i].push(lap_pushes(&runtime, memory, second_lap, LAP as u64).as_nanos() as f64 / LAP as f64);
+        }
+    }
+    let mut medians = [0.0; 3];
+    for (i, (name, ..)) in LAP_VARIANTS.into_iter().enumerate() {
+        ns[i].sort_by(f64::total_cmp);
+        medians[i] = ns[i][ROUNDS / 2];
+        println!(
+            "first_lap_ab/{name}: ns per push over a lap of {LAP}, {ROUNDS} rounds: min {:.1} median {:.1} max {:.1}",
+            ns[i][0],
+            medians[i],
+            ns[i][ROUNDS - 1]
+        );
+    }
+    println!(
+        "first_lap_ab: median ratios lazy / resident {:.2}, lazy_second_lap / resident {:.2}",
+        medians[0] / medians[1],
+        medians[2] / medians[1]
+    );
+}
+
+criterion_group!(benches, producers, first_lap, first_lap_ab);
 criterion_main!(benches);

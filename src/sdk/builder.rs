@@ -19,6 +19,7 @@ use crate::{
         Compression, EnvSettings, ExporterConfigBuilder, FlushLevel, FullPolicy, RetryPolicy, SpoolConfig,
         TemporalityPreference, TlsConfig,
     },
+    sink::QueueMemory,
     ExporterConfig, Protocol, Signal, SinkConfig,
 };
 
@@ -295,6 +296,23 @@ impl OtlpExporterBuilder {
     #[must_use]
     pub fn with_sink_config(mut self, config: SinkConfig) -> Self {
         self.sinks = [Some(config.clone()), Some(config.clone()), Some(config)];
+        self
+    }
+
+    /// When every signal's queue memory is committed (see [`QueueMemory`]),
+    /// on the sink settings made so far or the defaults: call it after
+    /// [`with_sink_config`](Self::with_sink_config), which replaces them.
+    /// Default [`QueueMemory::Lazy`]: an exporter at rest holds almost none
+    /// of its queues. [`QueueMemory::Resident`] commits them all at build,
+    /// so that no `on_end`, `emit` or collection takes a page fault, for
+    /// 14.5 MB more at rest at the default capacities (measured; README,
+    /// "Benchmarks").
+    #[must_use]
+    pub fn with_queue_memory(mut self, memory: QueueMemory) -> Self {
+        for signal in SIGNALS {
+            let sink = self.sinks[signal.index()].take().unwrap_or_else(|| default_sink_config(signal));
+            self.sinks[signal.index()] = Some(sink.with_queue_memory(memory));
+        }
         self
     }
 
@@ -601,5 +619,24 @@ fn default_sink_config(signal: Signal) -> SinkConfig {
             .with_queue_capacity(OtlpExporterBuilder::DEFAULT_METRICS_QUEUE_CAPACITY)
             .with_batch_size(OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE),
         _ => SinkConfig::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_memory_applies_to_every_signal_and_keeps_its_other_sink_settings() {
+        let builder = OtlpExporter::builder()
+            .with_signal_sink_config(Signal::Logs, SinkConfig::default().with_queue_capacity(7))
+            .with_queue_memory(QueueMemory::Resident);
+        for signal in SIGNALS {
+            let sink = builder.sinks[signal.index()].clone().expect("set by with_queue_memory");
+            assert_eq!(sink.queue_memory(), QueueMemory::Resident, "{signal:?}");
+            let expected = if signal == Signal::Logs { 7 } else { default_sink_config(signal).queue_capacity() };
+            assert_eq!(sink.queue_capacity(), expected, "{signal:?}");
+        }
+        assert_eq!(default_sink_config(Signal::Traces).queue_memory(), QueueMemory::Lazy);
     }
 }

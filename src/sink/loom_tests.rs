@@ -24,9 +24,10 @@ use loom::thread;
 
 use super::ring::{Consumer, Pop, Refused, Ring};
 use super::wake::WakeAt;
+use super::QueueMemory;
 
 fn ring<T>(capacity: usize) -> (Arc<Ring<T>>, Consumer<T>) {
-    Ring::with_capacity(capacity).expect("allocated")
+    Ring::with_capacity(capacity, QueueMemory::Lazy).expect("allocated")
 }
 
 /// Takes `n` messages, coming back while the head is empty or mid-write.

@@ -26,7 +26,7 @@ use ring::{NoRoom, Refused, Ring, RingState};
 use stats::Counters;
 use wake::WakeAt;
 
-pub use config::{Overflow, SinkConfig, SinkConfigError};
+pub use config::{Overflow, QueueMemory, SinkConfig, SinkConfigError};
 pub(crate) use drain::Unreported;
 pub use drain::{DrainError, DrainErrorKind, SinkDrain};
 pub use error::{FlushError, PushError, ShutdownError, TryPushError};
@@ -203,7 +203,7 @@ impl<T: Send + 'static> BackgroundSink<T> {
         runtime: &tokio::runtime::Handle,
     ) -> Result<(Self, SinkHandle), SinkConfigError> {
         config.validate()?;
-        let (ring, consumer) = Ring::with_capacity(config.queue_capacity).map_err(|_| {
+        let (ring, consumer) = Ring::with_capacity(config.queue_capacity, config.queue_memory).map_err(|_| {
             let reason = "the memory for that many queue slots could not be allocated";
             SinkConfigError::new("queue_capacity", config.queue_capacity.to_string(), reason)
         })?;

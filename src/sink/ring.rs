@@ -15,20 +15,43 @@
 //! `index + 1` in the same lap, or index 0 of the next lap: no division on
 //! any path. Encoded positions only grow, so they compare like the count
 //! of messages they stand for ([`Ring::count`] turns one into that count).
-//! A slot's stamp says what the slot holds, for the encoded position `e`:
-//! - `e`: free for `e`;
-//! - `e + 1`: holds the message of `e` (still below the next lap, since
-//!   `index + 1 < one_lap`);
-//! - `e + one_lap`: read, so free for the same slot one lap later.
+//! A slot's stamp says what the slot holds, for the encoded position `e`
+//! whose lap part (`e` less its index) is `lap`:
+//! - `lap`: free for `e`;
+//! - `lap + 1`: holds the message of `e`;
+//! - `lap + one_lap`: read, so free for the same slot one lap later.
 //!
-//! A slot's first stamp is its index: free in lap 0. Encoded positions stay
-//! below the [`CLOSED`] bit for at least 2^62 messages (capacity is at most
-//! 2^40), far more than a process pushes.
+//! A stamp is stored relative to its slot's index (as `e - index`, not `e`),
+//! so that a slot of zero bytes is a valid one: free in lap 0. Encoded
+//! positions stay below the [`CLOSED`] bit for at least 2^62 messages
+//! (capacity is at most 2^40), far more than a process pushes.
 //!
-//! Every slot is written when the ring is made, so all its memory is
-//! resident from the start: a push never takes the page fault of a first
-//! touch (with lazily committed slots, a large queue's first lap cost
-//! producers more than a microsecond a push in `benches/span_processor.rs`).
+//! # Memory
+//!
+//! Because all-zero slots are valid, the slots need no writing when the
+//! ring is made ([`QueueMemory::Lazy`], the default): from 64 KiB up they
+//! are a fresh anonymous `mmap` on Unix (below that, or elsewhere,
+//! `alloc_zeroed`), whose pages the kernel commits only when a push first
+//! writes them. A sink at rest holds almost none of its queue: an
+//! `OtlpExporter` of three signals at the defaults and the three SDK
+//! providers idle at 6.9 MB of VmRSS, against 21.4 MB with every queue
+//! resident and 6.7 MB for the official stack (`cargo run --release -p
+//! vs-official -- --only 6 --rounds 3`, "RSS at rest"). The price is a
+//! first-touch page fault, one every `4096 / size_of::<Slot<T>>()` pushes
+//! (one per 11 spans) of the queue's first lap only: a span push in that lap
+//! costs 168 ns against 21 ns on resident pages (`cargo bench --bench
+//! try_push -- first_lap`, A/B rounds), and more while the consumer runs
+//! beside it. After one lap every page is resident and stays so: a push in
+//! the second lap costs what it costs on a resident queue (0.99x).
+//!
+//! [`QueueMemory::Resident`] writes a byte of every page of the ring when it
+//! is made instead, so no push ever takes that fault (with lazily committed
+//! slots, a large queue's first lap cost producers more than a microsecond
+//! a push in `benches/span_processor.rs`), and the whole queue is resident
+//! from the start: `capacity * size_of::<Slot<T>>()` bytes.
+//!
+//! [`QueueMemory::Lazy`]: crate::sink::QueueMemory::Lazy
+//! [`QueueMemory::Resident`]: crate::sink::QueueMemory::Resident
 //!
 //! The top bit of `tail` closes the ring: once it is set, no position can be
 //! claimed, and the consumer takes what was claimed before.
@@ -36,11 +59,13 @@
 use std::alloc::{self, Layout};
 use std::fmt;
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 // loom's under `--cfg otlp_sink_loom` (see `loom.rs`).
 use super::loom::{spin_loop, yield_now, AtomicU64, UnsafeCell};
+use super::QueueMemory;
 
 /// Set in `tail` when the ring is closed.
 const CLOSED: u64 = 1 << 63;
@@ -51,7 +76,11 @@ const CLOSED: u64 = 1 << 63;
 #[derive(Default)]
 struct Padded(AtomicU64);
 
+/// One message's place in the ring. All zero bytes make a valid slot, free
+/// in lap 0 (outside loom, whose atomics are more than their value): the
+/// lazy allocation relies on it.
 struct Slot<T> {
+    /// What the slot holds, relative to its index (see the module docs).
     stamp: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -63,7 +92,7 @@ struct Slot<T> {
 /// ring outlives the consumer, whose drop closes it and takes every message
 /// left (see [`Consumer`]).
 pub(crate) struct Ring<T> {
-    slots: Box<[Slot<T>]>,
+    slots: Slots<T>,
     capacity: u64,
     /// The smallest power of two above `capacity`: the encoded distance
     /// between a slot's positions in two laps.
@@ -119,6 +148,8 @@ pub(crate) struct Claim<'a, T> {
     slot: &'a Slot<T>,
     /// The encoded position.
     position: u64,
+    /// Its lap part: `position` less the slot's index.
+    lap: u64,
 }
 
 impl<T> Claim<'_, T> {
@@ -130,7 +161,7 @@ impl<T> Claim<'_, T> {
         // stamp the claim acquired says the consumer is done with the
         // slot's previous message.
         self.slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
-        self.slot.stamp.store(self.position + 1, Ordering::Release);
+        self.slot.stamp.store(self.lap + 1, Ordering::Release);
         // The next push writes the next slot, which a large queue has not
         // touched for a whole lap: asking for its first cache line now
         // takes part of that miss off the next push (the README's "The
@@ -175,31 +206,17 @@ pub(crate) trait RingState: Send + Sync {
 }
 
 impl<T> Ring<T> {
-    /// A ring of `capacity` slots and the consumer that goes with it.
-    pub(crate) fn with_capacity(capacity: usize) -> Result<(Arc<Self>, Consumer<T>), TooLarge> {
+    /// A ring of `capacity` slots and the consumer that goes with it, its
+    /// memory committed as `memory` says.
+    pub(crate) fn with_capacity(capacity: usize, memory: QueueMemory) -> Result<(Arc<Self>, Consumer<T>), TooLarge> {
         if capacity == 0 || capacity as u64 > 1 << 40 {
             return Err(TooLarge);
         }
-        let layout = Layout::array::<Slot<T>>(capacity).map_err(|_| TooLarge)?;
-        // SAFETY: the layout has a non-zero size (a slot holds at least its
-        // stamp), and every slot is initialized before the box is made: its
-        // lap-0 stamp and an uninitialized value.
-        let slots = unsafe {
-            let ptr = alloc::alloc(layout).cast::<Slot<T>>();
-            if ptr.is_null() {
-                return Err(TooLarge);
-            }
-            for i in 0..capacity {
-                // Only the stamp: the value may stay uninitialized, and a
-                // whole `Slot` built here would be a temporary as large as
-                // a message on the stack.
-                std::ptr::addr_of_mut!((*ptr.add(i)).stamp).write(AtomicU64::new(i as u64));
-                // loom's cell is more than its value: it has to be made.
-                #[cfg(otlp_sink_loom)]
-                std::ptr::addr_of_mut!((*ptr.add(i)).value).write(UnsafeCell::new(MaybeUninit::uninit()));
-            }
-            Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, capacity))
-        };
+        let slots = Slots::zeroed(capacity)?;
+        if memory == QueueMemory::Resident {
+            // SAFETY: the slots' memory, which nothing else uses yet.
+            unsafe { touch_every_page(slots.ptr.as_ptr().cast::<u8>(), slots.bytes()) };
+        }
         let capacity = capacity as u64;
         let one_lap = (capacity + 1).next_power_of_two();
         let ring = Arc::new(Self {
@@ -223,6 +240,12 @@ impl<T> Ring<T> {
     #[inline]
     fn slot(&self, position: u64) -> &Slot<T> {
         &self.slots[(position & (self.one_lap - 1)) as usize]
+    }
+
+    /// The lap part of an encoded position: the position less its index.
+    #[inline]
+    fn lap(&self, position: u64) -> u64 {
+        position & !(self.one_lap - 1)
     }
 
     /// The encoded position after `position`.
@@ -269,16 +292,17 @@ impl<T> Ring<T> {
             }
             let slot = self.slot(tail);
             let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == tail {
+            let lap = self.lap(tail);
+            if stamp == lap {
                 // SeqCst: the sink's wake-up protocol pairs this claim with
                 // the consumer's announcement that it is going to sleep
                 // (see `wake.rs`).
                 let next = self.next(tail);
                 match self.tail.0.compare_exchange_weak(tail, next, Ordering::SeqCst, Ordering::Relaxed) {
-                    Ok(_) => return Ok(Claim { ring: self, slot, position: tail }),
+                    Ok(_) => return Ok(Claim { ring: self, slot, position: tail, lap }),
                     Err(now) => tail = now,
                 }
-            } else if stamp < tail {
+            } else if stamp < lap {
                 // The slot still belongs to the position one lap back, which
                 // was claimed (it is below `tail`) and not yet taken: every
                 // slot is in use.
@@ -355,11 +379,12 @@ impl<T> Consumer<T> {
         let ring = &*self.ring;
         let head = ring.head.0.load(Ordering::Relaxed);
         let slot = ring.slot(head);
-        if slot.stamp.load(Ordering::Acquire) == head + 1 {
+        let lap = ring.lap(head);
+        if slot.stamp.load(Ordering::Acquire) == lap + 1 {
             // SAFETY: the stamp (acquired) says the producer finished writing
             // this position, and only this consumer takes positions.
             let value = slot.value.with(|cell| unsafe { (*cell).assume_init_read() });
-            slot.stamp.store(head + ring.one_lap, Ordering::Release);
+            slot.stamp.store(lap + ring.one_lap, Ordering::Release);
             ring.head.0.store(ring.next(head), Ordering::Release);
             return Pop::Item(value);
         }
@@ -402,6 +427,131 @@ impl<T> fmt::Debug for Consumer<T> {
     }
 }
 
+/// The ring's slots: one zeroed allocation, whose pages the kernel commits
+/// when they are first written (see the module docs, "Memory").
+struct Slots<T> {
+    ptr: NonNull<Slot<T>>,
+    len: usize,
+    /// Where the memory came from, to give it back there.
+    source: Source,
+}
+
+enum Source {
+    /// `alloc_zeroed`, with this layout.
+    Heap(Layout),
+    /// An anonymous `mmap` of this many bytes.
+    #[cfg(all(unix, not(otlp_sink_loom)))]
+    Mapped(usize),
+}
+
+impl<T> Slots<T> {
+    /// From this size up, the slots are mapped straight from the kernel, not
+    /// taken from the allocator. An allocator's `alloc_zeroed` of a large
+    /// block is lazily committed only when the block is fresh from the
+    /// kernel, which is up to its policy: glibc serves a block from the heap,
+    /// and clears it there (committing every page), once a freed block of
+    /// that size has raised its mmap threshold. A fresh anonymous mapping
+    /// is always zero and always lazy.
+    #[cfg(all(unix, not(otlp_sink_loom)))]
+    const MAP_FROM: usize = 64 * 1024;
+
+    /// `len` zeroed slots: all free in lap 0 (loom's own types are made
+    /// here, loom's atomics being more than their value).
+    fn zeroed(len: usize) -> Result<Self, TooLarge> {
+        let layout = Layout::array::<Slot<T>>(len).map_err(|_| TooLarge)?;
+        #[cfg(all(unix, not(otlp_sink_loom)))]
+        if layout.size() >= Self::MAP_FROM && layout.align() <= 4096 {
+            // SAFETY: a new private anonymous mapping, touching no memory of
+            // the program's; the result is checked before use.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    layout.size(),
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(TooLarge);
+            }
+            // Page-aligned, so aligned for a slot (`align <= 4096`).
+            let ptr = NonNull::new(ptr.cast::<Slot<T>>()).ok_or(TooLarge)?;
+            return Ok(Self { ptr, len, source: Source::Mapped(layout.size()) });
+        }
+        // SAFETY: the layout has a non-zero size (a slot holds at least its
+        // stamp).
+        let ptr = NonNull::new(unsafe { alloc::alloc_zeroed(layout) }.cast::<Slot<T>>()).ok_or(TooLarge)?;
+        #[cfg(otlp_sink_loom)]
+        for i in 0..len {
+            // SAFETY: `i < len`, inside the allocation, which nothing else uses yet.
+            unsafe {
+                let slot = ptr.as_ptr().add(i);
+                std::ptr::addr_of_mut!((*slot).stamp).write(AtomicU64::new(0));
+                std::ptr::addr_of_mut!((*slot).value).write(UnsafeCell::new(MaybeUninit::uninit()));
+            }
+        }
+        Ok(Self { ptr, len, source: Source::Heap(layout) })
+    }
+
+    /// The size of the slots' memory.
+    fn bytes(&self) -> usize {
+        self.len * std::mem::size_of::<Slot<T>>()
+    }
+}
+
+impl<T> std::ops::Deref for Slots<T> {
+    type Target = [Slot<T>];
+
+    fn deref(&self) -> &[Slot<T>] {
+        // SAFETY: `len` valid slots from `ptr`: all-zero bytes are a valid
+        // slot (std's types), or each was made (loom's), in `zeroed`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for Slots<T> {
+    fn drop(&mut self) {
+        // SAFETY: the slots are valid (see `deref`) and dropped once; that
+        // drops no message (a value is a `MaybeUninit`: the consumer takes
+        // and drops every message), only loom's bookkeeping. Then the
+        // memory goes back where `zeroed` got it.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len));
+            match self.source {
+                Source::Heap(layout) => alloc::dealloc(self.ptr.as_ptr().cast::<u8>(), layout),
+                #[cfg(all(unix, not(otlp_sink_loom)))]
+                Source::Mapped(bytes) => {
+                    libc::munmap(self.ptr.as_ptr().cast::<libc::c_void>(), bytes);
+                }
+            }
+        }
+    }
+}
+
+/// Writes one byte of every page of `len` bytes from `ptr`, so the kernel
+/// commits them all now rather than on a producer's first push. The bytes
+/// are zero already and stay so; the writes are volatile so that the
+/// compiler cannot drop them as stores of what a zeroed allocation holds.
+///
+/// # Safety
+///
+/// `ptr` is valid for writes of `len` bytes, and nothing else uses them yet.
+unsafe fn touch_every_page(ptr: *mut u8, len: usize) {
+    // The smallest page size of the platforms Rust runs on: touching more
+    // often than a page does no harm.
+    const PAGE: usize = 4096;
+    for offset in (0..len).step_by(PAGE) {
+        // SAFETY: `offset < len`, per the caller's contract.
+        unsafe { ptr.add(offset).write_volatile(0) };
+    }
+    if len > 0 {
+        // SAFETY: as above; the last page may start past the last step.
+        unsafe { ptr.add(len - 1).write_volatile(0) };
+    }
+}
+
 // Plain threads and std atomics: under `--cfg otlp_sink_loom` only loom's tests run.
 #[cfg(all(test, not(otlp_sink_loom)))]
 mod tests {
@@ -411,7 +561,7 @@ mod tests {
     use super::*;
 
     fn ring<T>(capacity: usize) -> (Arc<Ring<T>>, Consumer<T>) {
-        Ring::with_capacity(capacity).expect("allocated")
+        Ring::with_capacity(capacity, QueueMemory::Lazy).expect("allocated")
     }
 
     #[test]
@@ -450,6 +600,59 @@ mod tests {
                 assert_eq!(ring.claimed(), next_in);
             }
         }
+    }
+
+    #[test]
+    fn a_resident_ring_works_like_a_lazy_one() {
+        let (ring, mut consumer) = Ring::<u64>::with_capacity(3, QueueMemory::Resident).expect("allocated");
+        for lap in 0..4 {
+            for i in 0..3 {
+                assert_eq!(ring.try_push(lap * 3 + i), Ok(lap * 3 + i));
+            }
+            assert_eq!(ring.try_push(99), Err(Refused::Full(99)));
+            for i in 0..3 {
+                assert_eq!(consumer.pop(), Pop::Item(lap * 3 + i));
+            }
+            assert_eq!(consumer.pop(), Pop::Empty);
+        }
+    }
+
+    /// VmRSS of this process, in bytes.
+    #[cfg(target_os = "linux")]
+    fn rss() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("a VmRSS line");
+        kb * 1024
+    }
+
+    /// What the lazy default is for: a ring holds the memory its pushes
+    /// reached, not its capacity; a resident one holds it all from the start.
+    /// Large margins, since other tests of this process may allocate too.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lazy_ring_commits_only_the_pages_pushes_reach() {
+        const MIB: u64 = 1 << 20;
+        type Big = [u64; 63]; // a 512-byte slot with its stamp
+        let capacity = 256 * 1024; // 128 MiB of slots
+        let before = rss();
+        let (ring, mut consumer) = Ring::<Big>::with_capacity(capacity, QueueMemory::Lazy).expect("allocated");
+        for i in 0..1000u64 {
+            ring.try_push([i; 63]).unwrap();
+        }
+        let lazy = rss().saturating_sub(before);
+        assert!(lazy < 32 * MIB, "a lazy ring of 128 MiB with 1000 pushes holds {} MiB", lazy / MIB);
+        assert_eq!(consumer.pop(), Pop::Item([0; 63]));
+        drop((ring, consumer));
+
+        let before = rss();
+        let (ring, consumer) = Ring::<Big>::with_capacity(capacity, QueueMemory::Resident).expect("allocated");
+        let resident = rss().saturating_sub(before);
+        assert!(resident >= 120 * MIB, "a resident ring of 128 MiB holds only {} MiB", resident / MIB);
+        drop((ring, consumer));
     }
 
     #[test]
@@ -496,8 +699,8 @@ mod tests {
 
     #[test]
     fn a_huge_capacity_is_refused_not_aborted_on() {
-        assert!(Ring::<[u8; 1024]>::with_capacity(usize::MAX >> 4).is_err());
-        assert!(Ring::<u8>::with_capacity(0).is_err());
+        assert!(Ring::<[u8; 1024]>::with_capacity(usize::MAX >> 4, QueueMemory::Lazy).is_err());
+        assert!(Ring::<u8>::with_capacity(0, QueueMemory::Resident).is_err());
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! 5. the floor: the same points built and encoded with bare prost (in 1's rounds);
 //! 6. peak RSS with the collector down and producers pushing (a child process).
 //!
-//! Run: `cargo run --release -p vs-official` (`-- --rounds N --quick` for a smoke run).
+//! Run: `cargo run --release -p vs-official` (`-- --rounds N --quick` for a smoke run,
+//! `-- --only 1,2 --out NAME` for some workloads into `bench-results/NAME.*`).
 //! It is a program of its own, the workspace member `bench/vs_official/`, so that
 //! `opentelemetry-otlp`, `plotters` and the rest of its dependencies stay out of
 //! the root crate's test builds.
@@ -100,10 +101,12 @@ struct Args {
     only: Vec<u32>,
     /// Measure nothing: redraw the chart from this results file (`--chart-from FILE`).
     chart_from: Option<PathBuf>,
+    /// The results' file stem under `bench-results/` (`--out NAME`).
+    out: Option<String>,
 }
 
 fn args() -> Args {
-    let mut out = Args { rounds: 5, quick: false, rss_child: None, only: Vec::new(), chart_from: None };
+    let mut out = Args { rounds: 5, quick: false, rss_child: None, only: Vec::new(), chart_from: None, out: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -114,6 +117,7 @@ fn args() -> Args {
             }
             "--rss-child" => out.rss_child = it.next().and_then(|n| n.parse().ok()),
             "--chart-from" => out.chart_from = Some(PathBuf::from(it.next().expect("--chart-from FILE"))),
+            "--out" => out.out = Some(it.next().filter(|n| !n.is_empty() && !n.contains('/')).expect("--out NAME")),
             // Anything else is ignored (`cargo bench` used to pass --bench).
             _ => {}
         }
@@ -661,6 +665,9 @@ fn status_kb(field: &str) -> u64 {
 
 /// Workload 6, in the child: push spans for `secs` to an endpoint where nothing listens.
 fn rss_child(secs: u64) {
+    if let Ok(side) = std::env::var(AT_REST_CHILD) {
+        return at_rest_child(&side);
+    }
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let exporter = our_exporter(config(&format!("http://127.0.0.1:{port}")), None);
     let processor = exporter.span_processor();
@@ -696,7 +703,100 @@ fn rss_child(secs: u64) {
     );
 }
 
+/// Names the side an "RSS at rest" child builds; set, `--rss-child` runs [`at_rest_child`].
+const AT_REST_CHILD: &str = "VS_OFFICIAL_AT_REST";
+
+/// "RSS at rest", in a child: build one side's whole stack for three signals
+/// (or nothing: `bare`), idle 2 s, print VmRSS and RssAnon in kB as JSON.
+fn at_rest_child(side: &str) {
+    use opentelemetry_sdk::{logs::SdkLoggerProvider, trace::SdkTracerProvider};
+    // Nothing listens there: at rest, nothing is sent.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let ours = |memory| {
+        let exporter = OtlpExporter::builder()
+            .with_endpoint(&endpoint)
+            .with_queue_memory(memory)
+            .build_without_env()
+            .expect("our exporter");
+        let meters = SdkMeterProvider::builder().with_reader(exporter.metric_reader()).build();
+        let tracers = SdkTracerProvider::builder().with_span_processor(exporter.span_processor()).build();
+        let loggers = SdkLoggerProvider::builder().with_log_processor(exporter.log_processor()).build();
+        Box::new((exporter, meters, tracers, loggers)) as Box<dyn std::any::Any>
+    };
+    // The official stack needs a tokio runtime for tonic; an application using it has one.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let stack: Box<dyn std::any::Any> = match side {
+        "bare" => Box::new(()),
+        "ours" => ours(otlp_sink::sink::QueueMemory::Lazy),
+        "ours_resident" => ours(otlp_sink::sink::QueueMemory::Resident),
+        "official" => {
+            let _guard = rt.enter();
+            let metrics = opentelemetry_otlp::MetricExporter::builder().with_tonic().with_endpoint(&endpoint).build();
+            let spans = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(&endpoint).build();
+            let logs = opentelemetry_otlp::LogExporter::builder().with_tonic().with_endpoint(&endpoint).build();
+            let meters = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(metrics.expect("official metric exporter")).build())
+                .build();
+            let tracers = SdkTracerProvider::builder()
+                .with_span_processor(BatchSpanProcessor::builder(spans.expect("official span exporter")).build())
+                .build();
+            let loggers = SdkLoggerProvider::builder()
+                .with_log_processor(
+                    opentelemetry_sdk::logs::BatchLogProcessor::builder(logs.expect("official log exporter")).build(),
+                )
+                .build();
+            Box::new((meters, tracers, loggers))
+        }
+        other => panic!("{AT_REST_CHILD}={other}: expected bare, ours, ours_resident or official"),
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    println!("{}", json!({ "vm_rss_kb": status_kb("VmRSS:"), "rss_anon_kb": status_kb("RssAnon:") }));
+    // Not shut down: an exit at rest is what is measured, not the shutdown.
+    std::mem::forget(stack);
+}
+
+/// "RSS at rest": VmRSS of a child that builds each side's stack for three
+/// signals at the default settings and idles 2 s, sides alternating in each
+/// of `args.rounds` rounds; min, median and max per side in MB, and the
+/// difference of the medians, ours less the official's (the target:
+/// at most 3 MB).
+fn rss_at_rest(args: &Args) -> serde_json::Value {
+    const SIDES: [&str; 4] = ["bare", "ours", "official", "ours_resident"];
+    progress(format!("workload 6: RSS at rest, {} rounds of {SIDES:?} (child processes, 2 s each)", args.rounds));
+    let mut figs: Vec<Figure> =
+        SIDES.iter().map(|side| Figure::new("6", format!("RSS at rest: {side}"), "MB")).collect();
+    for _ in 0..args.rounds {
+        for (side, fig) in SIDES.iter().zip(&mut figs) {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args(["--rss-child", "0"])
+                .env(AT_REST_CHILD, side)
+                .output()
+                .expect("child ran");
+            assert!(out.status.success(), "RSS-at-rest child {side} failed: {}", String::from_utf8_lossy(&out.stderr));
+            let line = String::from_utf8_lossy(&out.stdout);
+            let v: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or("{}")).expect("child's JSON");
+            fig.values.push(v["vm_rss_kb"].as_f64().expect("vm_rss_kb") / 1000.0);
+        }
+    }
+    let median = |side: &str| figs[SIDES.iter().position(|s| *s == side).unwrap()].median();
+    let summary: Vec<String> = figs
+        .iter()
+        .map(|f| format!("{}: min {:.1} median {:.1} max {:.1} MB", f.name, f.min(), f.median(), f.max()))
+        .collect();
+    progress(summary.join("; "));
+    json!({
+        "figures": figs.iter().map(|f| json!({
+            "name": f.name, "unit": f.unit, "values": f.values, "min": f.min(), "median": f.median(), "max": f.max(),
+        })).collect::<Vec<_>>(),
+        "ours_minus_official_mb": median("ours") - median("official"),
+        "ours_resident_minus_ours_mb": median("ours_resident") - median("ours"),
+        "ours_over_official": median("ours") / median("official"),
+    })
+}
+
 fn workload6(args: &Args) -> serde_json::Value {
+    let at_rest = rss_at_rest(args);
     let secs = if args.quick { 5 } else { 30 };
     progress(format!("workload 6: collector down for {secs} s, producers pushing (child process)"));
     let out = Command::new(std::env::current_exe().unwrap())
@@ -705,7 +805,10 @@ fn workload6(args: &Args) -> serde_json::Value {
         .expect("child ran");
     assert!(out.status.success(), "RSS child failed: {}", String::from_utf8_lossy(&out.stderr));
     let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(line.lines().last().unwrap_or("{}")).expect("child's JSON line")
+    let mut w6: serde_json::Value =
+        serde_json::from_str(line.lines().last().unwrap_or("{}")).expect("child's JSON line");
+    w6["rss_at_rest"] = at_rest;
+    w6
 }
 
 fn find<'a>(figs: &'a [Figure], prefix: &str) -> Option<&'a Figure> {
@@ -942,7 +1045,11 @@ fn main() {
         "workload6": w6,
     });
     // A smoke run (`--quick`) or a partial one (`--only`) keeps the full run's files.
-    let stem = if args.quick || !args.only.is_empty() { "vs_official-partial" } else { "vs_official" };
+    let stem = match &args.out {
+        Some(name) => name.as_str(),
+        None if args.quick || !args.only.is_empty() => "vs_official-partial",
+        None => "vs_official",
+    };
     std::fs::write(dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&json).unwrap()).expect("json");
     if let Err(e) = chart(&figs, &dir.join(format!("{stem}.svg"))) {
         progress(format!("chart not written: {e}"));
