@@ -215,3 +215,69 @@ fn after_a_sigkill_every_point_before_the_last_persisted_flush_is_delivered() {
         started.elapsed()
     );
 }
+
+/// A file-size limit the spool's segment reaches (`RLIMIT_FSIZE` in the
+/// child, with `SIGXFSZ` ignored so that the write fails with `EFBIG`
+/// instead of killing it): the flushes after it fail and say why, the
+/// points they could not persist are counted as the spool's drops, and the
+/// next process, without the limit, delivers every point the completed
+/// flushes covered.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_fails_the_flushes_cleanly_and_the_next_process_delivers_what_was_persisted() {
+    use std::os::unix::process::CommandExt as _;
+
+    const LIMIT: u64 = 256 * 1024;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(Receiver::builder().with_recording().start()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().to_str().unwrap();
+    let down = dead_endpoint();
+    let args = ["--endpoint", &down, "--spool", spool, "--points", "20000", "--series", "20000"];
+    let mut cmd = command(&[&args[..], &["--flush-every", "1000", "--deadline", "1"]].concat());
+    cmd.stderr(Stdio::piped());
+    // SAFETY: between fork and exec the closure only calls two
+    // async-signal-safe functions on values it owns.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: LIMIT, rlim_max: libc::RLIM_INFINITY };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let flushed = flush_lines(&stdout);
+    let through = *flushed.last().unwrap_or_else(|| panic!("no flush completed under the limit: {stdout}\n{stderr}"));
+    assert!(flushed.len() < 20, "the limit must be reached: {flushed:?}");
+    assert!(stderr.contains("flush after"), "a failed flush says so: {stderr}");
+    let first = summary(&stdout);
+    let dropped = first["spool_dropped"].as_u64().expect("a spool's summary has drops");
+    assert!(dropped > 0, "the points the full disk refused are counted: {first}");
+    assert_eq!(first["pushed"].as_u64(), Some(20_000), "{first}");
+    assert_eq!(first["acked"].as_u64(), Some(0), "the collector was down: {first}");
+    let mut files = vec![dir.path().to_path_buf()];
+    let mut segments = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+        } else if path.extension().is_some_and(|e| e == "seg") {
+            segments += 1;
+            let size = path.metadata().unwrap().len();
+            assert!(size <= LIMIT, "no half record past the limit: {} is {size} bytes", path.display());
+        }
+    }
+    assert!(segments > 0, "the spool's segments are where the test looks");
+
+    // Space is back: the next process delivers what the completed flushes persisted.
+    let second = replay(dir.path(), &receiver);
+    assert_eq!(second["spooled"], 0, "{second}");
+    let seen = arrivals(&receiver);
+    for k in 0..through as i64 {
+        assert_eq!(seen.get(&k), Some(&1), "point {k} was before the last completed flush ({through}): {second}");
+    }
+    assert_eq!(second["acked"].as_u64(), Some(seen.len() as u64), "{second}");
+}
