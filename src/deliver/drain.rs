@@ -90,6 +90,27 @@ impl<S: Service, T: Transport> DeliveryDrain<S, T> {
         }
     }
 
+    /// Counts one request of `items` items and `bytes` bytes as sent, then
+    /// in flight (its ticket, whose items the caller may hold: see
+    /// [`Ticket::new`]), keeps the ticket for `flush_durable`, and
+    /// makes the request task's state. Every request of the engine starts
+    /// here, encoded by it or not.
+    fn open_request(&mut self, items: u64, bytes: usize, held: bool) -> Request<T> {
+        let c = &self.counters;
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        c.items_sent.fetch_add(items, Ordering::Relaxed);
+        c.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        let ticket = Arc::new(Ticket::new(items, held, c));
+        self.tickets.retain(|ticket| !ticket.is_settled());
+        self.tickets.push(Arc::clone(&ticket));
+        Request {
+            transport: self.transport.clone(),
+            retry: self.settings.retry,
+            attempt_timeout: self.settings.attempt_timeout,
+            ticket,
+        }
+    }
+
     /// A handle that reads this engine's counters from anywhere.
     pub(crate) fn stats(&self) -> DeliveryStatsHandle {
         DeliveryStatsHandle(Arc::clone(&self.counters))
@@ -120,19 +141,7 @@ impl<S: Service, T: Transport> DeliveryDrain<S, T> {
                 self.settle(joined);
             }
         }
-        let c = &self.counters;
-        c.requests.fetch_add(1, Ordering::Relaxed);
-        c.items_sent.fetch_add(items, Ordering::Relaxed);
-        c.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-        let ticket = Arc::new(Ticket::with_holder(items, held, c));
-        self.tickets.retain(|ticket| !ticket.is_settled());
-        self.tickets.push(Arc::clone(&ticket));
-        let request = Request {
-            transport: self.transport.clone(),
-            retry: self.settings.retry,
-            attempt_timeout: self.settings.attempt_timeout,
-            ticket,
-        };
+        let request = self.open_request(items, body.len(), held);
         self.in_flight.spawn(async move {
             done(request.deliver::<S>(body).await);
             None
@@ -222,19 +231,7 @@ impl<S: Service, T: Transport, P: Into<S::Point> + Send + 'static> SinkDrain<P> 
             }
             let body = request.body;
             let items = request.points as u64;
-            let c = &self.counters;
-            c.requests.fetch_add(1, Ordering::Relaxed);
-            c.items_sent.fetch_add(items, Ordering::Relaxed);
-            c.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-            let ticket = Arc::new(Ticket::new(items, c));
-            self.tickets.retain(|ticket| !ticket.is_settled());
-            self.tickets.push(Arc::clone(&ticket));
-            let request = Request {
-                transport: self.transport.clone(),
-                retry: self.settings.retry,
-                attempt_timeout: self.settings.attempt_timeout,
-                ticket,
-            };
+            let request = self.open_request(items, body.len(), false);
             self.in_flight.spawn(request.run::<S>(Bytes::from(body)));
             self.unsent -= items;
         }

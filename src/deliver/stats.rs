@@ -140,13 +140,9 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
-    /// A ticket for a request of `items`, counted in flight from now.
-    pub(crate) fn new(items: u64, counters: &Arc<DeliveryCounters>) -> Self {
-        Self::with_holder(items, false, counters)
-    }
-
-    /// A ticket whose items the caller may hold (`held`): see the field.
-    pub(crate) fn with_holder(items: u64, held: bool, counters: &Arc<DeliveryCounters>) -> Self {
+    /// A ticket for a request of `items`, counted in flight from now, whose
+    /// items the caller may hold (`held`): see the field.
+    pub(crate) fn new(items: u64, held: bool, counters: &Arc<DeliveryCounters>) -> Self {
         counters.in_flight.fetch_add(1, Ordering::Relaxed);
         Self { items, held, settled: AtomicBool::new(false), counters: Arc::clone(counters) }
     }
