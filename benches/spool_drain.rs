@@ -17,63 +17,18 @@
 //! Run: `cargo bench --bench spool_drain` (the spool is under the system's
 //! temporary directory; set `TMPDIR` to measure another disk).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use otlp_sink::config::SpoolConfig;
 use otlp_sink::receiver::Receiver;
-use otlp_sink::{
-    otlp::{KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue, Resource, Scope, Temporality},
-    ExporterConfig, MetricsDrain, SinkDrain,
-};
+use otlp_sink::{otlp::MetricPoint, ExporterConfig, MetricsDrain, SinkDrain};
 
-const COUNTERS: usize = 50;
-const SERIES: i64 = 100;
-const POINTS: u64 = COUNTERS as u64 * SERIES as u64;
+#[path = "support/points.rs"]
+mod points;
+use points::{Points, POINTS};
+
 const CPU_BATCHES: u64 = 200;
-
-struct Points {
-    resource: Arc<Resource>,
-    scope: Arc<Scope>,
-    descriptors: Vec<Arc<MetricDescriptor>>,
-}
-
-impl Points {
-    fn new() -> Self {
-        let descriptors = (0..COUNTERS)
-            .map(|c| {
-                Arc::new(MetricDescriptor::new(
-                    format!("requests_{c}"),
-                    MetricKind::Sum { monotonic: true, temporality: Temporality::Cumulative },
-                ))
-            })
-            .collect();
-        Self {
-            resource: Arc::new(Resource::new([KeyValue::new("service.name", "bench")])),
-            scope: Arc::new(Scope::new("spool_drain")),
-            descriptors,
-        }
-    }
-
-    fn batch(&self) -> Vec<MetricPoint> {
-        let mut points = Vec::with_capacity(POINTS as usize);
-        for d in &self.descriptors {
-            for i in 0..SERIES {
-                points.push(
-                    MetricPoint::new(self.resource.clone(), self.scope.clone(), d.clone(), MetricValue::Int(i))
-                        .with_attributes([
-                            KeyValue::new("route", format!("/r/{i}")),
-                            KeyValue::new("code", 200 + i % 5),
-                            KeyValue::new("host", "h1"),
-                        ])
-                        .with_time(1_700_000_000_000_000_000, 1_700_000_060_000_000_000),
-                );
-            }
-        }
-        points
-    }
-}
 
 /// User + system CPU time of the whole process so far (Linux), in seconds.
 fn cpu_seconds() -> Option<f64> {
@@ -106,7 +61,7 @@ fn spool_vs_memory(c: &mut Criterion) {
     let receiver = runtime.block_on(Receiver::start()).expect("receiver");
     let config = ExporterConfig::builder().with_endpoint(receiver.endpoint()).build_without_env().unwrap();
     let scratch = tempfile::tempdir().expect("tempdir");
-    let points = Points::new();
+    let points = Points::new("spool_drain");
     let ways = [("memory", Way::Memory), ("spool_persisted", Way::Persisted), ("spool_delivered", Way::Delivered)];
     let mut drains: Vec<MetricsDrain> = ways
         .iter()
