@@ -132,3 +132,36 @@ pub fn two_cpus() -> Option<(usize, usize)> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn threads_on(pid: &str) -> Vec<Vec<usize>> {
+        tasks(pid).unwrap().into_iter().map(|tid| CpuSet::of(tid).unwrap().cpus()).collect()
+    }
+
+    #[test]
+    fn pinned_moves_every_thread_of_both_processes_and_restores_them() {
+        let all = CpuSet::of(0).unwrap().cpus();
+        let (app, other) = two_cpus().unwrap_or((all[0], all[0]));
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
+        let pid = child.id();
+        // A thread that exists before the pinning, and one created during it.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let waiter = std::thread::spawn(move || rx.recv().ok());
+        let (guard, n_app, n_child) = Pinned::new(app, pid, other).expect("pinned");
+        assert!(n_app >= 2 && n_child >= 1, "{n_app} {n_child}");
+        assert!(threads_on("self").iter().all(|c| c == &[app]), "{:?}", threads_on("self"));
+        assert!(threads_on(&pid.to_string()).iter().all(|c| c == &[other]));
+        let born = std::thread::spawn(|| CpuSet::of(0).unwrap().cpus()).join().unwrap();
+        assert_eq!(born, [app], "a thread created while pinned inherits the pin");
+        drop(guard);
+        assert!(threads_on("self").iter().all(|c| c == &all), "{:?}", threads_on("self"));
+        assert!(threads_on(&pid.to_string()).iter().all(|c| c == &all));
+        tx.send(()).unwrap();
+        waiter.join().unwrap();
+        child.kill().ok();
+        child.wait().ok();
+    }
+}

@@ -16,7 +16,18 @@
 //! 3. the span hot path, 1 and 8 threads, and spans/s end to end;
 //! 4. a slow collector (the in-process receiver answering after 20 ms);
 //! 5. the floor: the same points built and encoded with bare prost (in 1's rounds);
-//! 6. peak RSS with the collector down and producers pushing (a child process).
+//! 6. peak RSS with the collector down and producers pushing (a child process);
+//! 7. process CPU per span end to end (in 3's rounds): from before the first
+//!    `on_end`, the spans already built, to after the flush returned and
+//!    rotel counted every span.
+//!
+//! Workload 1 runs twice per transport: unpinned, then pinned (this whole
+//! process on one CPU, rotel on another; `src/affinity.rs`), the pinned
+//! figures' names carrying `pinned: ` after the transport's prefix. After
+//! every workload, with 1 in the run, one more gRPC flush of 50 counters x
+//! 1000 series per side goes through a forwarding proxy for the stage
+//! timeline (`src/timeline.rs`), printed after the table and written under
+//! `"timeline"` in the JSON.
 //!
 //! Run: `cargo run --release -p vs-official` (`-- --rounds N --quick` for a smoke run,
 //! `-- --only 1,2 --out NAME` for some workloads into `bench-results/NAME.*`).
@@ -1046,8 +1057,8 @@ fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>>
         &middle,
         "Metrics: CPU ns/point beyond the SDK collection",
         vec![
-            ("official".into(), get("official process CPU")?),
-            ("otlp-sink".into(), get("otlp-sink process CPU")?),
+            ("official".into(), get("official process CPU per point")?),
+            ("otlp-sink".into(), get("otlp-sink process CPU per point")?),
             ("bare prost".into(), get("bare prost")?),
             ("rotel, official's".into(), get("rotel CPU per point, receiving the official")?),
             ("rotel, otlp-sink's".into(), get("rotel CPU per point, receiving the otlp-sink")?),

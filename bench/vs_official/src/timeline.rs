@@ -44,8 +44,8 @@ struct Marks {
 
 /// A TCP forwarder on 127.0.0.1 (an ephemeral port) to one upstream
 /// address, two std threads per connection, that records, once armed, the
-/// time of the first byte it forwarded upstream and of the last byte it
-/// forwarded back.
+/// time of the first byte it forwards upstream and of the last byte it
+/// forwards back (each when read, just before it is written on).
 pub struct Proxy {
     addr: SocketAddr,
     marks: Arc<Mutex<Marks>>,
@@ -112,6 +112,8 @@ impl Drop for Proxy {
 }
 
 /// Copies `from` into `to` until either end closes; `up` is client -> rotel.
+/// Bytes are marked when the proxy has read them, just before it forwards
+/// them: so the marks of what the far end has received are always set.
 fn pump(mut from: TcpStream, mut to: TcpStream, marks: &Mutex<Marks>, up: bool) {
     let mut buf = vec![0u8; 64 << 10];
     loop {
@@ -119,24 +121,19 @@ fn pump(mut from: TcpStream, mut to: TcpStream, marks: &Mutex<Marks>, up: bool) 
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if up {
-            let now = Instant::now();
+        let now = Instant::now();
+        {
             let mut m = marks.lock().unwrap();
-            if m.armed {
+            if m.armed && up {
                 m.first_up.get_or_insert(now);
                 m.bytes_up += n as u64;
+            } else if m.armed {
+                m.last_down = Some(now);
+                m.bytes_down += n as u64;
             }
         }
         if to.write_all(&buf[..n]).is_err() {
             break;
-        }
-        if !up {
-            let now = Instant::now();
-            let mut m = marks.lock().unwrap();
-            if m.armed {
-                m.last_down = Some(now);
-                m.bytes_down += n as u64;
-            }
         }
     }
     let _ = to.shutdown(Shutdown::Write);
@@ -222,14 +219,21 @@ impl<S: tracing::Subscriber> Layer<S> for CollectLayer {
     }
 }
 
-/// Installs the global subscriber with [`CollectLayer`] alone, filtered to
-/// [`COLLECT_TARGET`] at DEBUG; `None` (and a progress line) if a global
-/// subscriber was already set.
-fn collect_events() -> Option<Arc<Mutex<Vec<CollectEvent>>>> {
+/// A subscriber with [`CollectLayer`] alone, filtered to [`COLLECT_TARGET`]
+/// at DEBUG, and the events it keeps.
+fn collect_subscriber() -> (impl tracing::Subscriber + Send + Sync, Arc<Mutex<Vec<CollectEvent>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let filter = tracing_subscriber::filter::Targets::new().with_target(COLLECT_TARGET, tracing::Level::DEBUG);
     let layer = CollectLayer { events: Arc::clone(&events) }.with_filter(filter);
-    match tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)) {
+    (tracing_subscriber::registry().with(layer), events)
+}
+
+/// Installs [`collect_subscriber`] as the global subscriber (this crate's
+/// event may come from any thread); `None` (and a progress line) if a
+/// global subscriber was already set.
+fn collect_events() -> Option<Arc<Mutex<Vec<CollectEvent>>>> {
+    let (subscriber, events) = collect_subscriber();
+    match tracing::subscriber::set_global_default(subscriber) {
         Ok(()) => Some(events),
         Err(e) => {
             crate::progress(format!("timeline: no tracing subscriber installed ({e}): otlp-sink's stages are n/a"));
@@ -402,4 +406,66 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
         "otlp-sink": mine.json(),
     });
     (table, json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layer_keeps_the_collect_event_and_its_fields_only() {
+        let (subscriber, events) = collect_subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "otlp_sink::sdk::collect", points = 50_000u64, collected_us = 1200u64, queued_us = 3400u64, "metric collection queued");
+            // Same target, another message; another target, same message; below DEBUG.
+            tracing::debug!(target: "otlp_sink::sdk::collect", points = 1u64, "something else");
+            tracing::debug!(target: "otlp_sink::sdk::other", points = 2u64, "metric collection queued");
+            tracing::trace!(target: "otlp_sink::sdk::collect", points = 3u64, "metric collection queued");
+            // The fields absent (the crate before they were added): kept, fields None.
+            tracing::debug!(target: "otlp_sink::sdk::collect", "metric collection queued");
+        });
+        let events = events.lock().unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(
+            (events[0].points, events[0].collected_us, events[0].queued_us),
+            (Some(50_000), Some(1200), Some(3400))
+        );
+        assert!(events[0].at.is_some());
+        assert_eq!((events[1].points, events[1].collected_us, events[1].queued_us), (None, None, None));
+    }
+
+    #[test]
+    fn the_proxy_forwards_both_ways_and_marks_only_once_armed() {
+        // An upstream that answers each read with the same bytes, reversed in case.
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = upstream.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 || s.write_all(&buf[..n].to_ascii_uppercase()).is_err() {
+                    break;
+                }
+            }
+        });
+        let proxy = Proxy::start(upstream_addr).unwrap();
+        let mut client = TcpStream::connect(proxy.addr).unwrap();
+        let mut reply = [0u8; 5];
+        client.write_all(b"hello").unwrap();
+        client.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"HELLO");
+        let before = proxy.marks();
+        assert!(before.first_up.is_none() && before.last_down.is_none() && before.bytes_up == 0, "not armed yet");
+
+        proxy.arm();
+        let t0 = Instant::now();
+        client.write_all(b"again").unwrap();
+        client.read_exact(&mut reply).unwrap();
+        let got = Instant::now();
+        assert_eq!(&reply, b"AGAIN");
+        let m = proxy.marks();
+        let (first, last) = (m.first_up.expect("first byte up"), m.last_down.expect("last byte down"));
+        assert!(t0 <= first && first <= last && last <= got);
+        assert_eq!((m.bytes_up, m.bytes_down, m.connections), (5, 5, 1));
+    }
 }
