@@ -910,18 +910,17 @@ fn workload6(args: &Args) -> serde_json::Value {
     w6
 }
 
-fn find<'a>(figs: &'a [Figure], prefix: &str) -> Option<&'a Figure> {
-    figs.iter().find(|f| f.name.starts_with(prefix))
+/// The first figure of a workload whose name starts with a prefix, both
+/// given as "workload:prefix" ("1:otlp-sink, "): some prefixes start names
+/// in two workloads, and `--only` may run either alone.
+fn find<'a>(figs: &'a [Figure], at: &str) -> Option<&'a Figure> {
+    let (workload, prefix) = at.split_once(':').expect("workload:prefix");
+    figs.iter().find(|f| f.workload == workload && f.name.starts_with(prefix))
 }
 
 /// The ratios the issue asks for, as (label, median ratio), for the workloads that ran.
 fn ratios(figs: &[Figure]) -> Vec<(String, f64)> {
-    // Each name prefix within its workload ("1:otlp-sink, "), since some
-    // prefixes start names in two workloads (`--only` may run either alone).
-    let get = |at: &str| {
-        let (workload, prefix) = at.split_once(':').expect("workload:prefix");
-        figs.iter().find(|f| f.workload == workload && f.name.starts_with(prefix))
-    };
+    let get = |at: &str| find(figs, at);
     let r = |a: &str, b: &str| Some(get(a)?.median() / get(b)?.median());
     let mut wanted = Vec::new();
     // Workload 1 and 5, per transport, unpinned then pinned: the figures'
@@ -1041,37 +1040,37 @@ fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>>
         }
         Ok(())
     };
-    panel(
-        &left,
-        "Metrics: M points/s acked (red official, blue otlp-sink)",
-        vec![
-            ("official".into(), get("official, ")?),
-            ("otlp-sink".into(), get("otlp-sink, ")?),
-            ("SDK alone".into(), get("SDK collection alone")?),
-            ("official, 20ms".into(), get("official, 50k points in one request")?),
-            ("20ms, 1 in flight".into(), get("otlp-sink, 64 KiB requests, 1 ")?),
-            ("20ms, 16 in flight".into(), get("otlp-sink, 64 KiB requests, 16 ")?),
-        ],
-    )?;
+    let mut metrics = vec![("official".into(), get("1:official, ")?), ("otlp-sink".into(), get("1:otlp-sink, ")?)];
+    // The pinned rounds' bars when the run had them (older results did not).
+    if let (Some(official), Some(ours)) = (find(figs, "1:pinned: official, "), find(figs, "1:pinned: otlp-sink, ")) {
+        metrics.extend([("official, pinned".into(), official), ("otlp-sink, pinned".into(), ours)]);
+    }
+    metrics.extend([
+        ("SDK alone".into(), get("1:SDK collection alone")?),
+        ("official, 20ms".into(), get("4:official, ")?),
+        ("20ms, 1 in flight".into(), get("4:otlp-sink, 64 KiB requests, 1 ")?),
+        ("20ms, 16 in flight".into(), get("4:otlp-sink, 64 KiB requests, 16 ")?),
+    ]);
+    panel(&left, "Metrics: M points/s acked (red official, blue otlp-sink)", metrics)?;
     panel(
         &middle,
         "Metrics: CPU ns/point beyond the SDK collection",
         vec![
-            ("official".into(), get("official process CPU per point")?),
-            ("otlp-sink".into(), get("otlp-sink process CPU per point")?),
-            ("bare prost".into(), get("bare prost")?),
-            ("rotel, official's".into(), get("rotel CPU per point, receiving the official")?),
-            ("rotel, otlp-sink's".into(), get("rotel CPU per point, receiving the otlp-sink")?),
+            ("official".into(), get("5:official process CPU per point")?),
+            ("otlp-sink".into(), get("5:otlp-sink process CPU per point")?),
+            ("bare prost".into(), get("5:bare prost")?),
+            ("rotel, official's".into(), get("1:rotel CPU per point, receiving the official")?),
+            ("rotel, otlp-sink's".into(), get("1:rotel CPU per point, receiving the otlp-sink")?),
         ],
     )?;
     panel(
         &right,
         "Span on_end on the caller: ns/span",
         vec![
-            ("official 1t".into(), get("official BatchSpanProcessor on_end, 1 ")?),
-            ("otlp-sink 1t".into(), get("otlp-sink span processor on_end, 1 ")?),
-            ("official 8t".into(), get("official BatchSpanProcessor on_end, 8 ")?),
-            ("otlp-sink 8t".into(), get("otlp-sink span processor on_end, 8 ")?),
+            ("official 1t".into(), get("3:official BatchSpanProcessor on_end, 1 ")?),
+            ("otlp-sink 1t".into(), get("3:otlp-sink span processor on_end, 1 ")?),
+            ("official 8t".into(), get("3:official BatchSpanProcessor on_end, 8 ")?),
+            ("otlp-sink 8t".into(), get("3:otlp-sink span processor on_end, 8 ")?),
         ],
     )?;
     root.present()?;
