@@ -192,6 +192,12 @@ impl Visit for CollectEvent {
             self.record_u64(field, v);
         }
     }
+    // `Duration::as_micros()` is a u128.
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if let Ok(v) = u64::try_from(value) {
+            self.record_u64(field, v);
+        }
+    }
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message_matches = value == COLLECT_MESSAGE;
@@ -423,9 +429,18 @@ mod tests {
             tracing::trace!(target: "otlp_sink::sdk::collect", points = 3u64, "metric collection queued");
             // The fields absent (the crate before they were added): kept, fields None.
             tracing::debug!(target: "otlp_sink::sdk::collect", "metric collection queued");
+            // Signed and 128-bit values read as well.
+            tracing::debug!(
+                target: "otlp_sink::sdk::collect",
+                points = 7i64,
+                collected_us = 8u128,
+                queued_us = 9usize,
+                "metric collection queued"
+            );
         });
         let events = events.lock().unwrap();
-        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert_eq!((events[2].points, events[2].collected_us, events[2].queued_us), (Some(7), Some(8), Some(9)));
         assert_eq!(
             (events[0].points, events[0].collected_us, events[0].queued_us),
             (Some(50_000), Some(1200), Some(3400))
