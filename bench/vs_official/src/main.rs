@@ -990,9 +990,12 @@ fn ratios(figs: &[Figure]) -> Vec<(String, f64)> {
 }
 
 fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (1440, 520)).into_drawing_area();
+    // The metrics panel is wider by two bars when the run had pinned rounds.
+    let pinned = find(figs, "1:pinned: official, ").is_some() && find(figs, "1:pinned: otlp-sink, ").is_some();
+    let left_width = if pinned { 740 } else { 560 };
+    let root = SVGBackend::new(path, (880 + left_width, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, rest) = root.split_horizontally(560);
+    let (left, rest) = root.split_horizontally(left_width);
     let (middle, right) = rest.split_horizontally(440);
     let get = |prefix: &str| find(figs, prefix).ok_or_else(|| format!("no figure {prefix}"));
     let panel = |area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
@@ -1042,8 +1045,11 @@ fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>>
     };
     let mut metrics = vec![("official".into(), get("1:official, ")?), ("otlp-sink".into(), get("1:otlp-sink, ")?)];
     // The pinned rounds' bars when the run had them (older results did not).
-    if let (Some(official), Some(ours)) = (find(figs, "1:pinned: official, "), find(figs, "1:pinned: otlp-sink, ")) {
-        metrics.extend([("official, pinned".into(), official), ("otlp-sink, pinned".into(), ours)]);
+    if pinned {
+        metrics.extend([
+            ("official, pinned".into(), get("1:pinned: official, ")?),
+            ("otlp-sink, pinned".into(), get("1:pinned: otlp-sink, ")?),
+        ]);
     }
     metrics.extend([
         ("SDK alone".into(), get("1:SDK collection alone")?),
