@@ -251,6 +251,7 @@ fn collect_events() -> Option<Arc<Mutex<Vec<CollectEvent>>>> {
 /// One side's stages, each `Some(ms from force_flush called)` when known.
 #[derive(Default)]
 struct Stages {
+    started: Option<f64>,
     collected: Option<f64>,
     queued: Option<f64>,
     first_request_byte: Option<f64>,
@@ -265,6 +266,7 @@ impl Stages {
     fn json(&self) -> serde_json::Value {
         json!({
             "force_flush_called_ms": 0.0,
+            "collection_started_ms": self.started,
             "collection_done_ms": self.collected,
             "last_point_queued_ms": self.queued,
             "first_request_byte_ms": self.first_request_byte,
@@ -281,6 +283,17 @@ impl Stages {
 
 fn ms(t0: Instant, t: Option<Instant>) -> Option<f64> {
     t.map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1e3)
+}
+
+/// This crate's collection stages in ms from `t0`: (started, collected,
+/// last point queued), from its event. The fields count from the
+/// collection's start; the event is taken to be emitted when the last
+/// point was queued, so the start is its arrival less `queued_us`. All
+/// `None` without the event or its `queued_us`.
+fn collect_stages(t0: Instant, event: Option<CollectEvent>) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let start = event.and_then(|e| e.at?.checked_sub(Duration::from_micros(e.queued_us?)));
+    let at = |us: Option<u64>| Some(start? + Duration::from_micros(us?));
+    (ms(t0, start), ms(t0, event.and_then(|e| at(e.collected_us))), ms(t0, event.and_then(|e| at(e.queued_us))))
 }
 
 /// Warms `provider`'s connection up with one flush through the proxy, then
@@ -335,6 +348,7 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
     let rec = crate::Recorder::new(&official, COUNTERS, attrs.clone());
     let (marks, t0, returned) = flush_through(&proxy, &official, &rec, rotel, || *entered.lock().unwrap() = None);
     let off = Stages {
+        started: None,
         collected: ms(t0, *entered.lock().unwrap()),
         queued: None,
         first_request_byte: ms(t0, marks.first_up),
@@ -360,14 +374,11 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
     };
     let (marks, t0, returned) = flush_through(&proxy, &ours, &rec, rotel, clear);
     let event = events.as_ref().and_then(|e| e.lock().unwrap().last().copied());
-    // The fields count from the collection's start; the event is taken to
-    // be emitted when the last point was queued, so the start is its
-    // arrival less `queued_us`.
-    let start = event.and_then(|e| e.at?.checked_sub(Duration::from_micros(e.queued_us?)));
-    let at = |us: Option<u64>| Some(start? + Duration::from_micros(us?));
+    let (started, collected, queued) = collect_stages(t0, event);
     let mine = Stages {
-        collected: ms(t0, event.and_then(|e| at(e.collected_us))),
-        queued: ms(t0, event.and_then(|e| at(e.queued_us))),
+        started,
+        collected,
+        queued,
         first_request_byte: ms(t0, marks.first_up),
         last_response_byte: ms(t0, marks.last_down),
         returned: ms(t0, Some(returned)).unwrap_or_default(),
@@ -382,6 +393,7 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
     let cell = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
     let rows = [
         ("force_flush called", Some(0.0), Some(0.0)),
+        ("collection started", off.started, mine.started),
         ("collection done", off.collected, mine.collected),
         ("last point queued", off.queued, mine.queued),
         ("first request byte at the proxy", off.first_request_byte, mine.first_request_byte),
@@ -400,6 +412,12 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
         "| request / response bytes | {} / {} | {} / {} |\n",
         off.bytes_up, off.bytes_down, mine.bytes_up, mine.bytes_down
     ));
+    if mine.started.is_some() {
+        table.push_str(
+            "\notlp-sink's collection stages: from its \"metric collection queued\" event, taken to be emitted \
+             when the last point was queued (collection started = the event's time less queued_us)\n",
+        );
+    }
     if event.is_none() {
         table.push_str("\notlp-sink's collection stages: n/a (no \"metric collection queued\" event was seen)\n");
     } else if mine.collected.is_none() {
@@ -447,6 +465,26 @@ mod tests {
         );
         assert!(events[0].at.is_some());
         assert_eq!((events[1].points, events[1].collected_us, events[1].queued_us), (None, None, None));
+    }
+
+    #[test]
+    fn our_stages_count_back_from_the_event() {
+        let t0 = Instant::now();
+        let event = |queued_us| CollectEvent {
+            at: Some(t0 + Duration::from_millis(30)),
+            message_matches: true,
+            points: Some(50_000),
+            collected_us: Some(12_000),
+            queued_us,
+        };
+        let (started, collected, queued) = collect_stages(t0, Some(event(Some(25_000))));
+        let close = |v: Option<f64>, want: f64| (v.unwrap() - want).abs() < 1e-6;
+        assert!(
+            close(started, 5.0) && close(collected, 17.0) && close(queued, 30.0),
+            "{started:?} {collected:?} {queued:?}"
+        );
+        assert_eq!(collect_stages(t0, Some(event(None))), (None, None, None));
+        assert_eq!(collect_stages(t0, None), (None, None, None));
     }
 
     #[test]
