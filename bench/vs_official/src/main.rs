@@ -566,10 +566,17 @@ fn workload3(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
             .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 21).build())
             .build()
     };
-    let exporter = our_exporter(
-        config(&rotel.endpoint()),
-        Some((Signal::Traces, SinkConfig::default().with_queue_capacity(1 << 21).with_batch_size(2048))),
-    );
+    // A queue that holds a whole round (nothing dropped), resident like the
+    // official's (its `BatchSpanProcessor` queues into std's `sync_channel`,
+    // which writes every slot's stamp when it is made): with a lazy queue
+    // that never wraps, every push of every round would be a first-lap push,
+    // paying the page faults `QueueMemory` measures, which a service's queue
+    // pays once.
+    let sink = SinkConfig::default()
+        .with_queue_capacity(1 << 18)
+        .with_batch_size(2048)
+        .with_queue_memory(otlp_sink::sink::QueueMemory::Resident);
+    let exporter = our_exporter(config(&rotel.endpoint()), Some((Signal::Traces, sink)));
     let ours = exporter.span_processor();
     let mut sent = rotel.spans();
     for threads in [1usize, 8] {
