@@ -19,7 +19,8 @@ use super::convert;
 use super::error::SdkError;
 use super::pipe::ShutdownJob;
 use crate::otlp::EncodedMetricPoint;
-use crate::{sink::TryPushError, BackgroundSink};
+use crate::sink::{Refused, TryPushError};
+use crate::BackgroundSink;
 
 /// What a collection needs; shared with the interval task. It holds no
 /// `Arc<ExporterState>`: nothing running on the export runtime may hold the last
@@ -84,9 +85,8 @@ impl Collector {
         let collected = started.elapsed();
         let total = convert::collection_points(buffer) as u64;
         let mut outcome = Collected::default();
-        let _ = convert::encoded_in_chunks(buffer, QUEUE_CHUNK, |chunk| {
-            runtime.block_on(self.queue(chunk, deadline, &mut outcome))
-        });
+        let _ =
+            convert::encoded_in_chunks(buffer, QUEUE_CHUNK, |chunk| self.queue(chunk, runtime, deadline, &mut outcome));
         // Points never queued after the sink closed, converted or not.
         outcome.refused = total - outcome.queued - outcome.dropped;
         self.refused.fetch_add(outcome.refused, Ordering::Relaxed);
@@ -99,16 +99,26 @@ impl Collector {
         Ok(outcome)
     }
 
-    /// Queues one chunk of points, waiting for space until `deadline`;
-    /// stops at the first refused for shutdown.
-    async fn queue(
+    /// Queues one chunk of points, waiting for space until `deadline` (on
+    /// `runtime`, only for a point that found the queue full); stops at the
+    /// first refused for shutdown.
+    fn queue(
         &self,
         chunk: &mut Vec<EncodedMetricPoint>,
+        runtime: &tokio::runtime::Handle,
         deadline: Instant,
         outcome: &mut Collected,
     ) -> ControlFlow<()> {
         for point in chunk.drain(..) {
-            match self.sink.push_until(point, deadline).await {
+            let full = match self.sink.try_queue(point) {
+                Ok(()) => {
+                    outcome.queued += 1;
+                    continue;
+                }
+                Err(Refused::Closed(_)) => return ControlFlow::Break(()),
+                Err(Refused::Full(point)) => point,
+            };
+            match runtime.block_on(self.sink.push_until(full, deadline)) {
                 Ok(()) => outcome.queued += 1,
                 Err(TryPushError::Closed(_)) => return ControlFlow::Break(()),
                 Err(_) => outcome.dropped += 1,
