@@ -29,6 +29,9 @@
 //! timeline (`src/timeline.rs`), printed after the table and written under
 //! `"timeline"` in the JSON.
 //!
+//! `--metrics-batch BYTES` (or `points:N`) sets this crate's metric batches
+//! in workload 1, to compare request sizes; the exporter's default otherwise.
+//!
 //! Run: `cargo run --release -p vs-official` (`-- --rounds N --quick` for a smoke run,
 //! `-- --only 1,2 --out NAME` for some workloads into `bench-results/NAME.*`).
 //! It is a program of its own, the workspace member `bench/vs_official/`, so that
@@ -117,10 +120,36 @@ struct Args {
     chart_from: Option<PathBuf>,
     /// The results' file stem under `bench-results/` (`--out NAME`).
     out: Option<String>,
+    /// Workload 1's batching for this crate's metrics sink, to compare
+    /// request sizes (`--metrics-batch 1048576` for batches of that many
+    /// bytes, `--metrics-batch points:8192` for batches of that many
+    /// points); the exporter's default when absent.
+    metrics_batch: Option<SinkConfig>,
+}
+
+/// A `--metrics-batch` value as the metrics sink's configuration (the
+/// default queue capacity).
+fn metrics_batch(value: &str) -> SinkConfig {
+    let sink = SinkConfig::default().with_queue_capacity(OtlpExporterBuilder::DEFAULT_METRICS_QUEUE_CAPACITY);
+    let parsed = match value.strip_prefix("points:") {
+        Some(points) => points.parse().map(|n| sink.with_batch_size(n)),
+        None => value
+            .parse()
+            .map(|bytes| sink.with_batch_size(OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE).with_batch_bytes(bytes)),
+    };
+    parsed.unwrap_or_else(|e| panic!("--metrics-batch {value:?}: expected BYTES or points:N ({e})"))
 }
 
 fn args() -> Args {
-    let mut out = Args { rounds: 5, quick: false, rss_child: None, only: Vec::new(), chart_from: None, out: None };
+    let mut out = Args {
+        rounds: 5,
+        quick: false,
+        rss_child: None,
+        only: Vec::new(),
+        chart_from: None,
+        out: None,
+        metrics_batch: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -131,6 +160,9 @@ fn args() -> Args {
             }
             "--rss-child" => out.rss_child = it.next().and_then(|n| n.parse().ok()),
             "--chart-from" => out.chart_from = Some(PathBuf::from(it.next().expect("--chart-from FILE"))),
+            "--metrics-batch" => {
+                out.metrics_batch = Some(metrics_batch(&it.next().expect("--metrics-batch BYTES|points:N")))
+            }
             "--out" => out.out = Some(it.next().filter(|n| !n.is_empty() && !n.contains('/')).expect("--out NAME")),
             // Anything else is ignored (`cargo bench` used to pass --bench).
             _ => {}
@@ -344,7 +376,8 @@ fn workload1(
     let counters = if args.quick { 5 } else { 50 };
     let attrs = attribute_sets();
     let official = official_provider(rt, wire, &wire.endpoint(rotel));
-    let ours_exporter = our_exporter(wire_config(wire, rotel), None);
+    let ours_exporter =
+        our_exporter(wire_config(wire, rotel), args.metrics_batch.clone().map(|sink| (Signal::Metrics, sink)));
     let ours = our_provider(&ours_exporter);
     let noop = noop_provider();
     let rec_official = Recorder::new(&official, counters, attrs.clone());
