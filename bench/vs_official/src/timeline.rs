@@ -46,15 +46,23 @@ struct Marks {
 /// address, two std threads per connection, that records, once armed, the
 /// time of the first byte it forwards upstream and of the last byte it
 /// forwards back (each when read, just before it is written on).
+///
+/// Its sockets have Nagle's algorithm off. With `quick_acks` it also
+/// acknowledges what it reads at once (`TCP_QUICKACK` re-armed after every
+/// read, as this crate's connections do), so that it adds no wait of its
+/// own; without, its socket to rotel delays acknowledgements as a default
+/// Linux client does, which is what a client that does not re-arm quick
+/// acks meets against rotel (whose sockets keep Nagle on).
 pub struct Proxy {
     addr: SocketAddr,
+    quick_acks: bool,
     marks: Arc<Mutex<Marks>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Proxy {
     /// Listens and forwards every connection to `upstream`.
-    pub fn start(upstream: SocketAddr) -> std::io::Result<Proxy> {
+    pub fn start(upstream: SocketAddr, quick_acks: bool) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let marks = Arc::new(Mutex::new(Marks::default()));
@@ -80,11 +88,20 @@ impl Proxy {
                     _ => continue,
                 };
                 let (up, down) = (Arc::clone(&m), Arc::clone(&m));
-                std::thread::spawn(move || pump(client, server, &up, true));
-                std::thread::spawn(move || pump(s2, c2, &down, false));
+                std::thread::spawn(move || pump(client, server, &up, true, quick_acks));
+                std::thread::spawn(move || pump(s2, c2, &down, false, quick_acks));
             }
         })?;
-        Ok(Proxy { addr, marks, stop })
+        Ok(Proxy { addr, quick_acks, marks, stop })
+    }
+
+    /// How this proxy acknowledges, for progress lines.
+    fn acks(&self) -> &'static str {
+        if self.quick_acks {
+            "acking at once"
+        } else {
+            "delaying its acks to rotel"
+        }
     }
 
     /// `http://127.0.0.1:PORT`, for an exporter's endpoint.
@@ -111,16 +128,42 @@ impl Drop for Proxy {
     }
 }
 
+/// Puts `socket` in quick-ack mode (Linux; the kernel leaves it on its own,
+/// hence after every read): what it has received is acknowledged at once.
+fn ack_at_once(socket: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        let on: libc::c_int = 1;
+        // SAFETY: the descriptor is the stream's open socket for the call, and
+        // the value is a live `c_int` of the length given.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                std::ptr::from_ref(&on).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
 /// Copies `from` into `to` until either end closes; `up` is client -> rotel.
 /// Bytes are marked when the proxy has read them, just before it forwards
 /// them: so the marks of what the far end has received are always set.
-fn pump(mut from: TcpStream, mut to: TcpStream, marks: &Mutex<Marks>, up: bool) {
+fn pump(mut from: TcpStream, mut to: TcpStream, marks: &Mutex<Marks>, up: bool, quick_acks: bool) {
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if quick_acks {
+            ack_at_once(&from);
+        }
         let now = Instant::now();
         {
             let mut m = marks.lock().unwrap();
@@ -321,16 +364,14 @@ fn flush_through(
     (proxy.marks(), t0, returned)
 }
 
-/// Runs the timeline flush for both sides; returns the table and the JSON.
-pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String, serde_json::Value) {
-    const COUNTERS: usize = 50;
-    let attrs = crate::attribute_sets();
-    let events = collect_events();
-    let proxy = Proxy::start(rotel.grpc_addr()).expect("timeline proxy");
+const COUNTERS: usize = 50;
 
+/// One timed flush of the official exporter through `proxy`.
+fn official_through(proxy: &Proxy, rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> Stages {
     crate::progress(format!(
-        "timeline: official, one flush of {COUNTERS} counters x {} series through a proxy",
-        crate::SERIES
+        "timeline: official, one flush of {COUNTERS} counters x {} series through a proxy ({})",
+        crate::SERIES,
+        proxy.acks()
     ));
     let entered = Arc::new(Mutex::new(None));
     let official = {
@@ -345,9 +386,9 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
             .with_reader(PeriodicReader::builder(exporter).with_interval(crate::NEVER).build())
             .build()
     };
-    let rec = crate::Recorder::new(&official, COUNTERS, attrs.clone());
-    let (marks, t0, returned) = flush_through(&proxy, &official, &rec, rotel, || *entered.lock().unwrap() = None);
-    let off = Stages {
+    let rec = crate::Recorder::new(&official, COUNTERS, crate::attribute_sets());
+    let (marks, t0, returned) = flush_through(proxy, &official, &rec, rotel, || *entered.lock().unwrap() = None);
+    let stages = Stages {
         started: None,
         collected: ms(t0, *entered.lock().unwrap()),
         queued: None,
@@ -359,23 +400,28 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
         event: None,
     };
     official.shutdown().ok();
+    stages
+}
 
+/// One timed flush of this crate's exporter through `proxy`.
+fn ours_through(proxy: &Proxy, rotel: &crate::rotel::Rotel, events: Option<&Arc<Mutex<Vec<CollectEvent>>>>) -> Stages {
     crate::progress(format!(
-        "timeline: otlp-sink, one flush of {COUNTERS} counters x {} series through a proxy",
-        crate::SERIES
+        "timeline: otlp-sink, one flush of {COUNTERS} counters x {} series through a proxy ({})",
+        crate::SERIES,
+        proxy.acks()
     ));
     let exporter = crate::our_exporter(crate::config(&proxy.endpoint()), None);
     let ours = crate::our_provider(&exporter);
-    let rec = crate::Recorder::new(&ours, COUNTERS, attrs);
+    let rec = crate::Recorder::new(&ours, COUNTERS, crate::attribute_sets());
     let clear = || {
-        if let Some(events) = &events {
+        if let Some(events) = events {
             events.lock().unwrap().clear();
         }
     };
-    let (marks, t0, returned) = flush_through(&proxy, &ours, &rec, rotel, clear);
-    let event = events.as_ref().and_then(|e| e.lock().unwrap().last().copied());
+    let (marks, t0, returned) = flush_through(proxy, &ours, &rec, rotel, clear);
+    let event = events.and_then(|e| e.lock().unwrap().last().copied());
     let (started, collected, queued) = collect_stages(t0, event);
-    let mine = Stages {
+    let stages = Stages {
         started,
         collected,
         queued,
@@ -388,7 +434,22 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
     };
     ours.shutdown().ok();
     drop(exporter);
-    drop(proxy);
+    stages
+}
+
+/// Runs the timeline flush for both sides; returns the table and the JSON.
+pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String, serde_json::Value) {
+    let events = collect_events();
+    // Through a proxy that acknowledges at once (transparent), then through
+    // one that delays its acknowledgements to rotel as a default client does.
+    let quick = Proxy::start(rotel.grpc_addr(), true).expect("timeline proxy");
+    let delayed = Proxy::start(rotel.grpc_addr(), false).expect("timeline proxy");
+    let off = official_through(&quick, rotel, rt);
+    let mine = ours_through(&quick, rotel, events.as_ref());
+    let off_delayed = official_through(&delayed, rotel, rt);
+    let mine_delayed = ours_through(&delayed, rotel, events.as_ref());
+    drop((quick, delayed));
+    let event = mine.event;
 
     let cell = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
     let rows = [
@@ -399,6 +460,16 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
         ("first request byte at the proxy", off.first_request_byte, mine.first_request_byte),
         ("last response byte at the proxy", off.last_response_byte, mine.last_response_byte),
         ("force_flush returned", Some(off.returned), Some(mine.returned)),
+        (
+            "last response byte, the proxy delaying its acks to rotel",
+            off_delayed.last_response_byte,
+            mine_delayed.last_response_byte,
+        ),
+        (
+            "force_flush returned, the proxy delaying its acks to rotel",
+            Some(off_delayed.returned),
+            Some(mine_delayed.returned),
+        ),
     ];
     let mut table = format!(
         "Timeline of one gRPC flush, {COUNTERS} counters x {} series (ms from force_flush called)\n\n",
@@ -428,6 +499,8 @@ pub fn run(rotel: &crate::rotel::Rotel, rt: &tokio::runtime::Runtime) -> (String
         "series": crate::SERIES,
         "official": off.json(),
         "otlp-sink": mine.json(),
+        "official, proxy delaying its acks": off_delayed.json(),
+        "otlp-sink, proxy delaying its acks": mine_delayed.json(),
     });
     (table, json)
 }
@@ -501,7 +574,7 @@ mod tests {
                 }
             }
         });
-        let proxy = Proxy::start(upstream_addr).unwrap();
+        let proxy = Proxy::start(upstream_addr, true).unwrap();
         let mut client = TcpStream::connect(proxy.addr).unwrap();
         let mut reply = [0u8; 5];
         client.write_all(b"hello").unwrap();
