@@ -1,5 +1,9 @@
-//! The TCP connection under every gRPC channel, plain or TLS: Nagle off on
-//! this side, and this side's acknowledgements sent at once.
+//! The TCP connection under every gRPC channel and every TLS connection
+//! (gRPC or HTTP): Nagle off on this side, and this side's
+//! acknowledgements sent at once. (Plaintext OTLP/HTTP uses hyper-util's
+//! connector, with Nagle off: an HTTP/1.1 exchange is one request and one
+//! answer per connection at a time, and rotel writes each answer whole, so
+//! the wait below was not seen there.)
 //!
 //! A collector whose sockets keep Nagle's algorithm on (rotel 0.0.1 does:
 //! it never sets `TCP_NODELAY` on the connections it accepts) holds back a
@@ -7,10 +11,8 @@
 //! one is acknowledged. A Linux client delays that acknowledgement for up to
 //! 40 ms when it has nothing of its own to send, which is exactly its state
 //! while it waits for the last answers of a flush. The two waits meet, and
-//! the flush's last request takes 40 ms more than it needs: measured on
-//! workload 1 of `vs_official` (50 000 points, seven requests), the last
-//! answer came 44 ms after the one before it, in every flush, and the flush
-//! took 97 ms where it takes 50 ms without the wait.
+//! a flush's last answer comes tens of milliseconds late (the README's
+//! "Benchmarks" has the measurement, from `vs_official`'s timeline).
 //!
 //! So, on Linux, [`TcpIo`] re-arms `TCP_QUICKACK` after every read that
 //! brought data: the kernel then acknowledges at once (and sends an
