@@ -404,17 +404,22 @@ impl From<MetricPoint> for EncodedMetricPoint {
 impl EncodedMetricPoint {
     /// A sum or gauge point with no exemplars and no flags, written straight
     /// from its parts, as [`From<MetricPoint>`](#impl-From<MetricPoint>-for-EncodedMetricPoint)
-    /// writes the same point: `attributes` is called twice (to size, then to
-    /// write), and must give the same attributes each time. `descriptor`
-    /// must be a sum or a gauge.
+    /// writes the same point. `descriptor` must be a sum or a gauge.
+    ///
+    /// The bytes are written in one pass over the attributes, into a buffer
+    /// of `capacity` bytes (it grows if that is short): a metric's points
+    /// are much alike, so the caller passes a little more than the last
+    /// point took, and sizing each point exactly first, which walks its
+    /// attributes twice, is not needed. The attributes are measured once,
+    /// as they are written, for their length prefixes.
     pub(crate) fn number<'a, A, I>(
         resource: Arc<Resource>,
         scope: Arc<Scope>,
         descriptor: Arc<MetricDescriptor>,
-        attributes: impl Fn() -> I,
-        start_time_unix_nano: u64,
-        time_unix_nano: u64,
+        attributes: I,
+        (start_time_unix_nano, time_unix_nano): (u64, u64),
         value: NumberValue,
+        capacity: usize,
     ) -> Self
     where
         A: Attribute + 'a,
@@ -422,19 +427,14 @@ impl EncodedMetricPoint {
     {
         debug_assert!(matches!(descriptor.kind, MetricKind::Sum { .. } | MetricKind::Gauge));
         // NumberDataPoint, as `put_data_point` writes it with no exemplars and no flags.
-        let len = fixed64_nonzero_len(point_tags::START, start_time_unix_nano)
-            + fixed64_nonzero_len(point_tags::TIME, time_unix_nano)
-            + fixed64_field_len(4)
-            + attributes_len(7, attributes());
-        let mut buf = Vec::with_capacity(len);
+        let mut buf = Vec::with_capacity(capacity);
         put_fixed64_nonzero(&mut buf, point_tags::START, start_time_unix_nano);
         put_fixed64_nonzero(&mut buf, point_tags::TIME, time_unix_nano);
         match value {
             NumberValue::Int(i) => put_fixed64(&mut buf, 6, i as u64),
             NumberValue::Double(d) => put_double(&mut buf, 4, d),
         }
-        put_attributes(&mut buf, 7, attributes());
-        debug_assert_eq!(buf.len(), len);
+        put_attributes(&mut buf, 7, attributes);
         Self { resource, scope, descriptor, data: Ok(buf) }
     }
 }

@@ -186,6 +186,14 @@ impl Attribute for opentelemetry::KeyValue {
 }
 
 /// Encodes one metric's points onto `points`.
+/// The buffer of a metric's first sum or gauge point: the three fixed64
+/// fields (27 bytes) and a few short attributes.
+const NUMBER_POINT_START: usize = 96;
+
+/// What a point's buffer has beyond the size of the metric's previous
+/// point: room for attribute values a little longer than the last ones.
+const NUMBER_POINT_SLACK: usize = 16;
+
 fn push_encoded<T: Number + 'static>(
     points: &mut Vec<EncodedMetricPoint>,
     resource: &Arc<Resource>,
@@ -195,20 +203,29 @@ fn push_encoded<T: Number + 'static>(
 ) {
     let descriptor = descriptor(metric, data);
     let (resource_, scope_, descriptor_) = (|| Arc::clone(resource), || Arc::clone(scope), || Arc::clone(&descriptor));
+    // Each point's buffer: a little more than the metric's last point took.
+    let mut capacity = NUMBER_POINT_START;
+    let mut number = |attributes: &mut dyn Iterator<Item = &opentelemetry::KeyValue>, start, time, value| {
+        let point = EncodedMetricPoint::number(
+            resource_(),
+            scope_(),
+            descriptor_(),
+            attributes,
+            (start, time),
+            value,
+            capacity,
+        );
+        capacity = point.data.as_ref().map_or(capacity, |data| data.len() + NUMBER_POINT_SLACK);
+        point
+    };
     match data {
         MetricData::Sum(sum) if sum.data_points().all(|p| p.exemplars().next().is_none()) => {
             let (start, time) = (nanos(sum.start_time()), nanos(sum.time()));
-            points.extend(sum.data_points().map(|p| {
-                let value = p.value().number();
-                EncodedMetricPoint::number(resource_(), scope_(), descriptor_(), || p.attributes(), start, time, value)
-            }));
+            points.extend(sum.data_points().map(|p| number(&mut p.attributes(), start, time, p.value().number())));
         }
         MetricData::Gauge(gauge) if gauge.data_points().all(|p| p.exemplars().next().is_none()) => {
             let (start, time) = (gauge.start_time().map_or(0, nanos), nanos(gauge.time()));
-            points.extend(gauge.data_points().map(|p| {
-                let value = p.value().number();
-                EncodedMetricPoint::number(resource_(), scope_(), descriptor_(), || p.attributes(), start, time, value)
-            }));
+            points.extend(gauge.data_points().map(|p| number(&mut p.attributes(), start, time, p.value().number())));
         }
         _ => {
             let mut converted = Vec::new();
