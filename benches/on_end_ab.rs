@@ -7,6 +7,9 @@
 //!   processor that takes the span by value pays;
 //! - `ours`: `OtlpSpanProcessor::on_end` (an `OtlpExporter` sending to the
 //!   in-process `Receiver`), its queue sized so that nothing drops;
+//! - `ours, sharded`: the same with the queue cut into `--shards` shards
+//!   (`SinkConfig::with_queue_shards`; default 8), each the size of the
+//!   unsharded queue, so that a thread alone still has room for a round;
 //! - `official`: the SDK's `BatchSpanProcessor::on_end`, with an exporter
 //!   that counts and discards.
 //!
@@ -31,7 +34,8 @@
 //!
 //! Run: `cargo bench --bench on_end_ab` (about 10 s); options after `--`:
 //! `--rounds N` (default 61), `--spans N` (spans per round and thread
-//! count, default 20000), `--threads 1,8`.
+//! count, default 20000), `--threads 1,8`, `--shards N`, `--only floor|ours|ours,|official`
+//! (that variant alone, at the first thread count: for `perf record`).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -65,34 +69,45 @@ impl SpanExporter for Discard {
 enum Variant {
     Floor,
     Ours,
+    OursSharded,
     Official,
 }
 
-const VARIANTS: [Variant; 3] = [Variant::Floor, Variant::Ours, Variant::Official];
+const VARIANTS: [Variant; 4] = [Variant::Floor, Variant::Ours, Variant::OursSharded, Variant::Official];
 
 impl Variant {
     fn name(self) -> &'static str {
         match self {
             Self::Floor => "floor (move into a preallocated slot)",
             Self::Ours => "ours (OtlpSpanProcessor::on_end)",
+            Self::OursSharded => "ours, sharded queue (--shards)",
             Self::Official => "official (BatchSpanProcessor::on_end)",
         }
     }
 }
 
 struct Args {
+    /// `--only floor|ours|ours,|official`: time that variant alone (for `perf`), no ratios.
+    only: Option<Variant>,
     rounds: usize,
     spans: usize,
+    shards: usize,
     threads: Vec<usize>,
 }
 
 fn args() -> Args {
-    let mut parsed = Args { rounds: 61, spans: 20_000, threads: vec![1, 8] };
+    let mut parsed = Args { only: None, rounds: 61, spans: 20_000, shards: 8, threads: vec![1, 8] };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
         match arg.as_str() {
             "--rounds" => parsed.rounds = value("--rounds").parse().expect("--rounds N"),
+            "--only" => {
+                let name = value("--only");
+                let found = VARIANTS.into_iter().find(|v| v.name().starts_with(&name));
+                parsed.only = Some(found.unwrap_or_else(|| panic!("--only {name}: not floor, ours or official")));
+            }
+            "--shards" => parsed.shards = value("--shards").parse().expect("--shards N"),
             "--spans" => parsed.spans = value("--spans").parse().expect("--spans N"),
             "--threads" => {
                 parsed.threads = value("--threads").split(',').map(|t| t.parse().expect("--threads 1,8")).collect();
@@ -145,14 +160,14 @@ fn timed(
     variant: Variant,
     threads: usize,
     per_thread: usize,
-    ours: &dyn SpanProcessor,
-    official: &dyn SpanProcessor,
+    processors: [&dyn SpanProcessor; 3],
     floor: &mut FloorSlots,
 ) -> [f64; 2] {
     let barrier = Barrier::new(threads);
     let processor: &dyn SpanProcessor = match variant {
-        Variant::Ours => ours,
-        _ => official,
+        Variant::Ours | Variant::Floor => processors[0],
+        Variant::OursSharded => processors[1],
+        Variant::Official => processors[2],
     };
     let ns: [f64; 2] = std::thread::scope(|s| {
         let handles: Vec<_> = floor.0[..threads]
@@ -235,6 +250,19 @@ fn main() {
         .build_without_env()
         .expect("the exporter");
     let ours = exporter.span_processor();
+    let sharded_exporter = OtlpExporter::builder()
+        .with_endpoint(receiver.endpoint())
+        .with_signal_sink_config(
+            Signal::Traces,
+            SinkConfig::default()
+                .with_queue_capacity(capacity * args.shards)
+                .with_queue_shards(args.shards)
+                .with_batch_size(2048)
+                .with_queue_memory(QueueMemory::Resident),
+        )
+        .build_without_env()
+        .expect("the sharded exporter");
+    let sharded = sharded_exporter.span_processor();
     let exported = Arc::new(AtomicU64::new(0));
     let official = BatchSpanProcessor::builder(Discard(Arc::clone(&exported)))
         .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(capacity).build())
@@ -242,7 +270,7 @@ fn main() {
     let mut floor = FloorSlots::new(max_threads, args.spans);
 
     // results[clock][thread count index][variant] = ns per span of each counted round.
-    let mut results = vec![vec![[Vec::new(), Vec::new(), Vec::new()]; args.threads.len()]; 2];
+    let mut results = vec![vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; args.threads.len()]; 2];
     let mut official_ended = 0u64;
     let started = Instant::now();
     for round in 0..=args.rounds {
@@ -251,7 +279,10 @@ fn main() {
             let per_thread = args.spans / threads;
             for k in 0..VARIANTS.len() {
                 let variant = VARIANTS[(round + k) % VARIANTS.len()];
-                let ns = timed(variant, threads, per_thread, &ours, &official, &mut floor);
+                if args.only.is_some_and(|only| only != variant) {
+                    continue;
+                }
+                let ns = timed(variant, threads, per_thread, [&ours, &sharded, &official], &mut floor);
                 if variant == Variant::Official {
                     official_ended += (per_thread * threads) as u64;
                 }
@@ -264,7 +295,7 @@ fn main() {
         }
     }
 
-    let ours_dropped = exporter.stats().traces.sink.dropped;
+    let ours_dropped = exporter.stats().traces.sink.dropped + sharded_exporter.stats().traces.sink.dropped;
     let official_lost = official_ended - exported.load(Ordering::Relaxed);
     println!(
         "on_end A/B: {} rounds (+1 warm-up), {} spans per round and thread count, load average {load_before} \
@@ -274,8 +305,14 @@ fn main() {
         loadavg()
     );
     for (clock, label) in ["wall clock", "thread CPU time"].into_iter().enumerate() {
+        if args.only.is_some() {
+            let values = &mut results[clock][0][args.only.unwrap() as usize];
+            values.sort_by(f64::total_cmp);
+            println!("{label}: median {:.1} ns/span", median(values));
+            continue;
+        }
         println!("-- {label}");
-        let mut medians = vec![[0.0; 3]; args.threads.len()];
+        let mut medians = vec![[0.0; 4]; args.threads.len()];
         for (ti, &threads) in args.threads.iter().enumerate() {
             for variant in VARIANTS {
                 let values = &mut results[clock][ti][variant as usize];
@@ -292,11 +329,15 @@ fn main() {
             }
         }
         for (ti, &threads) in args.threads.iter().enumerate() {
-            let [floor_m, ours_m, official_m] = medians[ti];
+            let [floor_m, ours_m, sharded_m, official_m] = medians[ti];
             println!(
-                "{threads} thread(s), {label}: ours / floor {:.2}, ours / official {:.2}",
+                "{threads} thread(s), {label}: ours / floor {:.2}, ours / official {:.2}; sharded / floor {:.2}, \
+                 sharded / official {:.2}, sharded / ours {:.2}",
                 ours_m / floor_m,
-                ours_m / official_m
+                ours_m / official_m,
+                sharded_m / floor_m,
+                sharded_m / official_m,
+                sharded_m / ours_m,
             );
         }
     }
@@ -305,4 +346,5 @@ fn main() {
     println!("dropped: none (ours: stats().traces.sink.dropped = 0; official: every span ended was exported)");
     official.shutdown().expect("the batch processor drained");
     exporter.shutdown().expect("clean shutdown");
+    sharded_exporter.shutdown().expect("clean shutdown");
 }
