@@ -305,8 +305,8 @@ fn main() {
         loadavg()
     );
     for (clock, label) in ["wall clock", "thread CPU time"].into_iter().enumerate() {
-        if args.only.is_some() {
-            let values = &mut results[clock][0][args.only.unwrap() as usize];
+        if let Some(only) = args.only {
+            let values = &mut results[clock][0][only as usize];
             values.sort_by(f64::total_cmp);
             println!("{label}: median {:.1} ns/span", median(values));
             continue;

@@ -241,8 +241,8 @@ mod tests {
         let capacities: Vec<usize> = (0..3).map(|k| queue.shard(k).capacity()).collect();
         assert_eq!(capacities, [4, 3, 3]);
         assert_eq!(queue.capacity(), 10);
-        for k in 0..3 {
-            for i in 0..capacities[k] as u64 {
+        for (k, &capacity) in capacities.iter().enumerate() {
+            for i in 0..capacity as u64 {
                 queue.shard(k).try_push(k as u64 * 100 + i).unwrap();
             }
             assert_eq!(queue.shard(k).try_push(999), Err(Refused::Full(999)), "shard {k} is full at its share");
@@ -272,8 +272,8 @@ mod tests {
         let here = queue.mine();
         assert_eq!(queue.mine(), here, "the same thread, the same shard");
         let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(|| thread_index()).join().unwrap();
-            let b = s.spawn(|| thread_index()).join().unwrap();
+            let a = s.spawn(thread_index).join().unwrap();
+            let b = s.spawn(thread_index).join().unwrap();
             (a, b)
         });
         assert!(b > a, "indices are taken in order: {a} then {b}");

@@ -74,7 +74,7 @@ impl WakeAt {
     #[inline]
     pub(crate) fn reached(&self, position: u64) -> bool {
         seq_cst_order();
-        // SeqCst: pairs with `announce` (see the module docs).
+        // SeqCst: pairs with `announce_all` (see the module docs).
         position >= self.0.load(Ordering::SeqCst) && self.0.swap(AWAKE, Ordering::SeqCst) != AWAKE
     }
 
