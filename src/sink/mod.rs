@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use actor::{Actor, BarrierCopies, Message};
-use ring::{NoRoom, Refused, RingState};
+use ring::{NoRoom, Refused, Ring, RingState};
 use shards::Shards;
 use stats::Counters;
 use wake::WakeAt;
@@ -73,6 +73,9 @@ pub use stats::SinkStats;
 /// ```
 pub struct BackgroundSink<T> {
     ring: Arc<Shards<Message<T>>>,
+    /// Shard 0, reached without going through `ring`: with one shard (the
+    /// default), a push loads no more than it did before the queue had shards.
+    first: Arc<Ring<Message<T>>>,
     shared: Arc<Shared>,
     /// Shared by every clone: its drop, with the last clone, tells the actor
     /// that nobody can push any more.
@@ -155,6 +158,7 @@ impl<T> Clone for BackgroundSink<T> {
     fn clone(&self) -> Self {
         Self {
             ring: Arc::clone(&self.ring),
+            first: Arc::clone(&self.first),
             shared: Arc::clone(&self.shared),
             _producers: Arc::clone(&self._producers),
         }
@@ -237,7 +241,8 @@ impl<T: Send + 'static> BackgroundSink<T> {
         });
         let handle = SinkHandle { task, shutdown, shared: Arc::clone(&shared) };
         let producers = Arc::new(Producers(Arc::clone(&shared)));
-        Ok((Self { ring, shared, _producers: producers }, handle))
+        let first = Arc::clone(ring.first());
+        Ok((Self { ring, first, shared, _producers: producers }, handle))
     }
 }
 
@@ -258,7 +263,8 @@ impl<T> BackgroundSink<T> {
         }
         // Claim first, then move the message in: see `Ring::claim`.
         let shard = self.ring.mine();
-        match self.ring.shard(shard).claim() {
+        let ring = if shard == 0 { &*self.first } else { self.ring.shard(shard) };
+        match ring.claim() {
             Ok(claim) => {
                 // The claim itself counts the message as pushed and pending
                 // (see `Counters::snapshot`): no counter to bump here.

@@ -97,6 +97,11 @@ impl<T> Shards<T> {
         self.rings.len()
     }
 
+    /// Shard 0.
+    pub(crate) fn first(&self) -> &Arc<Ring<T>> {
+        &self.rings[0]
+    }
+
     /// The shard of this index (below [`len`](Self::len)).
     #[inline]
     pub(crate) fn shard(&self, index: usize) -> &Ring<T> {
