@@ -1,5 +1,6 @@
-//! The generic core: a bounded queue, one actor task that batches, and a
-//! [`SinkDrain`] that receives the batches. Nothing here knows about OTLP.
+//! The generic core: a bounded queue (one ring, or one ring per shard:
+//! `shards.rs`), one actor task that batches, and a [`SinkDrain`] that
+//! receives the batches. Nothing here knows about OTLP.
 
 mod actor;
 mod config;
@@ -45,6 +46,12 @@ pub use stats::SinkStats;
 /// [`flush`](Self::flush) is a barrier in FIFO order with the data: it returns
 /// `Ok` only after every message accepted before it was written and the
 /// drain's [`flush_durable`](SinkDrain::flush_durable) confirmed it.
+///
+/// The queue may be cut into shards
+/// ([`SinkConfig::with_queue_shards`]), one per producer thread's index:
+/// each thread's messages then stay in order, messages of different
+/// threads in different shards have no order between them, and a flush
+/// still covers everything accepted before it in every shard.
 ///
 /// # Example
 ///
