@@ -143,6 +143,8 @@ pub mod sdk;
 pub mod sink;
 // The durable spool's storage layer, under the spooled drains.
 mod spool;
+// The TCP connection under the gRPC channels and the TLS connector.
+mod tcp;
 pub mod tls;
 
 pub use config::{ExporterConfig, Protocol, Signal};

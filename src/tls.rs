@@ -46,7 +46,6 @@ use std::task::{Context, Poll};
 use http::Uri;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::ResolvesClientCert;
@@ -57,6 +56,7 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, SignatureScheme};
 
 use crate::config::{ConfigPath, ExporterConfig, ValueOrigin};
+use crate::tcp::TcpIo;
 
 /// Why an exporter could not be set up: a TLS file that cannot be read or
 /// holds nothing usable, or TLS settings that cannot be used.
@@ -398,10 +398,7 @@ impl TlsConnector {
     }
 
     async fn connect(self, uri: Uri) -> Result<TokioIo<TlsIo>, BoxError> {
-        let host = uri.host().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the endpoint has no host"))?;
-        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-        let tcp = TcpStream::connect((host, uri.port_u16().unwrap_or(443))).await?;
-        tcp.set_nodelay(true)?;
+        let tcp = TcpIo::connect(&uri, 443).await?;
 
         let resolver = Arc::new(Resolver { identity: self.identity.clone(), asked: AtomicBool::new(false) });
         let mut config = ClientConfig::clone(&self.config);
@@ -481,7 +478,7 @@ fn certificates(
 /// data (refused, recorded in the [`Refusal`]).
 #[derive(Debug)]
 pub(crate) struct TlsIo {
-    stream: TlsStream<TcpStream>,
+    stream: TlsStream<TcpIo>,
     /// Set until the verdict is in, and only when it is awaited.
     watch: Option<Arc<Refusal>>,
 }

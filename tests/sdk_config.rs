@@ -503,6 +503,7 @@ fn the_readme_defaults_table_matches_the_code() {
     let checks: Vec<(&str, String)> = vec![
         ("DEFAULT_METRICS_QUEUE_CAPACITY", OtlpExporterBuilder::DEFAULT_METRICS_QUEUE_CAPACITY.to_string()),
         ("DEFAULT_METRICS_BATCH_SIZE", OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE.to_string()),
+        ("DEFAULT_METRICS_BATCH_BYTES", OtlpExporterBuilder::DEFAULT_METRICS_BATCH_BYTES.to_string()),
         ("spans, log records: queue", sink.queue_capacity().to_string()),
         ("spans, log records: batch", sink.batch_size().to_string()),
         ("flush_interval", format!("{:?}", sink.flush_interval())),

@@ -83,6 +83,75 @@ async fn a_backlog_is_written_without_waiting_for_the_timer() {
     assert_eq!(script.written(), (0..13).collect::<Vec<_>>());
 }
 
+/// The scripted drain, weighing each message as its value in bytes.
+struct Weighed(support::drains::ScriptedDrain);
+
+impl SinkDrain<u64> for Weighed {
+    fn item_bytes(&self, item: &u64) -> usize {
+        *item as usize
+    }
+
+    fn write_batch(&mut self, batch: Vec<u64>) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
+        self.0.write_batch(batch)
+    }
+
+    fn flush_durable(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
+        self.0.flush_durable()
+    }
+
+    fn close(&mut self) -> impl std::future::Future<Output = Result<(), DrainError>> + Send {
+        self.0.close()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_are_cut_by_bytes_as_the_drain_weighs_them_without_waiting_for_the_timer() {
+    let script = Script::new();
+    let by_bytes = config(1000).with_batch_bytes(100);
+    let (sink, handle) = BackgroundSink::spawn(Weighed(script.drain()), by_bytes, CancellationToken::new()).unwrap();
+    // 30 bytes each: the fourth message passes 100 bytes and ends the batch.
+    // The actor takes the first alone and sleeps: the push that fills the
+    // batch by bytes must wake it, long before the batch size would.
+    sink.try_push(30).unwrap();
+    settle().await;
+    let started = tokio::time::Instant::now();
+    for _ in 1..10 {
+        sink.try_push(30).unwrap();
+    }
+    script.wait_until(|e| e.len() >= 2).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "two batches were full by bytes, yet one waited {:?} for the timer",
+        started.elapsed()
+    );
+    assert_eq!(script.batch_sizes(), vec![4, 4]);
+    // The batch size still bounds a batch of light messages.
+    let light = Script::new();
+    let by_count = config(5).with_batch_bytes(1 << 20);
+    let (sink_light, handle_light) =
+        BackgroundSink::spawn(Weighed(light.drain()), by_count, CancellationToken::new()).unwrap();
+    for i in 0..5 {
+        sink_light.try_push(i).unwrap();
+    }
+    light.wait_until(|e| e.len() == 1).await;
+    assert_eq!(light.batch_sizes(), vec![5]);
+    handle.shutdown().await.unwrap();
+    handle_light.shutdown().await.unwrap();
+    assert_eq!(script.batch_sizes(), vec![4, 4, 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_that_does_not_weigh_its_items_batches_by_count() {
+    let script = Script::new();
+    let (sink, handle, _token) = spawn(&script, config(4).with_batch_bytes(1));
+    for i in 0..9 {
+        sink.try_push(i).unwrap();
+    }
+    script.wait_until(|e| e.len() == 2).await;
+    assert_eq!(script.batch_sizes(), vec![4, 4], "batch_bytes is moot when every item weighs 0");
+    handle.shutdown().await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_partial_batch_is_written_when_the_interval_expires() {
     let script = Script::new();

@@ -234,6 +234,12 @@ impl<S: Service, T: Transport, P: Into<S::Point> + Send + 'static> SinkDrain<P> 
             let request = self.open_request(items, body.len(), false);
             self.in_flight.spawn(request.run::<S>(Bytes::from(body)));
             self.unsent -= items;
+            // Let the request start now: on a runtime of one worker the new
+            // task would otherwise wait until this batch's other requests are
+            // encoded and the actor has run out of work, while the collector
+            // sits idle. (Measured: the first request of a 50 000-point flush
+            // left 3 to 4 ms after it was made.)
+            tokio::task::yield_now().await;
         }
         Ok(())
     }

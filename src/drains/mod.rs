@@ -14,6 +14,7 @@ use crate::deliver::{DeliveryDrain, DeliverySettings, DeliveryStatsHandle, Spool
 use crate::deliver::{Failure, Service, Transport};
 use crate::grpc::GrpcTransport;
 use crate::http::HttpTransport;
+use crate::otlp::EncodedSize;
 use crate::sink::{DrainError, SinkDrain};
 use crate::tls::ConnectError;
 
@@ -113,7 +114,11 @@ impl<S: Service> Inner<S> {
     }
 }
 
-impl<S: Service, P: Into<S::Point> + Send + 'static> SinkDrain<P> for Inner<S> {
+impl<S: Service, P: Into<S::Point> + EncodedSize + Send + 'static> SinkDrain<P> for Inner<S> {
+    fn item_bytes(&self, item: &P) -> usize {
+        item.encoded_size()
+    }
+
     async fn write_batch(&mut self, batch: Vec<P>) -> Result<(), DrainError> {
         match self {
             Inner::Direct(d) => d.write_batch(batch).await,

@@ -20,6 +20,7 @@ use super::classify::classify_attempt;
 use crate::config::{Compression, ExporterConfig};
 use crate::deliver::Service;
 use crate::deliver::{Failure, Transport};
+use crate::tcp::PlainConnector;
 use crate::tls::{Alpn, ConnectError, Refusal, TlsConnector};
 
 /// A cloneable handle on one HTTP/2 channel to the collector, with the
@@ -74,7 +75,7 @@ impl GrpcTransport {
             let channel = endpoint(dialled).origin(config.endpoint().clone()).connect_with_connector_lazy(connector);
             (channel, Some(refusal))
         } else {
-            (endpoint(config.endpoint().clone()).connect_lazy(), None)
+            (endpoint(config.endpoint().clone()).connect_with_connector_lazy(PlainConnector), None)
         };
         let mut grpc = Grpc::new(channel).max_decoding_message_size(16 * 1024 * 1024);
         grpc = match config.compression() {

@@ -36,7 +36,7 @@ pub use traces::{SpanEvent, SpanKind, SpanLink, SpanRecord, SpanStatus};
 
 // The encoder's crate-side API, for the gRPC drain.
 #[allow(unused_imports)]
-pub(crate) use encode::{encode, Encoded, EncodedRequest, Encoding};
+pub(crate) use encode::{encode, Encoded, EncodedRequest, EncodedSize, Encoding};
 #[cfg(feature = "sdk")]
 pub(crate) use metrics::EncodedMetricPoint;
 #[cfg(feature = "sdk")]

@@ -88,6 +88,8 @@ pub struct OtlpExporterBuilder {
     /// The spool's bounds, for every signal (its directory unused).
     spool_bounds: SpoolConfig,
     flush_level: FlushLevel,
+    /// The queue memory of the signals whose sink settings code left alone.
+    default_queue_memory: QueueMemory,
 }
 
 impl Default for OtlpExporterBuilder {
@@ -103,6 +105,7 @@ impl Default for OtlpExporterBuilder {
             spool_dirs: [None, None, None],
             spool_bounds: SpoolConfig::new(PathBuf::new()),
             flush_level: FlushLevel::Delivered,
+            default_queue_memory: QueueMemory::Lazy,
         }
     }
 }
@@ -122,8 +125,17 @@ impl OtlpExporterBuilder {
     /// [`SinkConfig::default`].
     pub const DEFAULT_METRICS_QUEUE_CAPACITY: usize = 65_536;
 
-    /// The default batch size of the metrics sink, in data points.
-    pub const DEFAULT_METRICS_BATCH_SIZE: usize = 8_192;
+    /// The default batch size of the metrics sink, in data points: a bound
+    /// only, since its batches are cut by bytes first
+    /// ([`DEFAULT_METRICS_BATCH_BYTES`](Self::DEFAULT_METRICS_BATCH_BYTES)).
+    pub const DEFAULT_METRICS_BATCH_SIZE: usize = 65_536;
+
+    /// The default batch size of the metrics sink in bytes of encoded data
+    /// points, so that each request is close to the collector's limit
+    /// without passing it: fewer, larger requests cost a collector less CPU
+    /// per point. Capped by the [request size limit](ExporterConfig::max_request_bytes)
+    /// when that is lower. See the README's "Benchmarks" for the measurement.
+    pub const DEFAULT_METRICS_BATCH_BYTES: usize = 3 * 1024 * 1024;
 
     /// The default number of [export runtime](Self::with_export_threads) threads.
     pub const DEFAULT_EXPORT_THREADS: usize = 1;
@@ -290,9 +302,14 @@ impl OtlpExporterBuilder {
 
     /// The queue and batching of every signal's sink. Defaults:
     /// [`SinkConfig::default`] for spans and log records; for metric points
-    /// a queue of [`DEFAULT_METRICS_QUEUE_CAPACITY`](Self::DEFAULT_METRICS_QUEUE_CAPACITY)
-    /// and batches of [`DEFAULT_METRICS_BATCH_SIZE`](Self::DEFAULT_METRICS_BATCH_SIZE),
-    /// so that a collection fits.
+    /// a queue of [`DEFAULT_METRICS_QUEUE_CAPACITY`](Self::DEFAULT_METRICS_QUEUE_CAPACITY),
+    /// so that a collection fits, and batches of
+    /// [`DEFAULT_METRICS_BATCH_BYTES`](Self::DEFAULT_METRICS_BATCH_BYTES)
+    /// (at most the request size limit) or
+    /// [`DEFAULT_METRICS_BATCH_SIZE`](Self::DEFAULT_METRICS_BATCH_SIZE)
+    /// points, whichever comes first. A configuration set here replaces
+    /// those: a metrics sink batches by bytes only if it says so
+    /// ([`SinkConfig::with_batch_bytes`]).
     #[must_use]
     pub fn with_sink_config(mut self, config: SinkConfig) -> Self {
         self.sinks = [Some(config.clone()), Some(config.clone()), Some(config)];
@@ -309,10 +326,12 @@ impl OtlpExporterBuilder {
     /// "Benchmarks").
     #[must_use]
     pub fn with_queue_memory(mut self, memory: QueueMemory) -> Self {
-        for signal in SIGNALS {
-            let sink = self.sinks[signal.index()].take().unwrap_or_else(|| default_sink_config(signal));
-            self.sinks[signal.index()] = Some(sink.with_queue_memory(memory));
+        for sink in self.sinks.iter_mut().flatten() {
+            *sink = sink.clone().with_queue_memory(memory);
         }
+        // The signals still on their defaults, which depend on settings
+        // resolved at build.
+        self.default_queue_memory = memory;
         self
     }
 
@@ -528,7 +547,12 @@ impl OtlpExporterBuilder {
         let metrics_env = EnvSettings::from_lookup(Signal::Metrics, &lookup).map_err(BuildError::config)?;
         let sinks: Vec<SinkConfig> = SIGNALS
             .iter()
-            .map(|&signal| self.sinks[signal.index()].clone().unwrap_or_else(|| default_sink_config(signal)))
+            .zip(&configs)
+            .map(|(&signal, config)| {
+                self.sinks[signal.index()].clone().unwrap_or_else(|| {
+                    default_sink_config(signal, config.max_request_bytes()).with_queue_memory(self.default_queue_memory)
+                })
+            })
             .collect();
         for (&signal, sink) in SIGNALS.iter().zip(&sinks) {
             sink.validate().map_err(|source| BuildError::Sink { signal, source })?;
@@ -613,11 +637,14 @@ impl OtlpExporterBuilder {
     }
 }
 
-fn default_sink_config(signal: Signal) -> SinkConfig {
+/// A signal's sink settings when code sets none: for metrics, batches by
+/// bytes, at most `max_request_bytes` (the signal's request limit).
+fn default_sink_config(signal: Signal, max_request_bytes: usize) -> SinkConfig {
     match signal {
         Signal::Metrics => SinkConfig::default()
             .with_queue_capacity(OtlpExporterBuilder::DEFAULT_METRICS_QUEUE_CAPACITY)
-            .with_batch_size(OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE),
+            .with_batch_size(OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE)
+            .with_batch_bytes(OtlpExporterBuilder::DEFAULT_METRICS_BATCH_BYTES.min(max_request_bytes)),
         _ => SinkConfig::default(),
     }
 }
@@ -631,12 +658,19 @@ mod tests {
         let builder = OtlpExporter::builder()
             .with_signal_sink_config(Signal::Logs, SinkConfig::default().with_queue_capacity(7))
             .with_queue_memory(QueueMemory::Resident);
-        for signal in SIGNALS {
-            let sink = builder.sinks[signal.index()].clone().expect("set by with_queue_memory");
-            assert_eq!(sink.queue_memory(), QueueMemory::Resident, "{signal:?}");
-            let expected = if signal == Signal::Logs { 7 } else { default_sink_config(signal).queue_capacity() };
-            assert_eq!(sink.queue_capacity(), expected, "{signal:?}");
-        }
-        assert_eq!(default_sink_config(Signal::Traces).queue_memory(), QueueMemory::Lazy);
+        let logs = builder.sinks[Signal::Logs.index()].clone().expect("set in code");
+        assert_eq!((logs.queue_memory(), logs.queue_capacity()), (QueueMemory::Resident, 7));
+        assert!(builder.sinks[Signal::Metrics.index()].is_none(), "the defaults are made at build");
+        assert_eq!(builder.default_queue_memory, QueueMemory::Resident);
+        assert_eq!(default_sink_config(Signal::Traces, 1 << 20).queue_memory(), QueueMemory::Lazy);
+    }
+
+    #[test]
+    fn metric_batches_are_cut_by_bytes_under_the_request_limit() {
+        let metrics = default_sink_config(Signal::Metrics, ExporterConfig::DEFAULT_MAX_REQUEST_BYTES);
+        assert_eq!(metrics.batch_bytes(), OtlpExporterBuilder::DEFAULT_METRICS_BATCH_BYTES);
+        assert!(metrics.batch_bytes() < ExporterConfig::DEFAULT_MAX_REQUEST_BYTES);
+        assert_eq!(default_sink_config(Signal::Metrics, 64 * 1024).batch_bytes(), 64 * 1024);
+        assert_eq!(default_sink_config(Signal::Traces, 64 * 1024).batch_bytes(), 0, "spans batch by count");
     }
 }

@@ -3,6 +3,7 @@
 //! convert, and queue, one collection at a time; the interval loop; and the
 //! final collection of a shutdown.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,8 @@ use super::convert;
 use super::error::SdkError;
 use super::pipe::ShutdownJob;
 use crate::otlp::EncodedMetricPoint;
-use crate::{sink::TryPushError, BackgroundSink};
+use crate::sink::{Refused, TryPushError};
+use crate::BackgroundSink;
 
 /// What a collection needs; shared with the interval task. It holds no
 /// `Arc<ExporterState>`: nothing running on the export runtime may hold the last
@@ -44,37 +46,85 @@ pub(crate) struct Collected {
     pub(crate) refused: u64,
 }
 
+/// How many converted points the collection queues at a time: whole
+/// metrics, at least this many points. Small enough that the first request
+/// is on its way while the rest of a large collection is converted, large
+/// enough that entering the runtime to queue them costs nothing per point.
+const QUEUE_CHUNK: usize = 1024;
+
 impl Collector {
     /// Collects, converts and queues, waiting for queue space until
-    /// `deadline`. Runs on the export runtime.
+    /// `deadline`. Runs on the export runtime; the work itself on one of its
+    /// blocking threads.
     pub(crate) async fn collect_and_push(self: Arc<Self>, deadline: Instant) -> Result<Collected, SdkError> {
-        let mut turn = Arc::clone(&self.turn).lock_owned().await;
-        let manual = Arc::clone(&self);
+        let turn = Arc::clone(&self.turn).lock_owned().await;
+        let runtime = tokio::runtime::Handle::current();
         // Collection calls the application's callbacks and can take a while:
         // not on a worker, where it would hold up the actors.
-        let (turn_back, points) = tokio::task::spawn_blocking(move || {
-            let collected = manual.manual.collect(&mut turn).map(|()| convert::encoded_resource_metrics(&turn));
-            (turn, collected)
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut turn = turn;
+            self.collect_and_push_blocking(&mut turn, &runtime, deadline)
         })
         .await
         .map_err(|e| SdkError::Collect(OTelSdkError::InternalFailure(format!("metric collection panicked: {e}"))))?;
-        let points = points.map_err(SdkError::Collect)?;
+        outcome
+    }
+
+    /// The SDK's collection into `buffer`, then its points converted and
+    /// queued a chunk at a time, each chunk as soon as it is converted: the
+    /// sink's actor batches and sends the first points while the rest are
+    /// still being converted. On a blocking thread of `runtime`.
+    fn collect_and_push_blocking(
+        &self,
+        buffer: &mut ResourceMetrics,
+        runtime: &tokio::runtime::Handle,
+        deadline: Instant,
+    ) -> Result<Collected, SdkError> {
+        let started = std::time::Instant::now();
+        self.manual.collect(buffer).map_err(SdkError::Collect)?;
+        let collected = started.elapsed();
+        let total = convert::collection_points(buffer) as u64;
         let mut outcome = Collected::default();
-        let mut points = points.into_iter();
-        for point in points.by_ref() {
-            match self.sink.push_until(point, deadline).await {
-                Ok(()) => outcome.queued += 1,
-                Err(TryPushError::Closed(_)) => {
-                    outcome.refused += 1;
-                    break;
+        let _ =
+            convert::encoded_in_chunks(buffer, QUEUE_CHUNK, |chunk| self.queue(chunk, runtime, deadline, &mut outcome));
+        // Points never queued after the sink closed, converted or not.
+        outcome.refused = total - outcome.queued - outcome.dropped;
+        self.refused.fetch_add(outcome.refused, Ordering::Relaxed);
+        tracing::debug!(
+            points = total,
+            collected_us = collected.as_micros() as u64,
+            queued_us = started.elapsed().as_micros() as u64,
+            "metric collection queued"
+        );
+        Ok(outcome)
+    }
+
+    /// Queues one chunk of points, waiting for space until `deadline` (on
+    /// `runtime`, only for a point that found the queue full); stops at the
+    /// first refused for shutdown.
+    fn queue(
+        &self,
+        chunk: &mut Vec<EncodedMetricPoint>,
+        runtime: &tokio::runtime::Handle,
+        deadline: Instant,
+        outcome: &mut Collected,
+    ) -> ControlFlow<()> {
+        for point in chunk.drain(..) {
+            let full = match self.sink.try_queue(point) {
+                Ok(()) => {
+                    outcome.queued += 1;
+                    continue;
                 }
+                Err(Refused::Closed(_)) => return ControlFlow::Break(()),
+                Err(Refused::Full(point)) => point,
+            };
+            match runtime.block_on(self.sink.push_until(full, deadline)) {
+                Ok(()) => outcome.queued += 1,
+                Err(TryPushError::Closed(_)) => return ControlFlow::Break(()),
                 Err(_) => outcome.dropped += 1,
             }
         }
-        outcome.refused += points.len() as u64;
-        self.refused.fetch_add(outcome.refused, Ordering::Relaxed);
-        drop(turn_back);
-        Ok(outcome)
+        ControlFlow::Continue(())
     }
 }
 

@@ -78,6 +78,9 @@ pub(crate) struct Actor<T, D> {
     /// Messages taken from the queue but not yet written. Never longer than
     /// `config.batch_size`.
     batch: Vec<T>,
+    /// The bytes of `batch`'s items, as the drain weighs them; counted only
+    /// when batches are cut by bytes.
+    batch_bytes: usize,
     /// When `batch` must be written at the latest: set when its first message
     /// arrives, cleared when it is written. `Some` exactly when `batch` is not empty.
     deadline: Option<Instant>,
@@ -97,7 +100,7 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
         shared: Arc<Shared>,
         shutdown: CancellationToken,
     ) -> Self {
-        let batch = Vec::with_capacity(config.batch_size);
+        let batch = Vec::with_capacity(Self::first_capacity(&config));
         let heads_at_write = vec![0; queue.len()];
         Self {
             queue,
@@ -106,6 +109,7 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
             shared,
             shutdown,
             batch,
+            batch_bytes: 0,
             deadline: None,
             unreported: Unreported::default(),
             heads_at_write,
@@ -185,8 +189,8 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     /// being woken by every message is what keeps a push from paying for a
     /// task wake-up.
     async fn sleep(&mut self) {
-        let (queue, batched, batch_size) = (&self.queue, self.batch.len(), self.config.batch_size);
-        let heads_at_write = &self.heads_at_write;
+        let (batched, batch_size) = (self.batch.len(), self.batch_target());
+        let (queue, heads_at_write) = (&self.queue, &self.heads_at_write);
         let wake_at = |k: usize| {
             let shard = queue.shard(k);
             let head = shard.head();
@@ -218,14 +222,44 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
         WakeAt::withdraw_all(&self.shared.wake_at);
     }
 
+    /// The first batch's capacity: the batch size, or, for batches cut by
+    /// bytes, a start that grows.
+    fn first_capacity(config: &SinkConfig) -> usize {
+        match config.batch_bytes {
+            0 => config.batch_size,
+            _ => config.batch_size.min(1024),
+        }
+    }
+
+    /// How many messages the batch being filled will hold when full, for a
+    /// batch that is not empty: the batch size, or fewer when batches are cut
+    /// by bytes and the items batched so far say (at their mean size) that
+    /// the bytes run out first. Only where the actor asks to be woken: a
+    /// guess that is short wakes it early, to sleep again; one that is long
+    /// is cut by bytes as the messages are taken.
+    fn batch_target(&self) -> usize {
+        let limit = self.config.batch_bytes;
+        let batched = self.batch.len();
+        if limit == 0 || batched == 0 || self.batch_bytes == 0 {
+            return self.config.batch_size;
+        }
+        let mean = self.batch_bytes.div_ceil(batched);
+        let more = limit.saturating_sub(self.batch_bytes).div_ceil(mean).max(1);
+        (batched + more).min(self.config.batch_size)
+    }
+
     async fn handle(&mut self, message: Message<T>) {
         match message {
             Message::Item(item) => {
                 if self.batch.is_empty() {
                     self.deadline = Some(Instant::now() + self.config.flush_interval);
                 }
+                if self.config.batch_bytes > 0 {
+                    self.batch_bytes += self.drain.item_bytes(&item);
+                }
                 self.batch.push(item);
-                if self.batch.len() >= self.config.batch_size {
+                let by_bytes = self.config.batch_bytes > 0 && self.batch_bytes >= self.config.batch_bytes;
+                if self.batch.len() >= self.config.batch_size || by_bytes {
                     self.write_pending().await;
                 }
             }
@@ -259,13 +293,20 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
 
     async fn write_pending(&mut self) {
         self.deadline = None;
+        self.batch_bytes = 0;
         for (k, head) in self.heads_at_write.iter_mut().enumerate() {
             *head = self.queue.shard(k).head();
         }
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.config.batch_size));
+        // A batch cut by bytes is sized as the last one was, not for a count
+        // it may never reach.
+        let next = match self.config.batch_bytes {
+            0 => self.config.batch_size,
+            _ => self.batch.len(),
+        };
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(next));
         let len = batch.len() as u64;
         // Counted as written when handed over, not when `write_batch`
         // returns: from here on the drain owns the messages and accounts for

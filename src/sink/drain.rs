@@ -45,6 +45,17 @@ pub trait SinkDrain<T: Send>: Send + 'static {
     /// next batch: the sink never retries a batch itself.
     fn write_batch(&mut self, batch: Vec<T>) -> impl Future<Output = Result<(), DrainError>> + Send;
 
+    /// The size of `item` as this drain will write it, in bytes, for a sink
+    /// that cuts its batches by bytes ([`SinkConfig::with_batch_bytes`](crate::SinkConfig::with_batch_bytes)).
+    /// Called by the actor for every item it batches, and only when that
+    /// setting is on: it must be cheap.
+    ///
+    /// The default weighs every item 0, so batches are cut by count only.
+    fn item_bytes(&self, item: &T) -> usize {
+        let _ = item;
+        0
+    }
+
     /// Returns once everything written so far is durable in this drain's sense
     /// (for a network drain: acknowledged by the peer).
     ///

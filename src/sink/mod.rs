@@ -24,7 +24,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use actor::{Actor, BarrierCopies, Message};
-use ring::{NoRoom, Refused, Ring, RingState};
+pub(crate) use ring::Refused;
+use ring::{NoRoom, Ring, RingState};
 use shards::Shards;
 use stats::Counters;
 use wake::WakeAt;
@@ -300,6 +301,27 @@ impl<T> BackgroundSink<T> {
         match self.push_waiting(self.ring.mine(), Message::Item(msg), None).await {
             Ok(()) => Ok(()),
             Err(refused) => Err(PushError::Closed(refused.into_inner().into_item())),
+        }
+    }
+
+    /// Queues `msg` if there is room now, under either overflow policy,
+    /// and counts nothing when there is not: the caller decides what a full
+    /// queue means. The metric reader queues a collection with this, and
+    /// waits ([`push_until`](Self::push_until)) only for a point that found
+    /// the queue full: no future, no waiter registration per point.
+    #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn try_queue(&self, msg: T) -> Result<(), Refused<T>> {
+        let shard = self.ring.mine();
+        let ring = if shard == 0 { &*self.first } else { self.ring.shard(shard) };
+        match ring.claim() {
+            Ok(claim) => {
+                let position = claim.write(Message::Item(msg));
+                self.shared.queued(shard, position);
+                Ok(())
+            }
+            Err(NoRoom::Full) => Err(Refused::Full(msg)),
+            Err(NoRoom::Closed) => Err(Refused::Closed(msg)),
         }
     }
 

@@ -16,7 +16,18 @@
 //! 3. the span hot path, 1 and 8 threads, and spans/s end to end;
 //! 4. a slow collector (the in-process receiver answering after 20 ms);
 //! 5. the floor: the same points built and encoded with bare prost (in 1's rounds);
-//! 6. peak RSS with the collector down and producers pushing (a child process).
+//! 6. peak RSS with the collector down and producers pushing (a child process);
+//! 7. process CPU per span end to end (in 3's rounds): from before the first
+//!    `on_end`, the spans already built, to after the flush returned and
+//!    rotel counted every span.
+//!
+//! Workload 1 runs twice per transport: unpinned, then pinned (this whole
+//! process on one CPU, rotel on another; `src/affinity.rs`), the pinned
+//! figures' names carrying `pinned: ` after the transport's prefix. After
+//! every workload, with 1 in the run, one more gRPC flush of 50 counters x
+//! 1000 series per side goes through a forwarding proxy for the stage
+//! timeline (`src/timeline.rs`), printed after the table and written under
+//! `"timeline"` in the JSON.
 //!
 //! Run: `cargo run --release -p vs-official` (`-- --rounds N --quick` for a smoke run,
 //! `-- --only 1,2 --out NAME` for some workloads into `bench-results/NAME.*`).
@@ -31,6 +42,9 @@
 #[allow(dead_code)]
 #[path = "../../../tests/support/rotel.rs"]
 mod rotel;
+
+mod affinity;
+mod timeline;
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -312,9 +326,21 @@ fn wait_rotel(rotel: &rotel::Rotel, signal: rotel::Signal, expected: u64) {
     }
 }
 
+/// The marker of the pinned rounds' figure names, after the transport's prefix.
+const PINNED: &str = "pinned: ";
+
 /// Workload 1: collect + export + ack, per point, alternating official / ours / SDK alone.
-/// Workload 5's figures come from the same rounds.
-fn workload1(args: &Args, wire: Wire, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) {
+/// Workload 5's figures come from the same rounds. `pinned`: the caller
+/// pinned this process and rotel one CPU each (see [`workload1_pinned`]),
+/// and the figures' names carry [`PINNED`].
+fn workload1(
+    args: &Args,
+    wire: Wire,
+    pinned: bool,
+    rotel: &rotel::Rotel,
+    rt: &tokio::runtime::Runtime,
+    figs: &mut Vec<Figure>,
+) {
     let counters = if args.quick { 5 } else { 50 };
     let attrs = attribute_sets();
     let official = official_provider(rt, wire, &wire.endpoint(rotel));
@@ -326,7 +352,8 @@ fn workload1(args: &Args, wire: Wire, rotel: &rotel::Rotel, rt: &tokio::runtime:
     let rec_noop = Recorder::new(&noop, counters, attrs);
     let points = rec_ours.points();
     let label = format!("{counters} counters x {SERIES} series");
-    let w = wire.prefix();
+    let w = format!("{}{}", wire.prefix(), if pinned { PINNED } else { "" });
+    let mode = if pinned { ", pinned" } else { "" };
     let named =
         |workload: &'static str, name: String, unit: &'static str| Figure::new(workload, format!("{w}{name}"), unit);
 
@@ -343,7 +370,7 @@ fn workload1(args: &Args, wire: Wire, rotel: &rotel::Rotel, rt: &tokio::runtime:
     let mut sent = 0;
     // Round 0 warms the connections up and is not counted.
     for round in 0..=args.rounds {
-        progress(format!("workload 1 ({wire:?}): round {round}/{} ({points} points per flush)", args.rounds));
+        progress(format!("workload 1 ({wire:?}{mode}): round {round}/{} ({points} points per flush)", args.rounds));
         let before = rotel_cpu(rotel);
         let (t_off, c_off) = timed_flush(&official, &rec_official);
         sent += points;
@@ -372,7 +399,7 @@ fn workload1(args: &Args, wire: Wire, rotel: &rotel::Rotel, rt: &tokio::runtime:
     }
     let stats = ours_exporter.stats().metrics;
     progress(format!(
-        "workload 1 ({wire:?}): otlp-sink sent {} requests for {} points",
+        "workload 1 ({wire:?}{mode}): otlp-sink sent {} requests for {} points",
         stats.export.requests, stats.export.acked
     ));
     let dropped = stats.sink.dropped;
@@ -381,6 +408,42 @@ fn workload1(args: &Args, wire: Wire, rotel: &rotel::Rotel, rt: &tokio::runtime:
     ours.shutdown().ok();
     noop.shutdown().ok();
     figs.extend([f_official, f_ours, f_noop, f_added, rotel_official, rotel_ours, cpu_official, cpu_ours, floor]);
+}
+
+/// Workload 1's rounds again with this whole process (every thread it has;
+/// those it creates later inherit) on one CPU and rotel (every thread) on
+/// another, so that the two never compete for a core; both get their
+/// affinity back afterwards. Skipped, saying so, with fewer than 2 CPUs or
+/// if the affinity cannot be set.
+fn workload1_pinned(
+    args: &Args,
+    wire: Wire,
+    rotel: &rotel::Rotel,
+    rt: &tokio::runtime::Runtime,
+    figs: &mut Vec<Figure>,
+) {
+    let Some((app_cpu, rotel_cpu)) = affinity::two_cpus() else {
+        progress(format!("workload 1 ({wire:?}), pinned: skipped, this process may run on fewer than 2 CPUs"));
+        return;
+    };
+    let pid = rotel.pid().expect("rotel is running");
+    let (guard, app_threads, rotel_threads) = match affinity::Pinned::new(app_cpu, pid, rotel_cpu) {
+        Ok(pinned) => pinned,
+        Err(e) => {
+            progress(format!("workload 1 ({wire:?}), pinned: skipped, the CPU affinity could not be set: {e}"));
+            return;
+        }
+    };
+    progress(format!(
+        "workload 1 ({wire:?}), pinned: this process ({app_threads} threads) on CPU {app_cpu}, \
+         rotel (pid {pid}, {rotel_threads} threads) on CPU {rotel_cpu}"
+    ));
+    workload1(args, wire, true, rotel, rt, figs);
+    drop(guard);
+    progress(format!(
+        "workload 1 ({wire:?}), pinned: done; this process's affinity restored to CPUs {:?}",
+        affinity::CpuSet::of(0).map(|s| s.cpus()).unwrap_or_default()
+    ));
 }
 
 /// Workload 2: one collection of 100 000 points.
@@ -439,17 +502,32 @@ fn workload2(
     )
 }
 
-/// Ends `total` spans from `threads` threads; returns (mean ns per `on_end`
-/// on the callers' threads, spans/s from the first `on_end` to the flush's return).
-fn end_spans(processor: &(impl SpanProcessor + ?Sized), threads: usize, total: usize) -> (f64, f64) {
+/// What [`end_spans`] measured.
+struct Ended {
+    /// Mean ns per `on_end` on the callers' threads.
+    caller_ns: f64,
+    /// Spans per second from the first `on_end` to the flush's return.
+    spans_per_s: f64,
+    /// The process CPU time when every thread had built its spans and none
+    /// had ended one yet: workload 7's window starts there.
+    cpu_before: Duration,
+}
+
+/// Ends `total` spans from `threads` threads, each of which builds its
+/// spans before the start (outside every measured window), then flushes.
+fn end_spans(processor: &(impl SpanProcessor + ?Sized), threads: usize, total: usize) -> Ended {
     let per_thread = total / threads;
+    // Twice: once when every thread has built its spans (the CPU is read
+    // then, between the two), once to start them all together.
+    let built = Barrier::new(threads + 1);
     let barrier = Barrier::new(threads + 1);
-    let (caller_ns, started) = std::thread::scope(|s| {
+    let (caller_ns, started, cpu_before) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let barrier = &barrier;
+                let (built, barrier) = (&built, &barrier);
                 s.spawn(move || {
                     let spans: Vec<SpanData> = (0..per_thread).map(|_| span("vs_official")).collect();
+                    built.wait();
                     barrier.wait();
                     let t = Instant::now();
                     for sp in spans {
@@ -459,16 +537,22 @@ fn end_spans(processor: &(impl SpanProcessor + ?Sized), threads: usize, total: u
                 })
             })
             .collect();
+        built.wait();
+        let cpu_before = process_cpu();
         barrier.wait();
         let started = Instant::now();
         let ns: f64 = handles.into_iter().map(|h| h.join().unwrap()).sum::<f64>() / threads as f64;
-        (ns, started)
+        (ns, started, cpu_before)
     });
     processor.force_flush().expect("span flush");
-    (caller_ns, (per_thread * threads) as f64 / started.elapsed().as_secs_f64())
+    Ended { caller_ns, spans_per_s: (per_thread * threads) as f64 / started.elapsed().as_secs_f64(), cpu_before }
 }
 
 /// Workload 3: the span hot path, ours against `BatchSpanProcessor` + the official exporter.
+/// Workload 7 from the same rounds: the process CPU per span end to end,
+/// from before the first `on_end` (the spans built already) to after the
+/// flush returned and rotel counted every span: `on_end`, conversion,
+/// encoding, sending, acknowledged.
 fn workload3(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, figs: &mut Vec<Figure>) {
     let total = if args.quick { 20_000 } else { 200_000 };
     let official = {
@@ -482,10 +566,17 @@ fn workload3(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
             .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 21).build())
             .build()
     };
-    let exporter = our_exporter(
-        config(&rotel.endpoint()),
-        Some((Signal::Traces, SinkConfig::default().with_queue_capacity(1 << 21).with_batch_size(2048))),
-    );
+    // A queue that holds a whole round (nothing dropped), resident like the
+    // official's (its `BatchSpanProcessor` queues into std's `sync_channel`,
+    // which writes every slot's stamp when it is made): with a lazy queue
+    // that never wraps, every push of every round would be a first-lap push,
+    // paying the page faults `QueueMemory` measures, which a service's queue
+    // pays once.
+    let sink = SinkConfig::default()
+        .with_queue_capacity(1 << 18)
+        .with_batch_size(2048)
+        .with_queue_memory(otlp_sink::sink::QueueMemory::Resident);
+    let exporter = our_exporter(config(&rotel.endpoint()), Some((Signal::Traces, sink)));
     let ours = exporter.span_processor();
     let mut sent = rotel.spans();
     for threads in [1usize, 8] {
@@ -493,23 +584,38 @@ fn workload3(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
         let mut f_ours = Figure::new("3", format!("otlp-sink span processor on_end, {threads} thread(s)"), "ns/span");
         let mut e_off = Figure::new("3", format!("official end to end, {threads} thread(s)"), "k spans/s");
         let mut e_ours = Figure::new("3", format!("otlp-sink end to end, {threads} thread(s)"), "k spans/s");
+        let mut c_off =
+            Figure::new("7", format!("official process CPU per span end to end, {threads} thread(s)"), "ns/span");
+        let mut c_ours =
+            Figure::new("7", format!("otlp-sink process CPU per span end to end, {threads} thread(s)"), "ns/span");
+        let spans = (total / threads * threads) as u64;
+        let cpu_per_span = |before: Duration| (process_cpu() - before).as_nanos() as f64 / spans as f64;
         for round in 0..=args.rounds {
             progress(format!("workload 3: {threads} thread(s), round {round}/{} ({total} spans)", args.rounds));
-            let (ns_off, sps_off) = end_spans(&official, threads, total);
-            sent += (total / threads * threads) as u64;
+            let off = end_spans(&official, threads, total);
+            sent += spans;
             wait_rotel(rotel, rotel::Signal::Traces, sent);
-            let (ns_ours, sps_ours) = end_spans(&ours, threads, total);
-            sent += (total / threads * threads) as u64;
+            let cpu_off = cpu_per_span(off.cpu_before);
+            let mine = end_spans(&ours, threads, total);
+            sent += spans;
             wait_rotel(rotel, rotel::Signal::Traces, sent);
+            let cpu_ours = cpu_per_span(mine.cpu_before);
             if round == 0 {
                 continue;
             }
-            f_off.values.push(ns_off);
-            f_ours.values.push(ns_ours);
-            e_off.values.push(sps_off / 1e3);
-            e_ours.values.push(sps_ours / 1e3);
+            f_off.values.push(off.caller_ns);
+            f_ours.values.push(mine.caller_ns);
+            e_off.values.push(off.spans_per_s / 1e3);
+            e_ours.values.push(mine.spans_per_s / 1e3);
+            c_off.values.push(cpu_off);
+            c_ours.values.push(cpu_ours);
         }
-        figs.extend([f_off, f_ours, e_off, e_ours]);
+        progress(format!(
+            "workload 7: {threads} thread(s): process CPU per span end to end, median official {:.0} ns, otlp-sink {:.0} ns",
+            c_off.median(),
+            c_ours.median()
+        ));
+        figs.extend([f_off, f_ours, e_off, e_ours, c_off, c_ours]);
     }
     assert_eq!(exporter.stats().traces.sink.dropped, 0, "spans were dropped: the measurement is void");
     official.shutdown().ok();
@@ -811,54 +917,92 @@ fn workload6(args: &Args) -> serde_json::Value {
     w6
 }
 
-fn find<'a>(figs: &'a [Figure], prefix: &str) -> Option<&'a Figure> {
-    figs.iter().find(|f| f.name.starts_with(prefix))
+/// The first figure of a workload whose name starts with a prefix, both
+/// given as "workload:prefix" ("1:otlp-sink, "): some prefixes start names
+/// in two workloads, and `--only` may run either alone.
+fn find<'a>(figs: &'a [Figure], at: &str) -> Option<&'a Figure> {
+    let (workload, prefix) = at.split_once(':').expect("workload:prefix");
+    figs.iter().find(|f| f.workload == workload && f.name.starts_with(prefix))
 }
 
 /// The ratios the issue asks for, as (label, median ratio), for the workloads that ran.
 fn ratios(figs: &[Figure]) -> Vec<(String, f64)> {
-    let r = |a: &str, b: &str| Some(find(figs, a)?.median() / find(figs, b)?.median());
-    let mut wanted = vec![
-        ("W1 points/s: otlp-sink / official (target >= 3)".to_string(), r("otlp-sink, ", "official, ")),
-        (
-            "W1 otlp-sink cost beyond the SDK collection / collection (target <= 0.5)".to_string(),
-            find(figs, "otlp-sink cost beyond").map(Figure::median),
-        ),
-    ];
+    let get = |at: &str| find(figs, at);
+    let r = |a: &str, b: &str| Some(get(a)?.median() / get(b)?.median());
+    let mut wanted = Vec::new();
+    // Workload 1 and 5, per transport, unpinned then pinned: the figures'
+    // names start with the transport's prefix, then the pinned marker.
+    for wire in [Wire::Grpc, Wire::Http] {
+        for pinned in [false, true] {
+            let w = wire.prefix();
+            let f = format!("{w}{}", if pinned { PINNED } else { "" });
+            let (mode, points_target) = if pinned { (", pinned", 2.5) } else { ("", 1.8) };
+            wanted.push((
+                format!("{w}W1 points/s: otlp-sink / official{mode} (target >= {points_target})"),
+                r(&format!("1:{f}otlp-sink, "), &format!("1:{f}official, ")),
+            ));
+            wanted.push((
+                format!("{w}W1 rotel CPU per point: otlp-sink flush / official flush{mode} (target <= 1)"),
+                r(
+                    &format!("1:{f}rotel CPU per point, receiving the otlp-sink"),
+                    &format!("1:{f}rotel CPU per point, receiving the official"),
+                ),
+            ));
+            if wire == Wire::Grpc {
+                wanted.push((
+                    format!("W1 otlp-sink cost beyond the SDK collection / collection{mode} (target <= 0.5)"),
+                    get(&format!("1:{f}otlp-sink cost beyond")).map(Figure::median),
+                ));
+            }
+            wanted.push((
+                format!("{w}W5 CPU per point beyond the SDK: otlp-sink / official{mode} (target <= 0.33)"),
+                r(&format!("5:{f}otlp-sink process CPU"), &format!("5:{f}official process CPU")),
+            ));
+        }
+    }
+    wanted.push((
+        "W5 otlp-sink CPU per point beyond the SDK / bare prost (target <= 2)".into(),
+        r("5:otlp-sink process CPU", "5:bare prost"),
+    ));
+    wanted.push((
+        "W5 official CPU per point beyond the SDK / bare prost".into(),
+        r("5:official process CPU", "5:bare prost"),
+    ));
     for t in [1, 8] {
+        let threads = if t == 1 { "1 thread" } else { "8 threads" };
         wanted.push((
-            format!("W3 on_end ns, {t} thread(s): otlp-sink / official (target <= 0.5)"),
-            r(&format!("otlp-sink span processor on_end, {t} "), &format!("official BatchSpanProcessor on_end, {t} ")),
+            format!("W3 on_end {threads}: otlp-sink / official (target <= 0.5)"),
+            r(
+                &format!("3:otlp-sink span processor on_end, {t} "),
+                &format!("3:official BatchSpanProcessor on_end, {t} "),
+            ),
         ));
         wanted.push((
-            format!("W3 end-to-end spans/s, {t} thread(s): otlp-sink / official"),
-            r(&format!("otlp-sink end to end, {t} "), &format!("official end to end, {t} ")),
+            format!("W3 end-to-end spans/s, {threads}: otlp-sink / official"),
+            r(&format!("3:otlp-sink end to end, {t} "), &format!("3:official end to end, {t} ")),
+        ));
+        wanted.push((
+            format!("W7 CPU per span end to end, {threads}: otlp-sink / official (target <= 0.4)"),
+            r(
+                &format!("7:otlp-sink process CPU per span end to end, {t} "),
+                &format!("7:official process CPU per span end to end, {t} "),
+            ),
         ));
     }
     wanted.push((
         "W4 export-call latency: otlp-sink / official".into(),
-        r("otlp-sink export call", "official export call"),
-    ));
-    wanted.push((
-        "W5 otlp-sink CPU per point beyond the SDK / bare prost (target <= 2)".into(),
-        r("otlp-sink process CPU", "bare prost"),
-    ));
-    wanted.push((
-        "W5 official CPU per point beyond the SDK / bare prost".into(),
-        r("official process CPU", "bare prost"),
-    ));
-    wanted.push(("HTTP: W1 points/s: otlp-sink / official".into(), r("HTTP: otlp-sink, ", "HTTP: official, ")));
-    wanted.push((
-        "HTTP: W5 CPU per point beyond the SDK: otlp-sink / official (target <= 0.5)".into(),
-        r("HTTP: otlp-sink process CPU", "HTTP: official process CPU"),
+        r("4:otlp-sink export call", "4:official export call"),
     ));
     wanted.into_iter().filter_map(|(l, v)| Some((l, v?))).collect()
 }
 
 fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (1440, 520)).into_drawing_area();
+    // The metrics panel is wider by two bars when the run had pinned rounds.
+    let pinned = find(figs, "1:pinned: official, ").is_some() && find(figs, "1:pinned: otlp-sink, ").is_some();
+    let left_width = if pinned { 740 } else { 560 };
+    let root = SVGBackend::new(path, (880 + left_width, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, rest) = root.split_horizontally(560);
+    let (left, rest) = root.split_horizontally(left_width);
     let (middle, right) = rest.split_horizontally(440);
     let get = |prefix: &str| find(figs, prefix).ok_or_else(|| format!("no figure {prefix}"));
     let panel = |area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
@@ -906,37 +1050,40 @@ fn chart(figs: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>>
         }
         Ok(())
     };
-    panel(
-        &left,
-        "Metrics: M points/s acked (red official, blue otlp-sink)",
-        vec![
-            ("official".into(), get("official, ")?),
-            ("otlp-sink".into(), get("otlp-sink, ")?),
-            ("SDK alone".into(), get("SDK collection alone")?),
-            ("official, 20ms".into(), get("official, 50k points in one request")?),
-            ("20ms, 1 in flight".into(), get("otlp-sink, 64 KiB requests, 1 ")?),
-            ("20ms, 16 in flight".into(), get("otlp-sink, 64 KiB requests, 16 ")?),
-        ],
-    )?;
+    let mut metrics = vec![("official".into(), get("1:official, ")?), ("otlp-sink".into(), get("1:otlp-sink, ")?)];
+    // The pinned rounds' bars when the run had them (older results did not).
+    if pinned {
+        metrics.extend([
+            ("official, pinned".into(), get("1:pinned: official, ")?),
+            ("otlp-sink, pinned".into(), get("1:pinned: otlp-sink, ")?),
+        ]);
+    }
+    metrics.extend([
+        ("SDK alone".into(), get("1:SDK collection alone")?),
+        ("official, 20ms".into(), get("4:official, ")?),
+        ("20ms, 1 in flight".into(), get("4:otlp-sink, 64 KiB requests, 1 ")?),
+        ("20ms, 16 in flight".into(), get("4:otlp-sink, 64 KiB requests, 16 ")?),
+    ]);
+    panel(&left, "Metrics: M points/s acked (red official, blue otlp-sink)", metrics)?;
     panel(
         &middle,
         "Metrics: CPU ns/point beyond the SDK collection",
         vec![
-            ("official".into(), get("official process CPU")?),
-            ("otlp-sink".into(), get("otlp-sink process CPU")?),
-            ("bare prost".into(), get("bare prost")?),
-            ("rotel, official's".into(), get("rotel CPU per point, receiving the official")?),
-            ("rotel, otlp-sink's".into(), get("rotel CPU per point, receiving the otlp-sink")?),
+            ("official".into(), get("5:official process CPU per point")?),
+            ("otlp-sink".into(), get("5:otlp-sink process CPU per point")?),
+            ("bare prost".into(), get("5:bare prost")?),
+            ("rotel, official's".into(), get("1:rotel CPU per point, receiving the official")?),
+            ("rotel, otlp-sink's".into(), get("1:rotel CPU per point, receiving the otlp-sink")?),
         ],
     )?;
     panel(
         &right,
         "Span on_end on the caller: ns/span",
         vec![
-            ("official 1t".into(), get("official BatchSpanProcessor on_end, 1 ")?),
-            ("otlp-sink 1t".into(), get("otlp-sink span processor on_end, 1 ")?),
-            ("official 8t".into(), get("official BatchSpanProcessor on_end, 8 ")?),
-            ("otlp-sink 8t".into(), get("otlp-sink span processor on_end, 8 ")?),
+            ("official 1t".into(), get("3:official BatchSpanProcessor on_end, 1 ")?),
+            ("otlp-sink 1t".into(), get("3:otlp-sink span processor on_end, 1 ")?),
+            ("official 8t".into(), get("3:official BatchSpanProcessor on_end, 8 ")?),
+            ("otlp-sink 8t".into(), get("3:otlp-sink span processor on_end, 8 ")?),
         ],
     )?;
     root.present()?;
@@ -989,7 +1136,8 @@ fn main() {
     // then HTTP's, against the same rotel.
     for wire in [Wire::Grpc, Wire::Http] {
         if run(1) || run(5) {
-            workload1(&args, wire, &rotel, &rt, &mut figs);
+            workload1(&args, wire, false, &rotel, &rt, &mut figs);
+            workload1_pinned(&args, wire, &rotel, &rt, &mut figs);
         }
     }
     if run(2) {
@@ -1004,6 +1152,14 @@ fn main() {
     if run(6) {
         w6 = workload6(&args);
     }
+    // After every round: the timeline's proxy and tracing subscriber are
+    // in no timed round.
+    let (timeline_table, timeline) = if run(1) {
+        let (table, json) = timeline::run(&rotel, &rt);
+        (Some(table), json)
+    } else {
+        (None, serde_json::Value::Null)
+    };
     drop(rotel);
 
     let mut table = String::new();
@@ -1028,6 +1184,9 @@ fn main() {
     }
     let _ = writeln!(table, "\nW2: {}", w2.replace('\n', "\nW2: "));
     let _ = writeln!(table, "W6: {w6}");
+    if let Some(timeline) = timeline_table {
+        let _ = writeln!(table, "\n{timeline}");
+    }
     println!("{table}");
 
     let dir = rotel::repo_root().join("bench-results");
@@ -1043,6 +1202,7 @@ fn main() {
         "ratios": ratios.iter().map(|(l, r)| json!({"name": l, "median_ratio": r})).collect::<Vec<_>>(),
         "workload2": w2,
         "workload6": w6,
+        "timeline": timeline,
     });
     // A smoke run (`--quick`) or a partial one (`--only`) keeps the full run's files.
     let stem = match &args.out {

@@ -142,6 +142,22 @@ pub(crate) trait Encoding: Send + Sync + 'static {
     fn write(resources: Vec<ResourceNode<Self>>, encoded_len: usize) -> Vec<u8>;
 }
 
+/// What an item weighs in a request, for sinks that cut batches by bytes
+/// ([`SinkConfig::with_batch_bytes`](crate::SinkConfig::with_batch_bytes)):
+/// the bytes of its leaf message where the item is already encoded, 0
+/// (unweighed, so batches are cut by count) where finding out would cost
+/// an encoding.
+pub(crate) trait EncodedSize {
+    /// The item's encoded size in bytes, or 0.
+    fn encoded_size(&self) -> usize {
+        0
+    }
+}
+
+impl EncodedSize for super::MetricPoint {}
+impl EncodedSize for super::SpanRecord {}
+impl EncodedSize for super::LogRecord {}
+
 /// A run of protobuf leaves that can be cut without touching each leaf.
 pub(crate) trait Leaves: Sized {
     /// Moves the leaves from `at` on into a new run, keeping the headers.

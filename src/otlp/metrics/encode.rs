@@ -376,6 +376,14 @@ pub(crate) struct EncodedMetricPoint {
     pub(crate) data: Result<Vec<u8>, EncodeError>,
 }
 
+/// Already encoded: its data point message's bytes (0 for a point that
+/// cannot be sent, which no request carries).
+impl crate::otlp::EncodedSize for EncodedMetricPoint {
+    fn encoded_size(&self) -> usize {
+        self.data.as_ref().map_or(0, Vec::len)
+    }
+}
+
 /// Checks the point's value against its descriptor's kind, then writes its
 /// data point message, sized first so that it is allocated once.
 impl From<MetricPoint> for EncodedMetricPoint {

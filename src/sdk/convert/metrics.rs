@@ -2,6 +2,7 @@
 //! points ([`EncodedMetricPoint`]s). The protobuf bytes are written by
 //! `otlp`, from the parts this module hands it.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use opentelemetry_sdk::metrics::data::{
@@ -118,9 +119,33 @@ fn buckets(bucket: &ExponentialBucket) -> ExponentialBuckets {
 /// ([`EncodedMetricPoint::number`]), with no owned copy of any string; the
 /// others go through a [`MetricPoint`].
 pub(crate) fn encoded_resource_metrics(rm: &ResourceMetrics) -> Vec<EncodedMetricPoint> {
+    let mut all = Vec::new();
+    // One chunk: the whole collection, taken as it is.
+    let _ = encoded_in_chunks(rm, usize::MAX, |chunk| {
+        std::mem::swap(&mut all, chunk);
+        ControlFlow::Continue(())
+    });
+    all
+}
+
+/// The number of data points in a collection.
+pub(crate) fn collection_points(rm: &ResourceMetrics) -> usize {
+    rm.scope_metrics().flat_map(|sm| sm.metrics()).map(point_count).sum()
+}
+
+/// The points of [`encoded_resource_metrics`], in the same order, handed to
+/// `take` as they are converted, whole metrics at a time, in chunks of at
+/// least `chunk` points (the last one may be smaller): so that the first
+/// points can be on their way while the rest are converted. `take` empties
+/// the chunk it is given, or stops the conversion with `Break`; the points
+/// left in a chunk are dropped. Returns how `take` last answered.
+pub(crate) fn encoded_in_chunks(
+    rm: &ResourceMetrics,
+    chunk: usize,
+    mut take: impl FnMut(&mut Vec<EncodedMetricPoint>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
     let resource = Arc::new(super::resource(rm.resource()));
-    let total = rm.scope_metrics().flat_map(|sm| sm.metrics()).map(point_count).sum();
-    let mut points = Vec::with_capacity(total);
+    let mut points = Vec::with_capacity(chunk.min(collection_points(rm)));
     for sm in rm.scope_metrics() {
         let scope = Arc::new(super::scope(sm.scope(), None));
         for metric in sm.metrics() {
@@ -129,9 +154,16 @@ pub(crate) fn encoded_resource_metrics(rm: &ResourceMetrics) -> Vec<EncodedMetri
                 AggregatedMetrics::U64(data) => push_encoded(&mut points, &resource, &scope, metric, data),
                 AggregatedMetrics::F64(data) => push_encoded(&mut points, &resource, &scope, metric, data),
             }
+            if points.len() >= chunk {
+                take(&mut points)?;
+                points.clear();
+            }
         }
     }
-    points
+    if points.is_empty() {
+        return ControlFlow::Continue(());
+    }
+    take(&mut points)
 }
 
 /// The SDK's attributes, handed to the writer as [`value_ref`] would convert
@@ -628,6 +660,57 @@ mod tests {
             assert!(encoded.rejected.is_empty() && n == 50_000);
             (n, elapsed)
         });
+    }
+
+    #[test]
+    fn chunks_are_whole_metrics_in_order_and_stop_when_told() {
+        let (provider, reader) = provider(SdkTemporality::Cumulative);
+        let meter = provider.meter("chunks");
+        // Metrics of 300, 1, 300 and 50 series.
+        for (name, series) in [("a", 300), ("b", 1), ("c", 300), ("d", 50)] {
+            let counter = meter.u64_counter(name).build();
+            for i in 0..series {
+                counter.add(1, &[SdkKv::new("series", i)]);
+            }
+        }
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).unwrap();
+        let whole = encoded_resource_metrics(&rm);
+        assert_eq!(whole.len(), 651);
+        assert_eq!(collection_points(&rm), 651);
+
+        let mut chunks: Vec<Vec<EncodedMetricPoint>> = Vec::new();
+        let flow = encoded_in_chunks(&rm, 250, |chunk| {
+            chunks.push(std::mem::take(chunk));
+            ControlFlow::Continue(())
+        });
+        assert_eq!(flow, ControlFlow::Continue(()));
+        // A chunk is handed over once it holds at least 250 points, after a
+        // whole metric: the SDK's order of metrics decides the cuts.
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        let mut expected: Vec<usize> = Vec::new();
+        let mut open = 0;
+        for metric in rm.scope_metrics().flat_map(|sm| sm.metrics()) {
+            open += point_count(metric);
+            if open >= 250 {
+                expected.push(std::mem::take(&mut open));
+            }
+        }
+        if open > 0 {
+            expected.push(open);
+        }
+        assert_eq!(sizes, expected);
+        let joined: Vec<_> = chunks.into_iter().flatten().map(|p| p.data).collect();
+        assert_eq!(joined, whole.iter().map(|p| p.data.clone()).collect::<Vec<_>>(), "same points, same order");
+
+        let mut taken = 0;
+        let flow = encoded_in_chunks(&rm, 1, |chunk| {
+            taken += chunk.len();
+            chunk.clear();
+            ControlFlow::Break(())
+        });
+        assert_eq!(flow, ControlFlow::Break(()));
+        assert!(taken > 0 && taken < 651, "the conversion stopped after the first chunk: {taken}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use opentelemetry::{Array, InstrumentationScope, Value};
 use crate::otlp::{AnyValue, KeyValue, Resource, Scope};
 
 pub(crate) use logs::log_record;
-pub(crate) use metrics::encoded_resource_metrics;
+pub(crate) use metrics::{collection_points, encoded_in_chunks, encoded_resource_metrics};
 pub(crate) use traces::span;
 
 /// Nanoseconds since the Unix epoch; 0 for a time before it, `u64::MAX` for
