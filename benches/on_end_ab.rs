@@ -15,8 +15,10 @@
 //!
 //! Each at 1 and at 8 threads. A round times every variant once, in an order
 //! that rotates from round to round; round 0 warms up and is not counted.
-//! Each thread makes its spans before a barrier (untimed), then times its own
-//! loop of moves or `on_end` calls; the figure of a variant in a round is
+//! The timing threads live for the whole run, as an application's do (a
+//! sharded queue's thread keeps its shard from round to round). Each makes
+//! its spans before a barrier (untimed), then times its own loop of moves
+//! or `on_end` calls; the figure of a variant in a round is
 //! the mean over its threads of (loop time / spans). The processors are
 //! flushed after each timed loop (untimed), so no backlog carries over.
 //!
@@ -34,14 +36,15 @@
 //!
 //! Run: `cargo bench --bench on_end_ab` (about 10 s); options after `--`:
 //! `--rounds N` (default 61), `--spans N` (spans per round and thread
-//! count, default 20000), `--threads 1,8`, `--shards N`, `--only floor|ours|ours,|official`
+//! count, default 20000), `--threads 1,8`, `--shards N`, `--fresh-threads`
+//! (new timing threads for every loop, as `vs_official` spawns them), `--only floor|ours|ours,|official`
 //! (that variant alone, at the first thread count: for `perf record`).
 
 use std::future::Future;
 use std::hint::black_box;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{mpsc, Arc, Barrier};
 use std::time::Instant;
 
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -92,11 +95,15 @@ struct Args {
     rounds: usize,
     spans: usize,
     shards: usize,
+    /// `--fresh-threads`: new timing threads for every loop (as
+    /// `vs_official`'s W3 spawns them), not threads that live for the run.
+    fresh_threads: bool,
     threads: Vec<usize>,
 }
 
 fn args() -> Args {
-    let mut parsed = Args { only: None, rounds: 61, spans: 20_000, shards: 8, threads: vec![1, 8] };
+    let mut parsed =
+        Args { only: None, rounds: 61, spans: 20_000, shards: 8, fresh_threads: false, threads: vec![1, 8] };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
@@ -107,6 +114,7 @@ fn args() -> Args {
                 let found = VARIANTS.into_iter().find(|v| v.name().starts_with(&name));
                 parsed.only = Some(found.unwrap_or_else(|| panic!("--only {name}: not floor, ours or official")));
             }
+            "--fresh-threads" => parsed.fresh_threads = true,
             "--shards" => parsed.shards = value("--shards").parse().expect("--shards N"),
             "--spans" => parsed.spans = value("--spans").parse().expect("--spans N"),
             "--threads" => {
@@ -120,26 +128,16 @@ fn args() -> Args {
     parsed
 }
 
-/// Per thread, its floor slots: allocated and touched once, reused by every round.
-struct FloorSlots(Vec<Vec<MaybeUninit<SpanData>>>);
-
-impl FloorSlots {
-    fn new(threads: usize, per_thread: usize) -> Self {
-        Self(
-            (0..threads)
-                .map(|_| {
-                    let mut slots: Vec<MaybeUninit<SpanData>> = Vec::with_capacity(per_thread);
-                    // SAFETY: `MaybeUninit` needs no initialisation; every byte
-                    // is written once so that the pages are resident.
-                    unsafe {
-                        slots.set_len(per_thread);
-                        std::ptr::write_bytes(slots.as_mut_ptr(), 0, per_thread);
-                    }
-                    slots
-                })
-                .collect(),
-        )
+/// A worker's floor slots: allocated and touched once, reused by every round.
+fn floor_slots(len: usize) -> Vec<MaybeUninit<SpanData>> {
+    let mut slots: Vec<MaybeUninit<SpanData>> = Vec::with_capacity(len);
+    // SAFETY: `MaybeUninit` needs no initialisation; every byte is written
+    // once so that the pages are resident.
+    unsafe {
+        slots.set_len(len);
+        std::ptr::write_bytes(slots.as_mut_ptr(), 0, len);
     }
+    slots
 }
 
 /// The calling thread's CPU time: unlike the wall clock, it leaves out the
@@ -154,61 +152,84 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// One timed loop of `variant` on `threads` threads: mean ns per span, by
-/// the wall clock and by the threads' CPU time.
+/// What a worker is asked to time: one loop of `variant` over `per_thread`
+/// spans, started with the other workers of the job at `barrier`.
+struct Job {
+    variant: Variant,
+    per_thread: usize,
+    barrier: Arc<Barrier>,
+}
+
+/// A timing thread, alive for the whole run like an application's threads
+/// (a sharded queue's thread keeps its shard, as it would in a program):
+/// makes its spans (untimed), waits at the job's barrier, times its loop,
+/// and sends back ns per span by the wall clock and by its CPU time.
+fn worker(
+    jobs: mpsc::Receiver<Job>,
+    results: mpsc::Sender<[f64; 2]>,
+    processors: [&dyn SpanProcessor; 3],
+    mut slots: Vec<MaybeUninit<SpanData>>,
+) {
+    for Job { variant, per_thread, barrier } in jobs {
+        let processor = match variant {
+            Variant::Ours | Variant::Floor => processors[0],
+            Variant::OursSharded => processors[1],
+            Variant::Official => processors[2],
+        };
+        let spans: Vec<SpanData> = (0..per_thread).map(|_| span("on_end_ab")).collect();
+        barrier.wait();
+        let cpu = thread_cpu_ns();
+        let started = Instant::now();
+        if variant == Variant::Floor {
+            for (slot, sp) in slots.iter_mut().zip(spans) {
+                slot.write(black_box(sp));
+            }
+        } else {
+            for sp in spans {
+                processor.on_end(sp);
+            }
+        }
+        let took = started.elapsed();
+        let cpu = thread_cpu_ns() - cpu;
+        if variant == Variant::Floor {
+            for slot in &mut slots[..per_thread] {
+                // SAFETY: the loop above wrote these, each is dropped once here.
+                unsafe { slot.assume_init_drop() };
+            }
+        }
+        let sent = results.send([took.as_nanos() as f64 / per_thread as f64, cpu as f64 / per_thread as f64]);
+        sent.expect("the main thread waits for every result");
+    }
+}
+
+/// One timed loop of `variant` on the first `threads` workers, then the
+/// processor's flush (untimed): mean ns per span over the threads, by the
+/// wall clock and by their CPU time.
 fn timed(
     variant: Variant,
     threads: usize,
     per_thread: usize,
+    workers: &[mpsc::Sender<Job>],
+    results: &mpsc::Receiver<[f64; 2]>,
     processors: [&dyn SpanProcessor; 3],
-    floor: &mut FloorSlots,
 ) -> [f64; 2] {
-    let barrier = Barrier::new(threads);
-    let processor: &dyn SpanProcessor = match variant {
-        Variant::Ours | Variant::Floor => processors[0],
-        Variant::OursSharded => processors[1],
-        Variant::Official => processors[2],
-    };
-    let ns: [f64; 2] = std::thread::scope(|s| {
-        let handles: Vec<_> = floor.0[..threads]
-            .iter_mut()
-            .map(|slots| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    let spans: Vec<SpanData> = (0..per_thread).map(|_| span("on_end_ab")).collect();
-                    barrier.wait();
-                    let cpu = thread_cpu_ns();
-                    let started = Instant::now();
-                    if variant == Variant::Floor {
-                        for (slot, sp) in slots.iter_mut().zip(spans) {
-                            slot.write(black_box(sp));
-                        }
-                    } else {
-                        for sp in spans {
-                            processor.on_end(sp);
-                        }
-                    }
-                    let took = started.elapsed();
-                    let cpu = thread_cpu_ns() - cpu;
-                    if variant == Variant::Floor {
-                        for slot in &mut slots[..per_thread] {
-                            // SAFETY: the loop above wrote these, each is dropped once here.
-                            unsafe { slot.assume_init_drop() };
-                        }
-                    }
-                    [took.as_nanos() as f64 / per_thread as f64, cpu as f64 / per_thread as f64]
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a timing thread"))
-            .fold([0.0; 2], |a, b| [a[0] + b[0], a[1] + b[1]])
-    });
-    if variant != Variant::Floor {
-        processor.force_flush().expect("flushed between rounds");
+    let barrier = Arc::new(Barrier::new(threads));
+    for worker in &workers[..threads] {
+        worker.send(Job { variant, per_thread, barrier: Arc::clone(&barrier) }).expect("a worker");
     }
-    ns.map(|n| n / threads as f64)
+    let mut sum = [0.0; 2];
+    for _ in 0..threads {
+        let [wall, cpu] = results.recv().expect("a worker's result");
+        sum = [sum[0] + wall, sum[1] + cpu];
+    }
+    let flushed = match variant {
+        Variant::Floor => Ok(()),
+        Variant::Ours => processors[0].force_flush(),
+        Variant::OursSharded => processors[1].force_flush(),
+        Variant::Official => processors[2].force_flush(),
+    };
+    flushed.expect("flushed between rounds");
+    sum.map(|n| n / threads as f64)
 }
 
 fn median(sorted: &[f64]) -> f64 {
@@ -267,41 +288,70 @@ fn main() {
     let official = BatchSpanProcessor::builder(Discard(Arc::clone(&exported)))
         .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(capacity).build())
         .build();
-    let mut floor = FloorSlots::new(max_threads, args.spans);
+    let processors: [&dyn SpanProcessor; 3] = [&ours, &sharded, &official];
 
     // results[clock][thread count index][variant] = ns per span of each counted round.
     let mut results = vec![vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; args.threads.len()]; 2];
     let mut official_ended = 0u64;
     let started = Instant::now();
-    for round in 0..=args.rounds {
-        eprintln!("round {round}/{} ({:.1} s)", args.rounds, started.elapsed().as_secs_f64());
-        for (ti, &threads) in args.threads.iter().enumerate() {
-            let per_thread = args.spans / threads;
-            for k in 0..VARIANTS.len() {
-                let variant = VARIANTS[(round + k) % VARIANTS.len()];
-                if args.only.is_some_and(|only| only != variant) {
-                    continue;
-                }
-                let ns = timed(variant, threads, per_thread, [&ours, &sharded, &official], &mut floor);
-                if variant == Variant::Official {
-                    official_ended += (per_thread * threads) as u64;
-                }
-                if round > 0 {
-                    for (clock, ns) in ns.into_iter().enumerate() {
-                        results[clock][ti][variant as usize].push(ns);
+    std::thread::scope(|s| {
+        let (result_tx, result_rx) = mpsc::channel();
+        let workers: Vec<mpsc::Sender<Job>> = (0..max_threads)
+            .map(|_| {
+                let (job_tx, job_rx) = mpsc::channel();
+                let (result_tx, slots) = (result_tx.clone(), floor_slots(args.spans));
+                s.spawn(move || worker(job_rx, result_tx, processors, slots));
+                job_tx
+            })
+            .collect();
+        for round in 0..=args.rounds {
+            eprintln!("round {round}/{} ({:.1} s)", args.rounds, started.elapsed().as_secs_f64());
+            for (ti, &threads) in args.threads.iter().enumerate() {
+                let per_thread = args.spans / threads;
+                for k in 0..VARIANTS.len() {
+                    let variant = VARIANTS[(round + k) % VARIANTS.len()];
+                    if args.only.is_some_and(|only| only != variant) {
+                        continue;
+                    }
+                    let ns = if args.fresh_threads {
+                        std::thread::scope(|fresh| {
+                            let (result_tx, result_rx) = mpsc::channel();
+                            let workers: Vec<mpsc::Sender<Job>> = (0..threads)
+                                .map(|_| {
+                                    let (job_tx, job_rx) = mpsc::channel();
+                                    let (result_tx, slots) = (result_tx.clone(), floor_slots(per_thread));
+                                    fresh.spawn(move || worker(job_rx, result_tx, processors, slots));
+                                    job_tx
+                                })
+                                .collect();
+                            timed(variant, threads, per_thread, &workers, &result_rx, processors)
+                        })
+                    } else {
+                        timed(variant, threads, per_thread, &workers, &result_rx, processors)
+                    };
+                    if variant == Variant::Official {
+                        official_ended += (per_thread * threads) as u64;
+                    }
+                    if round > 0 {
+                        for (clock, ns) in ns.into_iter().enumerate() {
+                            results[clock][ti][variant as usize].push(ns);
+                        }
                     }
                 }
             }
         }
-    }
+        // The workers end when their job channels close.
+        drop(workers);
+    });
 
     let ours_dropped = exporter.stats().traces.sink.dropped + sharded_exporter.stats().traces.sink.dropped;
     let official_lost = official_ended - exported.load(Ordering::Relaxed);
     println!(
-        "on_end A/B: {} rounds (+1 warm-up), {} spans per round and thread count, load average {load_before} \
-         at start, {} at end",
+        "on_end A/B: {} rounds (+1 warm-up), {} spans per round and thread count, {} threads, load average \
+         {load_before} at start, {} at end",
         args.rounds,
         args.spans,
+        if args.fresh_threads { "fresh" } else { "long-lived" },
         loadavg()
     );
     for (clock, label) in ["wall clock", "thread CPU time"].into_iter().enumerate() {
