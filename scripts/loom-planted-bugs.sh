@@ -18,9 +18,11 @@
 # target/loom, if it is there, so the dependencies are not built again.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-target="$root/target/loom-planted"
-if [[ ! -d $target && -d $root/target/loom ]]; then
-  cp -a "$root/target/loom" "$target"
+# Both overridable, for a work tree that shares another's target directory.
+target="${LOOM_PLANTED_TARGET:-$root/target/loom-planted}"
+loom_target="${LOOM_TARGET:-$root/target/loom}"
+if [[ ! -d $target && -d $loom_target ]]; then
+  cp -a "$loom_target" "$target"
 fi
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export RUSTFLAGS="--cfg otlp_sink_loom"
@@ -40,7 +42,11 @@ mutations=(
   'claim-not-atomic#src/sink/ring.rs#s/match self\.tail\.0\.compare_exchange_weak(tail, next, Ordering::SeqCst, Ordering::Relaxed) {/match { self.tail.0.store(next, Ordering::SeqCst); Ok::<u64, u64>(tail) } {/#fail'
   'busy-reported-empty#src/sink/ring.rs#s/^            Pop::Busy$/            Pop::Empty/#fail'
   'drop-without-close#src/sink/ring.rs#/fn drop(&mut self) {/{n;s/^        self\.ring\.close();$/        \/\/ planted: no close/}#fail'
-  'wake-recheck-removed#src/sink/wake.rs#s/if claimed() > wake_at || stop() {/if stop() {/#fail'
+  'wake-recheck-removed#src/sink/wake.rs#s/if (0\.\.wakes\.len())\.any(|k| claimed(k) > wake_at(k)) || stop() {/if stop() {/#fail'
+  'shard-recheck-first-only#src/sink/wake.rs#s/if (0\.\.wakes\.len())\.any(|k| claimed(k) > wake_at(k)) || stop() {/if (0..1).any(|k| claimed(k) > wake_at(k)) || stop() {/#fail'
+  'shard-announce-first-only#src/sink/wake.rs#s/for (k, wake) in wakes\.iter()\.enumerate() {/for (k, wake) in wakes.iter().enumerate().take(1) {/#fail'
+  'shard-shares-too-large#src/sink/wake.rs#s/let share = 1 + rest\.saturating_sub(1) \* taken_here\.min(batched as u64) \/ batched as u64;/let share = rest.max(taken_here * 0 + 1);/#fail'
+  'shard-busy-reported-empty#src/sink/shards.rs#s/Pop::Busy => busy = true,/Pop::Busy => {}/#fail'
   'wake-off-by-one#src/sink/wake.rs#s/position >= self\.0\.load(Ordering::SeqCst)/position > self.0.load(Ordering::SeqCst)/#fail'
   'no-seqcst-stand-in#src/sink/loom.rs#s/::loom::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);/let _ = std::sync::atomic::Ordering::SeqCst;/#limit-fail'
   'wake-load-acquire#src/sink/wake.rs#s/position >= self\.0\.load(Ordering::SeqCst)/position >= self.0.load(Ordering::Acquire)/#blind-pass'

@@ -523,12 +523,22 @@ fn a_queue_too_large_to_allocate_is_refused_with_the_setting_named() {
 /// must never wrap below zero, and the books must balance at the end.
 #[test]
 fn counters_balance_and_pending_never_underflows_under_racing_producers() {
+    counters_balance_under_racing_producers(1);
+}
+
+/// The same with the queue cut into 4 shards: each producer thread in its own.
+#[test]
+fn counters_balance_and_pending_never_underflows_under_racing_producers_on_shards() {
+    counters_balance_under_racing_producers(4);
+}
+
+fn counters_balance_under_racing_producers(shards: usize) {
     const PRODUCERS: u64 = 4;
     const PER_PRODUCER: u64 = 20_000;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let script = Script::new();
     let token = CancellationToken::new();
-    let cfg = SinkConfig::default().with_queue_capacity(64).with_batch_size(16);
+    let cfg = SinkConfig::default().with_queue_capacity(64).with_batch_size(16).with_queue_shards(shards);
     let (sink, handle) = BackgroundSink::spawn_on(script.drain(), cfg, token.clone(), runtime.handle()).unwrap();
 
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -586,13 +596,28 @@ fn counters_balance_and_pending_never_underflows_under_racing_producers() {
 /// so every message must be written long before the timer could help.
 #[test]
 fn racing_producers_never_leave_a_full_batch_asleep() {
+    racing_producers_full_batches(1);
+}
+
+/// The same with the queue cut into 4 shards (the actor then sleeps until
+/// some shard reaches its share of the batch; see `WakeAt::position_in_shard`),
+/// and into 3, so that threads share shards unevenly.
+#[test]
+fn racing_producers_never_leave_a_full_batch_asleep_on_shards() {
+    racing_producers_full_batches(4);
+    racing_producers_full_batches(3);
+}
+
+fn racing_producers_full_batches(shards: usize) {
     const PRODUCERS: u64 = 4;
     const PER_PRODUCER: u64 = 8_000;
     const BATCH: u64 = 8;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let script = Script::new();
     let cfg = SinkConfig::default()
-        .with_queue_capacity((PRODUCERS * PER_PRODUCER) as usize)
+        .with_queue_shards(shards)
+        // Every shard has room for everything: a thread's shard may be shared.
+        .with_queue_capacity((PRODUCERS * PER_PRODUCER) as usize * shards)
         .with_batch_size(BATCH as usize)
         .with_flush_interval(Duration::from_secs(3600));
     let (sink, handle) =
@@ -654,4 +679,67 @@ async fn failures_a_drain_folds_into_one_error_are_counted_by_the_flush() {
     }
     // Shutdown calls `close` (here the default `Ok`), not `flush_durable`.
     handle.shutdown().await.unwrap();
+}
+
+/// A flush on a sharded queue covers what every thread pushed before it,
+/// whichever shard each thread's messages went to, and each thread's
+/// messages are written in the order it pushed them.
+#[test]
+fn a_sharded_flush_covers_every_shard_and_keeps_each_threads_order() {
+    const THREADS: u64 = 6;
+    const EACH: u64 = 500;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let script = Script::new();
+    // 4 shards of 1000 for 6 threads: two shards carry two threads each.
+    let cfg = SinkConfig::default()
+        .with_queue_capacity(4_000)
+        .with_queue_shards(4)
+        .with_batch_size(64)
+        .with_flush_interval(Duration::from_secs(3600));
+    let (sink, handle) =
+        BackgroundSink::spawn_on(script.drain(), cfg, CancellationToken::new(), runtime.handle()).unwrap();
+    for round in 0..3u64 {
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let sink = &sink;
+                s.spawn(move || {
+                    for i in 0..EACH {
+                        sink.try_push((round * THREADS + t) * 10_000 + i).expect("room for every message");
+                    }
+                });
+            }
+        });
+        // Everything above happened before this flush: it must all be written.
+        runtime.block_on(sink.flush()).expect("flushed");
+        let written = script.written();
+        assert_eq!(written.len() as u64, (round + 1) * THREADS * EACH, "round {round}: the flush left some behind");
+        for producer in 0..(round + 1) * THREADS {
+            let mine: Vec<u64> = written.iter().copied().filter(|v| v / 10_000 == producer).collect();
+            assert_eq!(mine, (0..EACH).map(|i| producer * 10_000 + i).collect::<Vec<_>>(), "producer {producer}");
+        }
+        let events = script.events();
+        assert_eq!(events.last(), Some(&Event::Durable), "the flush ended with flush_durable");
+        assert_eq!(sink.stats().flushes, round + 1);
+    }
+    let stats = sink.stats();
+    assert_eq!(
+        (stats.pushed, stats.written, stats.dropped, stats.pending),
+        (3 * THREADS * EACH, 3 * THREADS * EACH, 0, 0)
+    );
+    runtime.block_on(handle.shutdown()).unwrap();
+}
+
+/// A sharded queue is bounded per shard: one thread alone fills its shard's
+/// share, and every refusal is counted.
+#[tokio::test(start_paused = true)]
+async fn one_thread_fills_its_shard_and_the_refusals_are_counted() {
+    let script = Script::gated_writes();
+    let (sink, handle, _token) = spawn(&script, config(100).with_queue_capacity(10).with_queue_shards(2));
+    let accepted = (0..20).filter(|&i| sink.try_push(i).is_ok()).count();
+    assert_eq!(accepted, 5, "this thread's shard holds 5 of the 10");
+    let stats = sink.stats();
+    assert_eq!((stats.pushed, stats.dropped, stats.pending), (20, 15, 5));
+    script.release_writes(usize::MAX >> 4);
+    handle.shutdown().await.unwrap();
+    assert_eq!(script.written(), (0..5).collect::<Vec<_>>());
 }

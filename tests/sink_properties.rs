@@ -96,11 +96,12 @@ fn reported(err: &FlushError) -> u64 {
     }
 }
 
-async fn run(ops: Vec<Op>, capacity: usize, batch_size: usize) {
+async fn run(ops: Vec<Op>, capacity: usize, batch_size: usize, shards: usize) {
     let plan = Arc::new(Mutex::new(Plan::default()));
     let token = CancellationToken::new();
     let config = SinkConfig::default()
         .with_queue_capacity(capacity)
+        .with_queue_shards(shards.min(capacity))
         .with_batch_size(batch_size)
         .with_flush_interval(Duration::from_millis(100));
     let (sink, handle) = BackgroundSink::spawn(PlannedDrain(plan.clone()), config, token.clone()).unwrap();
@@ -210,8 +211,11 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..60),
         capacity in 1usize..64,
         batch_size in 1usize..16,
+        // 1 most of the time; up to 4 shards (the test's one thread pushes
+        // into one of them, the barriers into all).
+        shards in prop_oneof![2 => Just(1usize), 1 => 2usize..5],
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        runtime.block_on(run(ops, capacity, batch_size));
+        runtime.block_on(run(ops, capacity, batch_size, shards));
     }
 }

@@ -1,22 +1,48 @@
 //! The actor task: the only consumer of a sink's queue and the only caller of
 //! its drain.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::ring::{Consumer, Pop};
+use super::ring::Pop;
+use super::shards::ShardsConsumer;
 use super::wake::WakeAt;
 use super::{DrainError, FlushError, Shared, ShutdownError, SinkConfig, SinkDrain, Unreported};
 
 /// What travels through the queue. Barriers share the queue with data, so a
-/// barrier is handled after every message pushed before it (FIFO).
+/// barrier is handled after every message pushed before it (FIFO): in a
+/// sharded queue, after every message pushed before it in every shard, its
+/// copies (one a shard) sharing one [`BarrierCopies`].
 pub(crate) enum Message<T> {
     Item(T),
-    Barrier(oneshot::Sender<Result<(), FlushError>>),
+    Barrier(Arc<BarrierCopies>),
+}
+
+/// One flush barrier, of which a copy travels in each shard of the queue.
+pub(crate) struct BarrierCopies {
+    /// Copies the actor has not taken yet.
+    left: AtomicUsize,
+    /// The flush's answer, sent when the last copy is taken.
+    ack: Mutex<Option<oneshot::Sender<Result<(), FlushError>>>>,
+}
+
+impl BarrierCopies {
+    /// A barrier of `copies` copies (one a shard), answered on `ack`.
+    pub(crate) fn new(copies: usize, ack: oneshot::Sender<Result<(), FlushError>>) -> Self {
+        Self { left: AtomicUsize::new(copies), ack: Mutex::new(Some(ack)) }
+    }
+
+    /// Counts one copy taken; the answer's sender once it was the last.
+    fn taken(&self) -> Option<oneshot::Sender<Result<(), FlushError>>> {
+        if self.left.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return None;
+        }
+        self.ack.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 impl<T> Message<T> {
@@ -44,7 +70,7 @@ enum Taken {
 }
 
 pub(crate) struct Actor<T, D> {
-    queue: Consumer<Message<T>>,
+    queue: ShardsConsumer<Message<T>>,
     drain: D,
     config: SinkConfig,
     shared: Arc<Shared>,
@@ -60,17 +86,22 @@ pub(crate) struct Actor<T, D> {
     deadline: Option<Instant>,
     /// Failures not yet reported by a barrier.
     unreported: Unreported,
+    /// Per shard, how many messages had been taken from it when the last
+    /// batch was written: what each shard gave the batch in the making is
+    /// its count now less this (see `WakeAt::position_in_shard`).
+    heads_at_write: Vec<u64>,
 }
 
 impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     pub(crate) fn new(
-        queue: Consumer<Message<T>>,
+        queue: ShardsConsumer<Message<T>>,
         drain: D,
         config: SinkConfig,
         shared: Arc<Shared>,
         shutdown: CancellationToken,
     ) -> Self {
         let batch = Vec::with_capacity(Self::first_capacity(&config));
+        let heads_at_write = vec![0; queue.len()];
         Self {
             queue,
             drain,
@@ -81,6 +112,7 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
             batch_bytes: 0,
             deadline: None,
             unreported: Unreported::default(),
+            heads_at_write,
         }
     }
 
@@ -157,10 +189,16 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     /// being woken by every message is what keeps a push from paying for a
     /// task wake-up.
     async fn sleep(&mut self) {
-        let wake_at = WakeAt::position(self.queue.head(), self.batch.len(), self.batch_target());
-        let ring = self.queue.ring();
+        let (batched, batch_size) = (self.batch.len(), self.batch_target());
+        let (queue, heads_at_write) = (&self.queue, &self.heads_at_write);
+        let wake_at = |k: usize| {
+            let shard = queue.shard(k);
+            let head = shard.head();
+            WakeAt::position_in_shard(head, batched, batch_size, head - heads_at_write[k], shard.ring().capacity())
+        };
+        let claimed = |k: usize| queue.shard(k).ring().claimed();
         let disconnected = &self.shared.disconnected;
-        if !self.shared.wake_at.announce(wake_at, || ring.claimed(), || disconnected.load(Ordering::SeqCst)) {
+        if !WakeAt::announce_all(&self.shared.wake_at, wake_at, claimed, || disconnected.load(Ordering::SeqCst)) {
             return;
         }
         let woken = self.shared.wake.notified();
@@ -181,7 +219,7 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
                 }
             }
         }
-        self.shared.wake_at.withdraw();
+        WakeAt::withdraw_all(&self.shared.wake_at);
     }
 
     /// The first batch's capacity: the batch size, or, for batches cut by
@@ -225,7 +263,11 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
                     self.write_pending().await;
                 }
             }
-            Message::Barrier(ack) => self.barrier(ack).await,
+            Message::Barrier(copies) => {
+                if let Some(ack) = copies.taken() {
+                    self.barrier(ack).await;
+                }
+            }
         }
     }
 
@@ -252,6 +294,9 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     async fn write_pending(&mut self) {
         self.deadline = None;
         self.batch_bytes = 0;
+        for (k, head) in self.heads_at_write.iter_mut().enumerate() {
+            *head = self.queue.shard(k).head();
+        }
         if self.batch.is_empty() {
             return;
         }

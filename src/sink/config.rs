@@ -82,6 +82,7 @@ pub struct SinkConfig {
     pub(crate) flush_interval: Duration,
     pub(crate) overflow: Overflow,
     pub(crate) queue_memory: QueueMemory,
+    pub(crate) queue_shards: usize,
 }
 
 impl Default for SinkConfig {
@@ -93,6 +94,7 @@ impl Default for SinkConfig {
             flush_interval: Duration::from_millis(100),
             overflow: Overflow::Drop,
             queue_memory: QueueMemory::Lazy,
+            queue_shards: 1,
         }
     }
 }
@@ -157,6 +159,28 @@ impl SinkConfig {
         self
     }
 
+    /// Into how many sub-queues (shards) the queue is cut. Default 1.
+    ///
+    /// Each producer thread pushes into one shard, picked by an index the
+    /// thread takes on its first push (thread `i` of the process into shard
+    /// `i % shards`), so producers on different cores do not take turns on
+    /// one queue tail. Each thread's messages stay in order (one thread, one
+    /// shard), and a flush barrier covers every shard. The capacity is
+    /// split: each shard holds `queue_capacity / shards` messages (the first
+    /// `queue_capacity % shards` one more), so a producer thread alone can
+    /// fill only its shard's share before its pushes are dropped, counted as
+    /// with one queue.
+    #[must_use]
+    pub fn with_queue_shards(mut self, shards: usize) -> Self {
+        self.queue_shards = shards;
+        self
+    }
+
+    /// Into how many shards the queue is cut.
+    pub fn queue_shards(&self) -> usize {
+        self.queue_shards
+    }
+
     /// The queue capacity.
     pub fn queue_capacity(&self) -> usize {
         self.queue_capacity
@@ -192,8 +216,9 @@ impl SinkConfig {
     /// # Errors
     ///
     /// A [`SinkConfigError`] naming the setting and its bad value: a zero queue
-    /// capacity, batch size or flush interval, or a queue capacity above
-    /// [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY).
+    /// capacity, batch size, shard count or flush interval, a queue capacity
+    /// above [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY), or more
+    /// shards than the capacity or [`MAX_QUEUE_SHARDS`](Self::MAX_QUEUE_SHARDS).
     pub fn validate(&self) -> Result<(), SinkConfigError> {
         const POSITIVE: &str = "it must be greater than zero";
         if self.queue_capacity == 0 {
@@ -204,6 +229,16 @@ impl SinkConfig {
                 "queue_capacity",
                 self.queue_capacity.to_string(),
                 "it must be at most 2^32 (SinkConfig::MAX_QUEUE_CAPACITY)",
+            ));
+        }
+        if self.queue_shards == 0 {
+            return Err(SinkConfigError::new("queue_shards", "0", POSITIVE));
+        }
+        if self.queue_shards > self.queue_capacity.min(Self::MAX_QUEUE_SHARDS) {
+            return Err(SinkConfigError::new(
+                "queue_shards",
+                self.queue_shards.to_string(),
+                "it must be at most the queue capacity and at most 64 (SinkConfig::MAX_QUEUE_SHARDS)",
             ));
         }
         if self.batch_size == 0 {
@@ -220,6 +255,10 @@ impl SinkConfig {
     /// bytes), and never more; [`QueueMemory`] says when that memory is
     /// committed.
     pub const MAX_QUEUE_CAPACITY: usize = 1 << 32;
+
+    /// The most shards a queue may be cut into
+    /// ([`with_queue_shards`](Self::with_queue_shards)).
+    pub const MAX_QUEUE_SHARDS: usize = 64;
 }
 
 /// A [`SinkConfig`] setting out of range.
@@ -267,6 +306,7 @@ mod tests {
         assert_eq!(c.flush_interval(), Duration::from_millis(100));
         assert_eq!(c.overflow(), Overflow::Drop);
         assert_eq!(c.queue_memory(), QueueMemory::Lazy);
+        assert_eq!(c.queue_shards(), 1);
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.with_queue_memory(QueueMemory::Resident).queue_memory(), QueueMemory::Resident);
     }
@@ -282,6 +322,21 @@ mod tests {
 
         let err = SinkConfig::default().with_flush_interval(Duration::ZERO).validate().unwrap_err();
         assert_eq!((err.setting(), err.value()), ("flush_interval", "0ns"));
+    }
+
+    #[test]
+    fn a_shard_count_out_of_range_is_named_in_the_error() {
+        let err = SinkConfig::default().with_queue_shards(0).validate().unwrap_err();
+        assert_eq!((err.setting(), err.value()), ("queue_shards", "0"));
+        let err = SinkConfig::default().with_queue_capacity(4).with_queue_shards(5).validate().unwrap_err();
+        assert_eq!((err.setting(), err.value()), ("queue_shards", "5"));
+        let err = SinkConfig::default().with_queue_shards(65).validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid sink setting queue_shards = 65: it must be at most the queue capacity and at most 64 \
+             (SinkConfig::MAX_QUEUE_SHARDS)"
+        );
+        assert_eq!(SinkConfig::default().with_queue_capacity(8).with_queue_shards(8).validate(), Ok(()));
     }
 
     #[test]

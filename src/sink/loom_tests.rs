@@ -23,6 +23,7 @@ use loom::sync::{mpsc, Notify};
 use loom::thread;
 
 use super::ring::{Consumer, Pop, Refused, Ring};
+use super::shards::{Shards, ShardsConsumer};
 use super::wake::WakeAt;
 use super::QueueMemory;
 
@@ -321,27 +322,48 @@ fn loom_consumer_drop_with_messages_left() {
 }
 
 /// The actor's loop, cut to its queue and its wake-up: take what is there,
-/// batching `batch_size` at a time; with nothing there, announce the
-/// position to be woken at and sleep on `woken` (the loom stand-in for the
-/// actor's tokio `Notify`; it may also wake spuriously, which the real
-/// actor's timer and shutdown branches do too). Returns after `total`
-/// messages, or never: a lost wake-up is a deadlock, which loom reports.
-fn actor(mut consumer: Consumer<u64>, wake: &WakeAt, woken: &Notify, total: usize, batch_size: usize) -> Vec<u64> {
+/// batching `batch_size` at a time; with nothing there, announce in every
+/// shard the position to be woken at (`WakeAt::position_in_shard`, from
+/// what each shard gave the batch so far, as `Actor::sleep` does) and sleep
+/// on `woken` (the loom stand-in for the actor's tokio `Notify`; it may also
+/// wake spuriously, which the real actor's timer and shutdown branches do
+/// too). Returns after `total` messages, or never: a lost wake-up is a
+/// deadlock, which loom reports.
+fn actor(
+    mut consumer: ShardsConsumer<u64>,
+    wakes: &[WakeAt],
+    woken: &Notify,
+    total: usize,
+    batch_size: usize,
+) -> Vec<u64> {
     let mut taken = Vec::new();
     let mut batched = 0;
+    let mut heads_at_write = vec![0; consumer.len()];
     while taken.len() < total {
         match consumer.pop() {
             Pop::Item(value) => {
                 taken.push(value);
-                batched = (batched + 1) % batch_size;
+                batched += 1;
+                if batched == batch_size {
+                    // The batch is written.
+                    batched = 0;
+                    for (k, head) in heads_at_write.iter_mut().enumerate() {
+                        *head = consumer.shard(k).head();
+                    }
+                }
             }
             Pop::Busy => thread::yield_now(),
             Pop::Empty => {
-                let wake_at = WakeAt::position(consumer.head(), batched, batch_size);
-                let ring = consumer.ring();
-                if wake.announce(wake_at, || ring.claimed(), || false) {
+                let wake_at = |k: usize| {
+                    let shard = consumer.shard(k);
+                    let head = shard.head();
+                    let capacity = shard.ring().capacity();
+                    WakeAt::position_in_shard(head, batched, batch_size, head - heads_at_write[k], capacity)
+                };
+                let claimed = |k: usize| consumer.shard(k).ring().claimed();
+                if WakeAt::announce_all(wakes, wake_at, claimed, || false) {
                     woken.wait();
-                    wake.withdraw();
+                    WakeAt::withdraw_all(wakes);
                 }
             }
         }
@@ -350,34 +372,38 @@ fn actor(mut consumer: Consumer<u64>, wake: &WakeAt, woken: &Notify, total: usiz
 }
 
 /// A producer's push as `BackgroundSink::try_push` makes it: claim, write,
-/// then wake the actor if it asked for this position.
-fn push_and_wake(ring: &Ring<u64>, wake: &WakeAt, woken: &Notify, value: u64) {
-    let position = ring.try_push(value).expect("room");
-    if wake.reached(position) {
+/// then wake the actor if it asked for this position of this shard.
+fn push_and_wake(queue: &Shards<u64>, shard: usize, wakes: &[WakeAt], woken: &Notify, value: u64) {
+    let position = queue.shard(shard).try_push(value).expect("room");
+    if wakes[shard].reached(position) {
         woken.notify();
     }
 }
 
-/// Runs `pushes` (one producer thread each, its values in order) against
-/// the actor waiting for all of them, `batch_size` at a time.
-fn wake_model(pushes: &'static [&'static [u64]], batch_size: usize) {
+/// Runs `pushes` (one producer thread each, its values in order; producer
+/// `i` into shard `i % shards`) against the actor waiting for all of them,
+/// `batch_size` at a time.
+fn wake_model(pushes: &'static [&'static [u64]], batch_size: usize, shards: usize) {
     loom::model(move || {
         let total = pushes.iter().map(|p| p.len()).sum::<usize>();
-        let (ring, consumer) = ring::<u64>(total);
-        let wake = Arc::new(WakeAt::new());
+        // Room for every message in every shard.
+        let (queue, consumer) =
+            Shards::<u64>::with_capacity(total * shards, shards, QueueMemory::Lazy).expect("allocated");
+        let wakes: Arc<[WakeAt]> = (0..shards).map(|_| WakeAt::new()).collect();
         let woken = Arc::new(Notify::new());
         let producers: Vec<_> = pushes
             .iter()
-            .map(|values| {
-                let (ring, wake, woken) = (Arc::clone(&ring), Arc::clone(&wake), Arc::clone(&woken));
+            .enumerate()
+            .map(|(i, values)| {
+                let (queue, wakes, woken) = (Arc::clone(&queue), Arc::clone(&wakes), Arc::clone(&woken));
                 thread::spawn(move || {
                     for &value in *values {
-                        push_and_wake(&ring, &wake, &woken, value);
+                        push_and_wake(&queue, i % shards, &wakes, &woken, value);
                     }
                 })
             })
             .collect();
-        let mut taken = actor(consumer, &wake, &woken, total, batch_size);
+        let mut taken = actor(consumer, &wakes, &woken, total, batch_size);
         for producer in producers {
             producer.join().unwrap();
         }
@@ -392,7 +418,7 @@ fn wake_model(pushes: &'static [&'static [u64]], batch_size: usize) {
 /// producers; none of their wake-ups is lost.
 #[test]
 fn loom_wake_for_the_next_message_is_never_lost() {
-    wake_model(&[&[1], &[2]], 1);
+    wake_model(&[&[1], &[2]], 1, 1);
 }
 
 /// A batch of 3 in the making: with one message batched, the actor sleeps
@@ -400,5 +426,65 @@ fn loom_wake_for_the_next_message_is_never_lost() {
 /// next one; the producer of that push wakes it.
 #[test]
 fn loom_wake_for_the_batch_completing_message_is_never_lost() {
-    wake_model(&[&[1, 2], &[3]], 3);
+    wake_model(&[&[1, 2], &[3]], 3, 1);
+}
+
+/// Two shards, one producer on each: the actor announces in both and
+/// re-checks both, and the push in either shard wakes it.
+#[test]
+fn loom_sharded_wake_for_the_next_message_is_never_lost() {
+    wake_model(&[&[1], &[2]], 1, 2);
+}
+
+/// Two shards and a batch of 3: with a message batched from one shard, the
+/// rest of the batch is shared between the shards (2 for the one that gave
+/// it, 1 for the other); whichever push reaches its shard's share wakes the
+/// actor, and the batch is never left asleep once complete.
+#[test]
+fn loom_sharded_wake_for_the_batch_completing_message_is_never_lost() {
+    wake_model(&[&[1, 2], &[3]], 3, 2);
+}
+
+/// Two producers, each on its own shard, push while the queue is closed:
+/// each push is accepted or refused as closed, and the consumer of both
+/// shards takes exactly the accepted ones, waiting out a producer still
+/// writing one (a shard mid-write is `Busy`, never `Empty`, even when the
+/// other shard is empty), then finds the queue empty for good.
+#[test]
+fn loom_sharded_close_races_claims() {
+    static BUSY: Seen = Seen::new();
+    loom::model(|| {
+        let (queue, mut consumer) = Shards::<u64>::with_capacity(2, 2, QueueMemory::Lazy).expect("allocated");
+        let producers: Vec<_> = [0, 1]
+            .into_iter()
+            .map(|shard| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || match queue.shard(shard).try_push(shard as u64 + 1) {
+                    Ok(_) => Some(shard as u64 + 1),
+                    Err(Refused::Closed(_)) => None,
+                    Err(Refused::Full(_)) => panic!("room for both"),
+                })
+            })
+            .collect();
+        assert!(queue.close(), "the first close says so");
+        let mut taken = Vec::new();
+        loop {
+            match consumer.pop() {
+                Pop::Item(value) => taken.push(value),
+                Pop::Busy => {
+                    BUSY.set();
+                    thread::yield_now();
+                }
+                Pop::Empty => break,
+            }
+        }
+        let mut accepted: Vec<u64> = producers.into_iter().filter_map(|p| p.join().unwrap()).collect();
+        accepted.sort_unstable();
+        taken.sort_unstable();
+        assert_eq!(taken, accepted, "taken after the close: exactly what was accepted");
+        assert_eq!(queue.claimed(), accepted.len() as u64);
+        assert!(queue.is_closed());
+        assert_eq!(consumer.pop(), Pop::Empty);
+    });
+    assert!(BUSY.get(), "no interleaving found a shard claimed and not written");
 }

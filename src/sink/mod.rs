@@ -1,5 +1,6 @@
-//! The generic core: a bounded queue, one actor task that batches, and a
-//! [`SinkDrain`] that receives the batches. Nothing here knows about OTLP.
+//! The generic core: a bounded queue (one ring, or one ring per shard:
+//! `shards.rs`), one actor task that batches, and a [`SinkDrain`] that
+//! receives the batches. Nothing here knows about OTLP.
 
 mod actor;
 mod config;
@@ -9,6 +10,7 @@ mod loom;
 #[cfg(all(test, otlp_sink_loom))]
 mod loom_tests;
 mod ring;
+mod shards;
 mod stats;
 mod wake;
 
@@ -21,9 +23,10 @@ use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use actor::{Actor, Message};
+use actor::{Actor, BarrierCopies, Message};
 pub(crate) use ring::Refused;
 use ring::{NoRoom, Ring, RingState};
+use shards::Shards;
 use stats::Counters;
 use wake::WakeAt;
 
@@ -44,6 +47,12 @@ pub use stats::SinkStats;
 /// [`flush`](Self::flush) is a barrier in FIFO order with the data: it returns
 /// `Ok` only after every message accepted before it was written and the
 /// drain's [`flush_durable`](SinkDrain::flush_durable) confirmed it.
+///
+/// The queue may be cut into shards
+/// ([`SinkConfig::with_queue_shards`]), one per producer thread's index:
+/// each thread's messages then stay in order, messages of different
+/// threads in different shards have no order between them, and a flush
+/// still covers everything accepted before it in every shard.
 ///
 /// # Example
 ///
@@ -71,7 +80,10 @@ pub use stats::SinkStats;
 /// # }
 /// ```
 pub struct BackgroundSink<T> {
-    ring: Arc<Ring<Message<T>>>,
+    ring: Arc<Shards<Message<T>>>,
+    /// Shard 0, reached without going through `ring`: with one shard (the
+    /// default), a push loads no more than it did before the queue had shards.
+    first: Arc<Ring<Message<T>>>,
     shared: Arc<Shared>,
     /// Shared by every clone: its drop, with the last clone, tells the actor
     /// that nobody can push any more.
@@ -87,13 +99,13 @@ struct Shared {
     /// Wakes the actor: for a barrier, for a disconnection, and for a push
     /// at or past [`wake_at`](Self::wake_at).
     wake: Notify,
-    /// The first queue position whose push wakes the actor, set by the actor
-    /// before it sleeps (`u64::MAX` while it is awake). Producers read it on
-    /// every push, but it changes only when the actor goes to sleep, so the
-    /// read is nearly free; the wake-up (far dearer than a push) happens once
-    /// per sleep: for the first message of a batch, then for the one that
-    /// completes it.
-    wake_at: WakeAt,
+    /// Per shard of the queue, the first position whose push wakes the
+    /// actor, set by the actor before it sleeps (`u64::MAX` while it is
+    /// awake). Producers read their shard's on every push, but it changes
+    /// only when the actor goes to sleep, so the read is nearly free; the
+    /// wake-up (far dearer than a push) happens once per sleep: for the
+    /// first message of a batch, then for the one that completes it.
+    wake_at: Box<[WakeAt]>,
     /// Wakes producers waiting for queue space, after the actor takes messages.
     space: Notify,
     /// Every [`BackgroundSink`] clone is gone.
@@ -101,12 +113,12 @@ struct Shared {
 }
 
 impl Shared {
-    /// Called by a producer that has just queued a message at `position`:
-    /// wakes the actor if it asked to be woken by this push.
+    /// Called by a producer that has just queued a message at `position` of
+    /// shard `shard`: wakes the actor if it asked to be woken by this push.
     #[inline]
-    fn queued(&self, position: u64) {
+    fn queued(&self, shard: usize, position: u64) {
         // The protocol is `WakeAt`'s (model-checked in `loom_tests.rs`).
-        if self.wake_at.reached(position) {
+        if self.wake_at[shard].reached(position) {
             self.wake.notify_one();
         }
     }
@@ -154,6 +166,7 @@ impl<T> Clone for BackgroundSink<T> {
     fn clone(&self) -> Self {
         Self {
             ring: Arc::clone(&self.ring),
+            first: Arc::clone(&self.first),
             shared: Arc::clone(&self.shared),
             _producers: Arc::clone(&self._producers),
         }
@@ -165,6 +178,7 @@ impl<T> fmt::Debug for BackgroundSink<T> {
         f.debug_struct("BackgroundSink")
             .field("overflow", &self.shared.overflow)
             .field("capacity", &self.ring.capacity())
+            .field("shards", &self.ring.len())
             .field("closed", &self.ring.is_closed())
             .finish_non_exhaustive()
     }
@@ -204,7 +218,8 @@ impl<T: Send + 'static> BackgroundSink<T> {
         runtime: &tokio::runtime::Handle,
     ) -> Result<(Self, SinkHandle), SinkConfigError> {
         config.validate()?;
-        let (ring, consumer) = Ring::with_capacity(config.queue_capacity, config.queue_memory).map_err(|_| {
+        let (ring, consumer) = Shards::with_capacity(config.queue_capacity, config.queue_shards, config.queue_memory)
+            .map_err(|_| {
             let reason = "the memory for that many queue slots could not be allocated";
             SinkConfigError::new("queue_capacity", config.queue_capacity.to_string(), reason)
         })?;
@@ -213,7 +228,7 @@ impl<T: Send + 'static> BackgroundSink<T> {
             counters: Counters::default(),
             ring: Arc::clone(&ring) as Arc<dyn RingState>,
             wake: Notify::new(),
-            wake_at: WakeAt::new(),
+            wake_at: (0..ring.len()).map(|_| WakeAt::new()).collect(),
             space: Notify::new(),
             disconnected: AtomicBool::new(false),
         });
@@ -234,7 +249,8 @@ impl<T: Send + 'static> BackgroundSink<T> {
         });
         let handle = SinkHandle { task, shutdown, shared: Arc::clone(&shared) };
         let producers = Arc::new(Producers(Arc::clone(&shared)));
-        Ok((Self { ring, shared, _producers: producers }, handle))
+        let first = Arc::clone(ring.first());
+        Ok((Self { ring, first, shared, _producers: producers }, handle))
     }
 }
 
@@ -254,12 +270,14 @@ impl<T> BackgroundSink<T> {
             return Err(TryPushError::WouldBlock(msg));
         }
         // Claim first, then move the message in: see `Ring::claim`.
-        match self.ring.claim() {
+        let shard = self.ring.mine();
+        let ring = if shard == 0 { &*self.first } else { self.ring.shard(shard) };
+        match ring.claim() {
             Ok(claim) => {
                 // The claim itself counts the message as pushed and pending
                 // (see `Counters::snapshot`): no counter to bump here.
                 let position = claim.write(Message::Item(msg));
-                self.shared.queued(position);
+                self.shared.queued(shard, position);
                 Ok(())
             }
             Err(NoRoom::Full) => {
@@ -280,7 +298,7 @@ impl<T> BackgroundSink<T> {
     ///
     /// [`PushError::Closed`], with the message, when the sink is shut down.
     pub async fn push_blocking(&self, msg: T) -> Result<(), PushError<T>> {
-        match self.push_waiting(Message::Item(msg), None).await {
+        match self.push_waiting(self.ring.mine(), Message::Item(msg), None).await {
             Ok(()) => Ok(()),
             Err(refused) => Err(PushError::Closed(refused.into_inner().into_item())),
         }
@@ -294,10 +312,12 @@ impl<T> BackgroundSink<T> {
     #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
     #[inline]
     pub(crate) fn try_queue(&self, msg: T) -> Result<(), Refused<T>> {
-        match self.ring.claim() {
+        let shard = self.ring.mine();
+        let ring = if shard == 0 { &*self.first } else { self.ring.shard(shard) };
+        match ring.claim() {
             Ok(claim) => {
                 let position = claim.write(Message::Item(msg));
-                self.shared.queued(position);
+                self.shared.queued(shard, position);
                 Ok(())
             }
             Err(NoRoom::Full) => Err(Refused::Full(msg)),
@@ -316,7 +336,7 @@ impl<T> BackgroundSink<T> {
     /// Cancel-safe like [`push_blocking`](Self::push_blocking).
     #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
     pub(crate) async fn push_until(&self, msg: T, deadline: tokio::time::Instant) -> Result<(), TryPushError<T>> {
-        match self.push_waiting(Message::Item(msg), Some(deadline)).await {
+        match self.push_waiting(self.ring.mine(), Message::Item(msg), Some(deadline)).await {
             Ok(()) => Ok(()),
             Err(Refused::Full(msg)) => {
                 self.shared.counters.dropped.add(1);
@@ -326,11 +346,12 @@ impl<T> BackgroundSink<T> {
         }
     }
 
-    /// Queues `message`, waiting for space until `deadline` (or for ever).
-    /// Space that is free is taken even after the deadline. Wakes the actor
-    /// as a push should; counts nothing else.
+    /// Queues `message` in shard `shard`, waiting for space until `deadline`
+    /// (or for ever). Space that is free is taken even after the deadline.
+    /// Wakes the actor as a push should; counts nothing else.
     async fn push_waiting(
         &self,
+        shard: usize,
         mut message: Message<T>,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<(), Refused<Message<T>>> {
@@ -345,9 +366,9 @@ impl<T> BackgroundSink<T> {
                 if registered {
                     space.as_mut().enable();
                 }
-                match self.ring.try_push(message) {
+                match self.ring.shard(shard).try_push(message) {
                     Ok(position) => {
-                        self.shared.queued(position);
+                        self.shared.queued(shard, position);
                         return Ok(());
                     }
                     Err(Refused::Closed(refused)) => return Err(Refused::Closed(refused)),
@@ -359,9 +380,9 @@ impl<T> BackgroundSink<T> {
                 Some(deadline) => {
                     if tokio::time::timeout_at(deadline, space).await.is_err() {
                         // One last look: space freed at the deadline is taken.
-                        return match self.ring.try_push(message) {
+                        return match self.ring.shard(shard).try_push(message) {
                             Ok(position) => {
-                                self.shared.queued(position);
+                                self.shared.queued(shard, position);
                                 Ok(())
                             }
                             Err(refused) => Err(refused),
@@ -426,10 +447,18 @@ impl<T> BackgroundSink<T> {
     /// ```
     pub async fn flush(&self) -> Result<(), FlushError> {
         let (ack, done) = oneshot::channel();
-        self.push_waiting(Message::Barrier(ack), None).await.map_err(|_| FlushError::Closed)?;
-        // Right after the claim, with no await in between: the queue
-        // position it took is not a pushed message (see `Counters::snapshot`).
-        self.shared.counters.barriers.add(1);
+        // A copy in every shard, answered when the actor takes the last one
+        // (see `shards.rs`).
+        let copies = Arc::new(BarrierCopies::new(self.ring.len(), ack));
+        for shard in 0..self.ring.len() {
+            self.push_waiting(shard, Message::Barrier(Arc::clone(&copies)), None)
+                .await
+                .map_err(|_| FlushError::Closed)?;
+            // Right after the claim, with no await in between: the queue
+            // position it took is not a pushed message (see `Counters::snapshot`).
+            self.shared.counters.barriers.add(1);
+        }
+        drop(copies);
         // An actor waiting on a partial batch must answer now, not at its deadline.
         self.shared.wake.notify_one();
         done.await.map_err(|_| FlushError::Closed)?
