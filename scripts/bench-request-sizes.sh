@@ -7,8 +7,8 @@
 #     scripts/bench-request-sizes.sh [CYCLES] [VARIANT ...]
 #
 # A variant is BYTES (batches cut by bytes) or points:N (by count); the
-# defaults are points:8192 (the old default), points:4096, 524288, 1048576
-# (the default) and 3145728.
+# defaults are points:8192 (the old default), points:4096, 524288 (the
+# default), 1048576 and 3145728.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cycles=${1:-3}

@@ -131,14 +131,15 @@ impl OtlpExporterBuilder {
     pub const DEFAULT_METRICS_BATCH_SIZE: usize = 65_536;
 
     /// The default batch size of the metrics sink in bytes of encoded data
-    /// points: a request of about a quarter of the collector's usual limit,
-    /// whatever the points weigh, so that a large collection leaves in a few
-    /// requests that overlap with its conversion. Capped by the
+    /// points: requests of about 512 KiB whatever the points weigh, so that
+    /// a large collection leaves in several requests that overlap with its
+    /// conversion, and none passes the collector's limit. Capped by the
     /// [request size limit](ExporterConfig::max_request_bytes) when that is
-    /// lower. Measured against rotel (README, "Benchmarks"): requests of
-    /// 0.5, 1 or 3 MiB, or of 4 096 or 8 192 points, cost rotel the same CPU
-    /// per point within the noise, and the flush's throughput was the same.
-    pub const DEFAULT_METRICS_BATCH_BYTES: usize = 1024 * 1024;
+    /// lower. Measured against rotel (`scripts/bench-request-sizes.sh`,
+    /// README "Benchmarks"): the flush's throughput falls as batches grow
+    /// (from 0.5 to 3 MiB), and rotel's CPU per point does not follow
+    /// their size.
+    pub const DEFAULT_METRICS_BATCH_BYTES: usize = 512 * 1024;
 
     /// The default number of [export runtime](Self::with_export_threads) threads.
     pub const DEFAULT_EXPORT_THREADS: usize = 1;
