@@ -269,22 +269,13 @@ impl<T> BackgroundSink<T> {
         if self.shared.overflow == Overflow::Block {
             return Err(TryPushError::WouldBlock(msg));
         }
-        // Claim first, then move the message in: see `Ring::claim`.
-        let shard = self.ring.mine();
-        let ring = if shard == 0 { &*self.first } else { self.ring.shard(shard) };
-        match ring.claim() {
-            Ok(claim) => {
-                // The claim itself counts the message as pushed and pending
-                // (see `Counters::snapshot`): no counter to bump here.
-                let position = claim.write(Message::Item(msg));
-                self.shared.queued(shard, position);
-                Ok(())
-            }
-            Err(NoRoom::Full) => {
+        match self.try_queue(msg) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(msg)) => {
                 self.shared.counters.dropped.add(1);
                 Err(TryPushError::Full(msg))
             }
-            Err(NoRoom::Closed) => Err(TryPushError::Closed(msg)),
+            Err(Refused::Closed(msg)) => Err(TryPushError::Closed(msg)),
         }
     }
 
@@ -309,13 +300,16 @@ impl<T> BackgroundSink<T> {
     /// queue means. The metric reader queues a collection with this, and
     /// waits ([`push_until`](Self::push_until)) only for a point that found
     /// the queue full: no future, no waiter registration per point.
-    #[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+    /// [`try_push`](Self::try_push) is this and its counting.
     #[inline]
     pub(crate) fn try_queue(&self, msg: T) -> Result<(), Refused<T>> {
+        // Claim first, then move the message in: see `Ring::claim`.
         let shard = self.ring.mine();
         let ring = if shard == 0 { &*self.first } else { self.ring.shard(shard) };
         match ring.claim() {
             Ok(claim) => {
+                // The claim itself counts the message as pushed and pending
+                // (see `Counters::snapshot`): no counter to bump here.
                 let position = claim.write(Message::Item(msg));
                 self.shared.queued(shard, position);
                 Ok(())
