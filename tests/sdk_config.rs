@@ -557,3 +557,38 @@ fn the_readme_shutdown_path_is_bounded_by_the_exporters_timeout() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "took {took:?}, not about 0.4 s");
 }
+
+/// The metrics sink's default batches are cut by bytes: a collection of
+/// 60 000 points (about 4.5 MB) leaves in requests of about
+/// `DEFAULT_METRICS_BATCH_BYTES` each, not in batches of a fixed count
+/// (8 192 points would make 8 requests).
+#[test]
+fn a_large_collection_leaves_in_requests_of_the_default_batch_bytes() {
+    use opentelemetry::metrics::MeterProvider as _;
+
+    let receiver = BackgroundReceiver::start();
+    let exporter = sdk::build(sdk::builder(&receiver.endpoint()));
+    let provider =
+        opentelemetry_sdk::metrics::SdkMeterProvider::builder().with_reader(exporter.metric_reader()).build();
+    let meter = provider.meter("batch-bytes");
+    for c in 0..60 {
+        let counter = meter.u64_counter(format!("requests_{c}")).build();
+        for series in 0..1000 {
+            counter.add(1, &[opentelemetry::KeyValue::new("route", format!("/r/{series}"))]);
+        }
+    }
+    provider.force_flush().expect("flush");
+    let export = exporter.stats().metrics.export;
+    assert_eq!((export.acked, export.items_sent), (60_000, 60_000));
+    let batch = OtlpExporterBuilder::DEFAULT_METRICS_BATCH_BYTES as u64;
+    // Each request but the last carries at least a batch's bytes of points.
+    let at_most = export.bytes.div_ceil(batch);
+    assert!(
+        export.requests >= 2 && export.requests <= at_most,
+        "{} requests for {} bytes: batches of {batch} bytes would make at most {at_most}",
+        export.requests,
+        export.bytes
+    );
+    provider.shutdown().ok();
+    drop(exporter);
+}
