@@ -42,6 +42,8 @@ pub(crate) use metrics::EncodedMetricPoint;
 #[cfg(feature = "sdk")]
 pub(crate) use metrics::NumberValue;
 #[cfg(feature = "sdk")]
+pub(crate) use traces::{EncodedSpan, EventParts, LinkParts, SpanHead, SpanTail, SpanWriter, StatusParts};
+#[cfg(feature = "sdk")]
 pub(crate) use wire::{Attribute, AttributeValue};
 #[allow(unused_imports)]
 pub(crate) use {logs::Logs, metrics::Metrics, traces::Traces};

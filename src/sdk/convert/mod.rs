@@ -24,7 +24,7 @@ use crate::otlp::{AnyValue, KeyValue, Resource, Scope};
 
 pub(crate) use logs::log_record;
 pub(crate) use metrics::{collection_points, encoded_in_chunks, encoded_resource_metrics};
-pub(crate) use traces::span;
+pub(crate) use traces::encoded_span;
 
 /// Nanoseconds since the Unix epoch; 0 for a time before it, `u64::MAX` for
 /// one past the year 2554.
@@ -32,6 +32,7 @@ pub(crate) fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+#[cfg(test)]
 /// An attribute, taking its key and value (owned strings are moved, not copied).
 pub(crate) fn key_value(kv: opentelemetry::KeyValue) -> KeyValue {
     KeyValue { key: kv.key.into(), value: value(kv.value) }
@@ -42,11 +43,13 @@ pub(crate) fn key_value_ref(kv: &opentelemetry::KeyValue) -> KeyValue {
     KeyValue { key: kv.key.as_str().to_owned(), value: value_ref(&kv.value) }
 }
 
+#[cfg(test)]
 /// Converts attributes, moving them.
 pub(crate) fn attributes(kvs: Vec<opentelemetry::KeyValue>) -> Vec<KeyValue> {
     kvs.into_iter().map(key_value).collect()
 }
 
+#[cfg(test)]
 /// An attribute value. Arrays become OTLP arrays of their element type.
 /// A kind this crate does not know yet (the SDK's enums are non-exhaustive)
 /// is sent as its text.

@@ -2,12 +2,16 @@
 
 use std::sync::Arc;
 
-use super::common::{attributes_into_pb, id_bytes, KeyValue, Resource, Scope};
-use super::encode::FlatEncoding;
-use crate::pb::collector::trace::v1 as collector;
-use crate::pb::common::v1::InstrumentationScope as PbScope;
-use crate::pb::resource::v1::Resource as PbResource;
+mod encode;
+
+#[cfg(test)]
+use super::common::{attributes_into_pb, id_bytes};
+use super::common::{KeyValue, Resource, Scope};
 use crate::pb::trace::v1 as pb;
+
+pub(crate) use encode::Traces;
+#[cfg(feature = "sdk")]
+pub(crate) use encode::{EncodedSpan, EventParts, LinkParts, SpanHead, SpanTail, SpanWriter, StatusParts};
 
 /// How a span relates to its caller and callees.
 #[non_exhaustive]
@@ -54,6 +58,7 @@ pub enum SpanStatus {
 
 impl SpanStatus {
     /// `None` for [`Unset`](Self::Unset): OTLP reads an absent status as unset.
+    #[cfg(test)]
     fn into_pb(self) -> Option<pb::Status> {
         use pb::status::StatusCode;
         match self {
@@ -91,6 +96,7 @@ impl SpanEvent {
         self
     }
 
+    #[cfg(test)]
     fn into_pb(self) -> pb::span::Event {
         pb::span::Event {
             time_unix_nano: self.time_unix_nano,
@@ -140,6 +146,7 @@ impl SpanLink {
         self
     }
 
+    #[cfg(test)]
     fn into_pb(self) -> pb::span::Link {
         pb::span::Link {
             trace_id: self.trace_id.to_vec(),
@@ -297,7 +304,9 @@ impl SpanRecord {
         self
     }
 
-    fn into_pb(self) -> pb::Span {
+    /// The prost message: the tests' oracle for the hand-written bytes.
+    #[cfg(test)]
+    pub(crate) fn into_pb(self) -> pb::Span {
         pb::Span {
             trace_id: self.trace_id.to_vec(),
             span_id: self.span_id.to_vec(),
@@ -316,44 +325,6 @@ impl SpanRecord {
             dropped_links_count: self.dropped_links_count,
             status: self.status.into_pb(),
         }
-    }
-}
-
-/// The traces signal: [`SpanRecord`]s into `ExportTraceServiceRequest`s.
-#[derive(Debug)]
-pub(crate) struct Traces;
-
-/// `ScopeSpans.spans`.
-const SPANS_TAG: u32 = 2;
-
-impl FlatEncoding for Traces {
-    type Point = SpanRecord;
-    type Leaf = pb::Span;
-    type ScopeX = pb::ScopeSpans;
-    type ResourceX = pb::ResourceSpans;
-    type Request = collector::ExportTraceServiceRequest;
-
-    const ITEM: &'static str = "span";
-    const LEAF_TAG: u32 = SPANS_TAG;
-
-    fn parts(span: &SpanRecord) -> (&Arc<Resource>, &Arc<Scope>) {
-        (&span.resource, &span.scope)
-    }
-
-    fn into_leaf(span: SpanRecord) -> pb::Span {
-        span.into_pb()
-    }
-
-    fn scope(scope: PbScope, schema_url: String, spans: Vec<pb::Span>) -> pb::ScopeSpans {
-        pb::ScopeSpans { scope: Some(scope), schema_url, spans }
-    }
-
-    fn resource(resource: PbResource, schema_url: String, scope_spans: Vec<pb::ScopeSpans>) -> pb::ResourceSpans {
-        pb::ResourceSpans { resource: Some(resource), schema_url, scope_spans }
-    }
-
-    fn request(resource_spans: Vec<pb::ResourceSpans>) -> collector::ExportTraceServiceRequest {
-        collector::ExportTraceServiceRequest { resource_spans }
     }
 }
 
