@@ -385,6 +385,60 @@ mod tests {
     }
 
     #[test]
+    fn a_records_bytes_are_what_prost_writes_for_its_span() {
+        use prost::Message;
+
+        use super::encode::EncodedSpan;
+        use crate::otlp::AnyValue;
+
+        let (res, sc) = (resource("svc"), scope("s"));
+        let long = "y".repeat(200);
+        let attribute_sets = [
+            vec![],
+            vec![
+                KeyValue::new("bytes", AnyValue::Bytes(vec![0, 1, 2])),
+                KeyValue::new("empty bytes", AnyValue::Bytes(vec![])),
+                KeyValue::new("map", AnyValue::Map(vec![KeyValue::new("inner", 1), KeyValue::new("", "")])),
+                KeyValue::new("nested", AnyValue::Array(vec![AnyValue::Array(vec![AnyValue::from(long.as_str())])])),
+                KeyValue::new("", ""),
+            ],
+        ];
+        let statuses =
+            [SpanStatus::Unset, SpanStatus::Ok, SpanStatus::Error(String::new()), SpanStatus::Error(long.clone())];
+        let kinds = [SpanKind::Internal, SpanKind::Server, SpanKind::Client, SpanKind::Producer, SpanKind::Consumer];
+        for i in 0..40_usize {
+            let attributes = attribute_sets[i % 2].clone();
+            let mut span =
+                SpanRecord::new(res.clone(), sc.clone(), [0; 16], [0; 8], if i % 3 == 0 { "" } else { "op" })
+                    .with_kind(kinds[i % 5])
+                    .with_status(statuses[i % 4].clone())
+                    .with_flags([0, 1, 0x301, u32::MAX][i % 4])
+                    .with_time(0, [0, u64::MAX][i % 2])
+                    .with_attributes(attributes.clone())
+                    .with_events((0..i % 3).map(|e| {
+                        let mut event = SpanEvent::new(["", "e"][e % 2], e as u64).with_attributes(attributes.clone());
+                        event.dropped_attributes_count = e as u32 * 200;
+                        event
+                    }))
+                    .with_links((0..i % 4).map(|l| {
+                        let mut link = SpanLink::new([l as u8; 16], [l as u8; 8]).with_attributes(attributes.clone());
+                        link.trace_state = ["", "k=v"][l % 2].into();
+                        link.flags = [0, 0xff, 0x100, 0x300][l];
+                        link.dropped_attributes_count = l as u32;
+                        link
+                    }));
+            // An all-zero parent is still a parent field (8 zero bytes), as prost writes it.
+            span.parent_span_id = [None, Some([0; 8]), Some([7; 8])][i % 3];
+            span.trace_state = ["", "a=b"][i % 2].into();
+            span.dropped_attributes_count = [0, 1, 128][i % 3];
+            span.dropped_events_count = [0, 16_384][i % 2];
+            span.dropped_links_count = [0, 5, 0][i % 3];
+            let expected = span.clone().into_pb().encode_to_vec();
+            assert!(EncodedSpan::from(span.clone()).data == expected, "{span:?}");
+        }
+    }
+
+    #[test]
     fn ok_status_has_no_message() {
         let span = SpanRecord::new(resource("svc"), scope("s"), [1; 16], [2; 8], "op").with_status(SpanStatus::Ok);
         let (requests, _, _) = encode_and_decode::<Traces>(vec![span], usize::MAX);
