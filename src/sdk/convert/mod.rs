@@ -1,10 +1,10 @@
 //! Conversions from the SDK's data to the points the `otlp` encodings take
-//! in: no I/O, no shared state, and no protobuf written here. Spans and log
-//! records become [`SpanRecord`](crate::otlp::SpanRecord)s and
-//! [`LogRecord`](crate::otlp::LogRecord)s; a metric collection becomes the metrics
-//! encoding's one form, `EncodedMetricPoint`s, built by `otlp` from the parts
-//! handed to it (the SDK's attributes are read in place, through `otlp`'s
-//! `Attribute` trait, never copied). What many points share is converted
+//! in: no I/O, no shared state, and no protobuf written here. Log records
+//! become [`LogRecord`](crate::otlp::LogRecord)s; a metric collection becomes
+//! the metrics encoding's one form, `EncodedMetricPoint`s, and a span the
+//! traces encoding's, an `EncodedSpan`, both built by `otlp` from the parts
+//! handed to it (the SDK's strings and attributes are read in place, through
+//! `otlp`'s `Attribute` trait, never copied). What many points share is converted
 //! once and shared through an `Arc`: one [`Resource`] per collection
 //! (metrics) or per `set_resource` (spans, logs), one [`Scope`] per
 //! instrumentation scope, one [`MetricDescriptor`](crate::otlp::MetricDescriptor)
