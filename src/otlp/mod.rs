@@ -7,14 +7,17 @@
 //! `encode/`, rebuilds the OTLP tree from a flat batch and cuts it into
 //! requests that fit a byte limit.
 //!
-//! - `common.rs`, `logs.rs`, `traces.rs`, `metrics/mod.rs`: the point types;
-//!   spans and logs also state their messages for `encode/flat.rs`.
+//! - `common.rs`, `logs.rs`, `traces/mod.rs`, `metrics/mod.rs`: the point
+//!   types; logs also state their messages for `encode/flat.rs`.
 //! - `metrics/encode.rs`: a metric point's data point message, written by
 //!   hand; every metric point, a [`MetricPoint`] or one the SDK adapters
 //!   write straight from the SDK's data, is encoded through it once.
+//! - `traces/encode.rs`: the same for spans: a span's `Span` message,
+//!   written by hand from a [`SpanRecord`] or straight from the SDK's span.
 //! - `encode/`: the `Encoding` trait, and the grouper, sizer and splitter
 //!   shared by every signal.
-//! - `wire.rs`: the minimal protobuf writer behind `metrics/encode.rs`.
+//! - `wire.rs`: the minimal protobuf writer behind `metrics/encode.rs` and
+//!   `traces/encode.rs`.
 
 mod common;
 mod encode;
@@ -41,6 +44,8 @@ pub(crate) use encode::{encode, Encoded, EncodedRequest, EncodedSize, Encoding};
 pub(crate) use metrics::EncodedMetricPoint;
 #[cfg(feature = "sdk")]
 pub(crate) use metrics::NumberValue;
+#[cfg(feature = "sdk")]
+pub(crate) use traces::{EncodedSpan, EventParts, LinkParts, SpanHead, SpanTail, SpanWriter, StatusParts};
 #[cfg(feature = "sdk")]
 pub(crate) use wire::{Attribute, AttributeValue};
 #[allow(unused_imports)]

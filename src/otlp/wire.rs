@@ -18,6 +18,8 @@ const FIXED64: u32 = 1;
 /// Protobuf wire type of length-delimited values (strings, bytes, messages,
 /// packed repeated fields).
 const LEN: u32 = 2;
+/// Protobuf wire type of 4-byte values (`fixed32`).
+const FIXED32: u32 = 5;
 
 /// The size of a length-delimited field (key, length prefix, content)
 /// holding `content` bytes.
@@ -93,6 +95,23 @@ pub(crate) fn put_fixed64(buf: &mut Vec<u8>, tag: u32, bits: u64) {
 pub(crate) fn put_fixed64_nonzero(buf: &mut Vec<u8>, tag: u32, value: u64) {
     if value != 0 {
         put_fixed64(buf, tag, value);
+    }
+}
+
+/// Appends a `fixed32` field unless it is 0 (the proto3 default).
+pub(crate) fn put_fixed32_nonzero(buf: &mut Vec<u8>, tag: u32, value: u32) {
+    if value != 0 {
+        put_key(buf, tag, FIXED32);
+        buf.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+/// The size of a `fixed32` field that proto3 skips when 0.
+pub(crate) fn fixed32_nonzero_len(tag: u32, value: u32) -> usize {
+    if value != 0 {
+        key_len(tag) + 4
+    } else {
+        0
     }
 }
 

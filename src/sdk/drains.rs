@@ -11,7 +11,7 @@ use opentelemetry_sdk::trace::SpanData;
 
 use super::convert::{self, ScopeCache};
 use crate::drains::Inner;
-use crate::otlp::{LogRecord, Logs, Resource, SpanRecord, Traces};
+use crate::otlp::{EncodedSpan, LogRecord, Logs, Resource, Traces};
 use crate::{sink::DrainError, SinkDrain};
 
 /// The resource the SDK gave a signal's adapters through `set_resource`,
@@ -37,35 +37,49 @@ pub(crate) struct LogItem {
     pub(crate) scope: InstrumentationScope,
 }
 
-/// Converts the SDK's spans into [`SpanRecord`](crate::otlp::SpanRecord)s on the
-/// export runtime, then hands them to the OTLP traces drain (gRPC or HTTP,
-/// maybe under a spool).
+/// Writes the SDK's spans' protobuf bytes ([`EncodedSpan`]s) on the export
+/// runtime, then hands them to the OTLP traces drain (gRPC or HTTP, maybe
+/// under a spool).
 pub(crate) struct SpansAdapterDrain {
     inner: Inner<Traces>,
     resource: Arc<ResourceSlot>,
     scopes: ScopeCache,
+    /// The size of the last span written: the next one's buffer starts a
+    /// little larger ([`SPAN_SLACK`]), so that it is seldom regrown.
+    last_len: usize,
 }
+
+/// The buffer of a drain's first span: ids, name, kind, times, flags and a
+/// few short attributes.
+const SPAN_START: usize = 192;
+/// What a span's buffer has beyond the size of the previous span.
+const SPAN_SLACK: usize = 32;
 
 impl SpansAdapterDrain {
     pub(crate) fn new(inner: Inner<Traces>, resource: Arc<ResourceSlot>) -> Self {
-        Self { inner, resource, scopes: ScopeCache::default() }
+        Self { inner, resource, scopes: ScopeCache::default(), last_len: SPAN_START - SPAN_SLACK }
     }
 }
 
 impl SinkDrain<SpanData> for SpansAdapterDrain {
     async fn write_batch(&mut self, batch: Vec<SpanData>) -> Result<(), DrainError> {
         let resource = self.resource.get();
-        let records: Vec<SpanRecord> =
-            batch.into_iter().map(|span| convert::span(span, &resource, &mut self.scopes)).collect();
-        self.inner.write_batch(records).await
+        let mut spans = Vec::with_capacity(batch.len());
+        for span in &batch {
+            let encoded = convert::encoded_span(span, &resource, &mut self.scopes, self.last_len + SPAN_SLACK);
+            self.last_len = encoded.data.len();
+            spans.push(encoded);
+        }
+        drop(batch);
+        self.inner.write_batch(spans).await
     }
 
     async fn flush_durable(&mut self) -> Result<(), DrainError> {
-        SinkDrain::<SpanRecord>::flush_durable(&mut self.inner).await
+        SinkDrain::<EncodedSpan>::flush_durable(&mut self.inner).await
     }
 
     async fn close(&mut self) -> Result<(), DrainError> {
-        SinkDrain::<SpanRecord>::close(&mut self.inner).await
+        SinkDrain::<EncodedSpan>::close(&mut self.inner).await
     }
 }
 

@@ -1,5 +1,5 @@
 //! The encoding of the signals whose leaves are prost messages straight
-//! under the `ScopeX`, one list per scope (spans, logs), written once: each
+//! under the `ScopeX`, one list per scope (logs), written once: each
 //! such signal says only what its messages are.
 
 use std::sync::Arc;

@@ -23,11 +23,11 @@
 //!    Whole runs of points are then moved into each request's tree with
 //!    `split_off`, never one by one, and each tree is written to bytes once.
 //!
-//! Each signal plugs in through the [`Encoding`] trait (here), spans and logs
+//! Each signal plugs in through the [`Encoding`] trait (here), logs
 //! through [`FlatEncoding`] (`flat.rs`), which writes the rest once: how to take a point
 //! apart, how to turn it into its leaf, and how to write the request from
-//! the tree (spans and logs through their prost structs, metrics with the
-//! hand-written writer of `wire.rs`).
+//! the tree (logs through their prost structs; metrics and spans, whose
+//! leaves are already bytes, with the hand-written writer of `wire.rs`).
 
 mod error;
 mod flat;
@@ -100,14 +100,16 @@ pub(crate) struct EncodedRequest {
 /// need of the signal's service (its gRPC method, HTTP path and response) is
 /// not here: it is the delivery engine's `Service`, written once there.
 pub(crate) trait Encoding: Send + Sync + 'static {
-    /// The point as the encoder takes it in: the sink's point for spans and
-    /// logs, an `EncodedMetricPoint` for metrics ([`encode`] converts).
+    /// The point as the encoder takes it in: the sink's point for logs, an
+    /// `EncodedMetricPoint` for metrics, an `EncodedSpan` for spans
+    /// ([`encode`] converts).
     type Point: Send + 'static;
     /// What groups points below the scope: the metric descriptor for
     /// metrics, `()` for spans and logs (all of a scope's points in one list).
     type Key: Clone + Eq + Hash;
     /// A run of protobuf leaves belonging to one key, as it goes into the
-    /// request: the metric's `data` for metrics, a `Vec` of spans or records.
+    /// request: the points' bytes for metrics and spans, a `Vec` of records
+    /// for logs.
     type Leaves: Leaves;
     /// The export request, for example `ExportMetricsServiceRequest`: the
     /// message that [`write`](Self::write)'s bytes encode.

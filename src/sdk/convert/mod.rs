@@ -1,10 +1,10 @@
 //! Conversions from the SDK's data to the points the `otlp` encodings take
-//! in: no I/O, no shared state, and no protobuf written here. Spans and log
-//! records become [`SpanRecord`](crate::otlp::SpanRecord)s and
-//! [`LogRecord`](crate::otlp::LogRecord)s; a metric collection becomes the metrics
-//! encoding's one form, `EncodedMetricPoint`s, built by `otlp` from the parts
-//! handed to it (the SDK's attributes are read in place, through `otlp`'s
-//! `Attribute` trait, never copied). What many points share is converted
+//! in: no I/O, no shared state, and no protobuf written here. Log records
+//! become [`LogRecord`](crate::otlp::LogRecord)s; a metric collection becomes
+//! the metrics encoding's one form, `EncodedMetricPoint`s, and a span the
+//! traces encoding's, an `EncodedSpan`, both built by `otlp` from the parts
+//! handed to it (the SDK's strings and attributes are read in place, through
+//! `otlp`'s `Attribute` trait, never copied). What many points share is converted
 //! once and shared through an `Arc`: one [`Resource`] per collection
 //! (metrics) or per `set_resource` (spans, logs), one [`Scope`] per
 //! instrumentation scope, one [`MetricDescriptor`](crate::otlp::MetricDescriptor)
@@ -24,7 +24,7 @@ use crate::otlp::{AnyValue, KeyValue, Resource, Scope};
 
 pub(crate) use logs::log_record;
 pub(crate) use metrics::{collection_points, encoded_in_chunks, encoded_resource_metrics};
-pub(crate) use traces::span;
+pub(crate) use traces::encoded_span;
 
 /// Nanoseconds since the Unix epoch; 0 for a time before it, `u64::MAX` for
 /// one past the year 2554.
@@ -32,6 +32,7 @@ pub(crate) fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+#[cfg(test)]
 /// An attribute, taking its key and value (owned strings are moved, not copied).
 pub(crate) fn key_value(kv: opentelemetry::KeyValue) -> KeyValue {
     KeyValue { key: kv.key.into(), value: value(kv.value) }
@@ -42,11 +43,13 @@ pub(crate) fn key_value_ref(kv: &opentelemetry::KeyValue) -> KeyValue {
     KeyValue { key: kv.key.as_str().to_owned(), value: value_ref(&kv.value) }
 }
 
+#[cfg(test)]
 /// Converts attributes, moving them.
 pub(crate) fn attributes(kvs: Vec<opentelemetry::KeyValue>) -> Vec<KeyValue> {
     kvs.into_iter().map(key_value).collect()
 }
 
+#[cfg(test)]
 /// An attribute value. Arrays become OTLP arrays of their element type.
 /// A kind this crate does not know yet (the SDK's enums are non-exhaustive)
 /// is sent as its text.
@@ -105,10 +108,17 @@ pub(crate) fn scope(scope: &InstrumentationScope, name: Option<&str>) -> Scope {
 /// Converted scopes, so that the spans or records of one scope share one
 /// `Arc<Scope>` (and the encoder one `ScopeSpans`). Owned by one drain: no
 /// locks. Bounded: cleared when it grows past [`ScopeCache::LIMIT`] entries.
+///
+/// The scope asked for last (without a target) is remembered beside the
+/// map and found by comparing it, not by hashing it: a batch's spans come
+/// in runs of one scope, and hashing a scope (SipHash over its name,
+/// version, schema URL and attributes) was several percent of the export
+/// thread's time per span.
 #[derive(Debug, Default)]
 pub(crate) struct ScopeCache {
-    scopes: HashMap<InstrumentationScope, Targets>,
+    scopes: HashMap<Arc<InstrumentationScope>, Targets>,
     entries: usize,
+    last: Option<(Arc<InstrumentationScope>, Arc<Scope>)>,
 }
 
 /// The converted forms of one scope: as it is, and renamed by target.
@@ -124,20 +134,40 @@ impl ScopeCache {
 
     /// The converted `scope`, renamed to `target` when one is given.
     pub(crate) fn get(&mut self, scope: &InstrumentationScope, target: Option<&str>) -> Arc<Scope> {
-        if let Some(found) = self.scopes.get(scope).and_then(|t| match target {
-            None => t.plain.clone(),
-            Some(target) => t.by_target.get(target).cloned(),
-        }) {
-            return found;
+        if target.is_none() {
+            if let Some((key, converted)) = &self.last {
+                if **key == *scope {
+                    return Arc::clone(converted);
+                }
+            }
+        }
+        if let Some((key, targets)) = self.scopes.get_key_value(scope) {
+            let found = match target {
+                None => targets.plain.clone(),
+                Some(target) => targets.by_target.get(target).cloned(),
+            };
+            if let Some(found) = found {
+                if target.is_none() {
+                    self.last = Some((Arc::clone(key), Arc::clone(&found)));
+                }
+                return found;
+            }
         }
         if self.entries >= Self::LIMIT {
             self.scopes.clear();
             self.entries = 0;
         }
         let converted = Arc::new(self::scope(scope, target));
-        let targets = self.scopes.entry(scope.clone()).or_default();
+        let key = match self.scopes.get_key_value(scope) {
+            Some((key, _)) => Arc::clone(key),
+            None => Arc::new(scope.clone()),
+        };
+        let targets = self.scopes.entry(Arc::clone(&key)).or_default();
         match target {
-            None => targets.plain = Some(Arc::clone(&converted)),
+            None => {
+                targets.plain = Some(Arc::clone(&converted));
+                self.last = Some((key, Arc::clone(&converted)));
+            }
             Some(target) => {
                 targets.by_target.insert(target.into(), Arc::clone(&converted));
             }
@@ -258,6 +288,21 @@ mod tests {
         assert_eq!(targeted.name, "t");
         assert!(Arc::ptr_eq(&targeted, &cache.get(&a, Some("t"))));
         assert_eq!(cache.len(), 3);
+        // Back and forth between scopes (past the remembered last one): the same Arcs.
+        for _ in 0..2 {
+            assert!(Arc::ptr_eq(&first, &cache.get(&a, None)));
+            let other = cache.get(&b, None);
+            assert_eq!((other.name.as_str(), other.version.as_str()), ("b", "2"));
+            assert!(Arc::ptr_eq(&other, &cache.get(&b.clone(), None)));
+        }
+        // A scope equal to the last one but for its attributes is another scope.
+        let a_attrs =
+            InstrumentationScope::builder("a").with_attributes([opentelemetry::KeyValue::new("k", 1)]).build();
+        cache.get(&a, None);
+        let with_attrs = cache.get(&a_attrs, None);
+        assert!(!Arc::ptr_eq(&first, &with_attrs));
+        assert_eq!(with_attrs.attributes, vec![KeyValue::new("k", 1_i64)]);
+        assert_eq!(cache.len(), 4);
         for i in 0..ScopeCache::LIMIT + 10 {
             cache.get(&a, Some(&format!("target{i}")));
         }

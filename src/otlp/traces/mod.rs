@@ -2,12 +2,16 @@
 
 use std::sync::Arc;
 
-use super::common::{attributes_into_pb, id_bytes, KeyValue, Resource, Scope};
-use super::encode::FlatEncoding;
-use crate::pb::collector::trace::v1 as collector;
-use crate::pb::common::v1::InstrumentationScope as PbScope;
-use crate::pb::resource::v1::Resource as PbResource;
+mod encode;
+
+#[cfg(test)]
+use super::common::{attributes_into_pb, id_bytes};
+use super::common::{KeyValue, Resource, Scope};
 use crate::pb::trace::v1 as pb;
+
+pub(crate) use encode::Traces;
+#[cfg(feature = "sdk")]
+pub(crate) use encode::{EncodedSpan, EventParts, LinkParts, SpanHead, SpanTail, SpanWriter, StatusParts};
 
 /// How a span relates to its caller and callees.
 #[non_exhaustive]
@@ -54,6 +58,7 @@ pub enum SpanStatus {
 
 impl SpanStatus {
     /// `None` for [`Unset`](Self::Unset): OTLP reads an absent status as unset.
+    #[cfg(test)]
     fn into_pb(self) -> Option<pb::Status> {
         use pb::status::StatusCode;
         match self {
@@ -91,6 +96,7 @@ impl SpanEvent {
         self
     }
 
+    #[cfg(test)]
     fn into_pb(self) -> pb::span::Event {
         pb::span::Event {
             time_unix_nano: self.time_unix_nano,
@@ -140,6 +146,7 @@ impl SpanLink {
         self
     }
 
+    #[cfg(test)]
     fn into_pb(self) -> pb::span::Link {
         pb::span::Link {
             trace_id: self.trace_id.to_vec(),
@@ -297,7 +304,9 @@ impl SpanRecord {
         self
     }
 
-    fn into_pb(self) -> pb::Span {
+    /// The prost message: the tests' oracle for the hand-written bytes.
+    #[cfg(test)]
+    pub(crate) fn into_pb(self) -> pb::Span {
         pb::Span {
             trace_id: self.trace_id.to_vec(),
             span_id: self.span_id.to_vec(),
@@ -316,44 +325,6 @@ impl SpanRecord {
             dropped_links_count: self.dropped_links_count,
             status: self.status.into_pb(),
         }
-    }
-}
-
-/// The traces signal: [`SpanRecord`]s into `ExportTraceServiceRequest`s.
-#[derive(Debug)]
-pub(crate) struct Traces;
-
-/// `ScopeSpans.spans`.
-const SPANS_TAG: u32 = 2;
-
-impl FlatEncoding for Traces {
-    type Point = SpanRecord;
-    type Leaf = pb::Span;
-    type ScopeX = pb::ScopeSpans;
-    type ResourceX = pb::ResourceSpans;
-    type Request = collector::ExportTraceServiceRequest;
-
-    const ITEM: &'static str = "span";
-    const LEAF_TAG: u32 = SPANS_TAG;
-
-    fn parts(span: &SpanRecord) -> (&Arc<Resource>, &Arc<Scope>) {
-        (&span.resource, &span.scope)
-    }
-
-    fn into_leaf(span: SpanRecord) -> pb::Span {
-        span.into_pb()
-    }
-
-    fn scope(scope: PbScope, schema_url: String, spans: Vec<pb::Span>) -> pb::ScopeSpans {
-        pb::ScopeSpans { scope: Some(scope), schema_url, spans }
-    }
-
-    fn resource(resource: PbResource, schema_url: String, scope_spans: Vec<pb::ScopeSpans>) -> pb::ResourceSpans {
-        pb::ResourceSpans { resource: Some(resource), schema_url, scope_spans }
-    }
-
-    fn request(resource_spans: Vec<pb::ResourceSpans>) -> collector::ExportTraceServiceRequest {
-        collector::ExportTraceServiceRequest { resource_spans }
     }
 }
 
@@ -411,6 +382,60 @@ mod tests {
         assert_eq!(root.kind, pb::span::SpanKind::Internal as i32);
         assert_eq!(root.status, None, "an unset status is left out");
         assert!(root.events.is_empty() && root.links.is_empty());
+    }
+
+    #[test]
+    fn a_records_bytes_are_what_prost_writes_for_its_span() {
+        use prost::Message;
+
+        use super::encode::EncodedSpan;
+        use crate::otlp::AnyValue;
+
+        let (res, sc) = (resource("svc"), scope("s"));
+        let long = "y".repeat(200);
+        let attribute_sets = [
+            vec![],
+            vec![
+                KeyValue::new("bytes", AnyValue::Bytes(vec![0, 1, 2])),
+                KeyValue::new("empty bytes", AnyValue::Bytes(vec![])),
+                KeyValue::new("map", AnyValue::Map(vec![KeyValue::new("inner", 1), KeyValue::new("", "")])),
+                KeyValue::new("nested", AnyValue::Array(vec![AnyValue::Array(vec![AnyValue::from(long.as_str())])])),
+                KeyValue::new("", ""),
+            ],
+        ];
+        let statuses =
+            [SpanStatus::Unset, SpanStatus::Ok, SpanStatus::Error(String::new()), SpanStatus::Error(long.clone())];
+        let kinds = [SpanKind::Internal, SpanKind::Server, SpanKind::Client, SpanKind::Producer, SpanKind::Consumer];
+        for i in 0..40_usize {
+            let attributes = attribute_sets[i % 2].clone();
+            let mut span =
+                SpanRecord::new(res.clone(), sc.clone(), [0; 16], [0; 8], if i % 3 == 0 { "" } else { "op" })
+                    .with_kind(kinds[i % 5])
+                    .with_status(statuses[i % 4].clone())
+                    .with_flags([0, 1, 0x301, u32::MAX][i % 4])
+                    .with_time(0, [0, u64::MAX][i % 2])
+                    .with_attributes(attributes.clone())
+                    .with_events((0..i % 3).map(|e| {
+                        let mut event = SpanEvent::new(["", "e"][e % 2], e as u64).with_attributes(attributes.clone());
+                        event.dropped_attributes_count = e as u32 * 200;
+                        event
+                    }))
+                    .with_links((0..i % 4).map(|l| {
+                        let mut link = SpanLink::new([l as u8; 16], [l as u8; 8]).with_attributes(attributes.clone());
+                        link.trace_state = ["", "k=v"][l % 2].into();
+                        link.flags = [0, 0xff, 0x100, 0x300][l];
+                        link.dropped_attributes_count = l as u32;
+                        link
+                    }));
+            // An all-zero parent is still a parent field (8 zero bytes), as prost writes it.
+            span.parent_span_id = [None, Some([0; 8]), Some([7; 8])][i % 3];
+            span.trace_state = ["", "a=b"][i % 2].into();
+            span.dropped_attributes_count = [0, 1, 128][i % 3];
+            span.dropped_events_count = [0, 16_384][i % 2];
+            span.dropped_links_count = [0, 5, 0][i % 3];
+            let expected = span.clone().into_pb().encode_to_vec();
+            assert!(EncodedSpan::from(span.clone()).data == expected, "{span:?}");
+        }
     }
 
     #[test]
