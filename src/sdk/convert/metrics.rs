@@ -145,7 +145,10 @@ pub(crate) fn encoded_in_chunks(
     mut take: impl FnMut(&mut Vec<EncodedMetricPoint>) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
     let resource = Arc::new(super::resource(rm.resource()));
-    let mut points = Vec::with_capacity(chunk.min(collection_points(rm)));
+    // Whole: sized once, exactly. In chunks: a chunk's worth, grown by the
+    // metric that passes it (the points are not counted a second time).
+    let capacity = if chunk == usize::MAX { collection_points(rm) } else { chunk };
+    let mut points = Vec::with_capacity(capacity);
     for sm in rm.scope_metrics() {
         let scope = Arc::new(super::scope(sm.scope(), None));
         for metric in sm.metrics() {
