@@ -12,6 +12,8 @@
 
 #![cfg(all(feature = "receiver", unix))]
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ use otlp_sink::Signal;
 use prost::Message as _;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::Value as Json;
+use support::dead::DeadPort;
 
 /// `target/<profile>/examples/loadgen`, built by cargo before the tests.
 fn loadgen() -> PathBuf {
@@ -34,14 +37,6 @@ fn loadgen() -> PathBuf {
     let binary = profile_dir.join("examples").join(format!("loadgen{}", std::env::consts::EXE_SUFFIX));
     assert!(binary.exists(), "{}: build it with `cargo build --examples`", binary.display());
     binary
-}
-
-/// A port nothing listens on: the collector is down.
-fn dead_endpoint() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
 }
 
 fn command(args: &[&str]) -> Command {
@@ -117,7 +112,8 @@ fn loadgen_prints_a_line_per_persisted_flush_and_replay_only_delivers_what_it_le
     let receiver = rt.block_on(Receiver::builder().with_recording().start()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().to_str().unwrap();
-    let down = dead_endpoint();
+    let dead = DeadPort::new();
+    let down = dead.endpoint();
     let args = ["--endpoint", &down, "--spool", spool, "--points", "3000", "--series", "3000"];
     let out = command(&[&args[..], &["--flush-every", "1000", "--deadline", "1"]].concat()).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -147,7 +143,8 @@ fn after_a_sigkill_every_point_before_the_last_persisted_flush_is_delivered() {
     for round in 0..20u32 {
         let receiver = rt.block_on(Receiver::builder().with_recording().start()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let down = dead_endpoint();
+        let dead = DeadPort::new();
+        let down = dead.endpoint();
         let mut child = command(&[
             "--endpoint",
             &down,
@@ -232,7 +229,8 @@ fn a_full_disk_fails_the_flushes_cleanly_and_the_next_process_delivers_what_was_
     let receiver = rt.block_on(Receiver::builder().with_recording().start()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().to_str().unwrap();
-    let down = dead_endpoint();
+    let dead = DeadPort::new();
+    let down = dead.endpoint();
     let args = ["--endpoint", &down, "--spool", spool, "--points", "20000", "--series", "20000"];
     let mut cmd = command(&[&args[..], &["--flush-every", "1000", "--deadline", "1"]].concat());
     cmd.stderr(Stdio::piped());

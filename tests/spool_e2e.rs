@@ -9,6 +9,8 @@
 
 #![cfg(all(feature = "receiver", feature = "sdk", unix))]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
@@ -22,16 +24,10 @@ use otlp_sink::config::RetryPolicy;
 use otlp_sink::receiver::Receiver;
 use otlp_sink::sdk::SdkError;
 use otlp_sink::{OtlpExporter, Signal};
+use support::dead::DeadPort;
 
 const OUTAGE: Duration = Duration::from_secs(60);
 const SIGNALS: [Signal; 3] = [Signal::Metrics, Signal::Traces, Signal::Logs];
-
-fn dead_endpoint() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
-}
 
 #[test]
 fn a_sixty_second_outage_across_a_restart_loses_nothing() {
@@ -42,8 +38,10 @@ fn a_sixty_second_outage_across_a_restart_loses_nothing() {
         .with_initial_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(2))
         .with_max_elapsed(Duration::from_secs(20));
+    // Held for the whole test: no other test's receiver can take the port.
+    let down = DeadPort::new();
     let first = OtlpExporter::builder()
-        .with_endpoint(dead_endpoint())
+        .with_endpoint(down.endpoint())
         .with_timeout(Duration::from_millis(500))
         .with_retry_policy(retry)
         .with_export_interval(Duration::from_secs(1))

@@ -86,3 +86,18 @@ mod rotel {
         );
     }
 }
+
+mod dead {
+    use super::support::dead::DeadPort;
+
+    #[test]
+    fn a_dead_port_refuses_connections_and_no_other_socket_can_take_it() {
+        let dead = DeadPort::new();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], dead.port()));
+        let refused = std::net::TcpStream::connect(addr).expect_err("nothing listens there");
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
+        let taken = std::net::TcpListener::bind(addr).expect_err("the port is held");
+        assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse, "{taken}");
+        assert_eq!(dead.endpoint(), format!("http://127.0.0.1:{}", dead.port()));
+    }
+}

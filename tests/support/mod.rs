@@ -14,6 +14,7 @@
 //! - [`errors`]: an error and its sources as one line.
 //! - [`tls`]: certificates made with rcgen, and a send-and-flush helper.
 //! - [`grpcio_tls`]: a TLS OTLP/gRPC server that is not this crate's (grpcio).
+//! - [`dead`]: a collector that is down (a port held, never listening).
 //! - [`child`]: a `harness = false` test binary that runs itself as a child process.
 //! - [`background_receiver`] (feature `receiver`): the in-process receiver on
 //!   a runtime of its own.
@@ -29,6 +30,7 @@ pub mod accounting;
 #[cfg(feature = "receiver")]
 pub mod background_receiver;
 pub mod child;
+pub mod dead;
 pub mod delivered;
 pub mod drains;
 pub mod errors;
