@@ -140,6 +140,16 @@ fn metrics_batch(value: &str) -> SinkConfig {
     parsed.unwrap_or_else(|e| panic!("--metrics-batch {value:?}: expected BYTES or points:N ({e})"))
 }
 
+/// What `--help` prints.
+const USAGE: &str = "usage: vs_official [--rounds N] [--only N[,N...]] [--quick] \
+[--metrics-batch BYTES|points:N] [--out NAME] [--chart-from FILE]
+  --rounds N         rounds per figure (default 5)
+  --only 1,3         run only these workloads (1 to 7)
+  --quick            fewer points per round, for a smoke run
+  --metrics-batch    otlp-sink's metric batch: bytes, or points:N
+  --out NAME         write bench-results/NAME.json and NAME.svg
+  --chart-from FILE  redraw the chart from a saved JSON file";
+
 fn args() -> Args {
     let mut out = Args {
         rounds: 5,
@@ -156,7 +166,13 @@ fn args() -> Args {
             "--rounds" => out.rounds = it.next().and_then(|n| n.parse().ok()).expect("--rounds N"),
             "--quick" => out.quick = true,
             "--only" => {
-                out.only = it.next().unwrap_or_default().split(',').filter_map(|n| n.parse().ok()).collect();
+                let list = it.next().expect("--only N[,N...]");
+                out.only = (list.split(','))
+                    .map(|n| match n.parse() {
+                        Ok(w @ 1..=7) => w,
+                        _ => panic!("--only {list:?}: {n:?} is not a workload number (1 to 7)"),
+                    })
+                    .collect();
             }
             "--rss-child" => out.rss_child = it.next().and_then(|n| n.parse().ok()),
             "--chart-from" => out.chart_from = Some(PathBuf::from(it.next().expect("--chart-from FILE"))),
@@ -164,8 +180,13 @@ fn args() -> Args {
                 out.metrics_batch = Some(metrics_batch(&it.next().expect("--metrics-batch BYTES|points:N")))
             }
             "--out" => out.out = Some(it.next().filter(|n| !n.is_empty() && !n.contains('/')).expect("--out NAME")),
-            // Anything else is ignored (`cargo bench` used to pass --bench).
-            _ => {}
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            // `cargo bench` passes --bench.
+            "--bench" => {}
+            other => panic!("unknown argument {other:?}\n{USAGE}"),
         }
     }
     out
