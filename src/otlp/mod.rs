@@ -43,7 +43,7 @@ pub(crate) use encode::{encode, Encoded, EncodedRequest, EncodedSize, Encoding};
 #[cfg(feature = "sdk")]
 pub(crate) use metrics::EncodedMetricPoint;
 #[cfg(feature = "sdk")]
-pub(crate) use metrics::NumberValue;
+pub(crate) use metrics::{NumberRun, NumberValue};
 #[cfg(feature = "sdk")]
 pub(crate) use traces::{EncodedSpan, EventParts, LinkParts, SpanHead, SpanTail, SpanWriter, StatusParts};
 #[cfg(feature = "sdk")]

@@ -282,9 +282,9 @@ fn metric_head_len(descriptor: &MetricDescriptor) -> usize {
 }
 
 /// Sizes of one metric's run in a request: the data message and the `Metric` message.
-fn metric_lens(descriptor: &MetricDescriptor, points: &[Vec<u8>]) -> (usize, usize) {
+fn metric_lens(descriptor: &MetricDescriptor, points: &[SendablePoint]) -> (usize, usize) {
     let (data_tag, data_head) = data_head(descriptor.kind);
-    let data = data_head + points.iter().map(|p| field_len(DATA_POINTS_TAG, p.len())).sum::<usize>();
+    let data = data_head + points.iter().map(|p| field_len(DATA_POINTS_TAG, p.range.len())).sum::<usize>();
     (data, metric_head_len(descriptor) + field_len(data_tag, data))
 }
 
@@ -318,7 +318,7 @@ fn write_request(resources: Vec<ResourceNode<Metrics>>, encoded_len: usize) -> V
                 put_bytes_nonempty(&mut buf, 3, descriptor.unit.as_bytes());
                 put_len_prefix(&mut buf, data_head(descriptor.kind).0, data_len);
                 for point in &bucket.leaves {
-                    put_bytes(&mut buf, DATA_POINTS_TAG, point);
+                    put_bytes(&mut buf, DATA_POINTS_TAG, point.bytes());
                 }
                 put_data_tail(&mut buf, descriptor.kind);
             }
@@ -356,39 +356,84 @@ fn check(descriptor: &MetricDescriptor, value: &MetricValue) -> Result<(), Encod
     }
 }
 
+/// Points of one metric that one conversion wrote together: the parts they
+/// share, and their data point messages back to back. Each
+/// [`EncodedMetricPoint`] holds the run and its own range of `bytes`, so a
+/// point costs no allocation of its own and one reference count, not three.
+#[derive(Debug)]
+pub(crate) struct PointRun {
+    /// The entity that produced the points.
+    resource: Arc<Resource>,
+    /// The instrumentation scope that recorded them.
+    scope: Arc<Scope>,
+    /// The metric they belong to; its kind says which data point message
+    /// each range of `bytes` holds.
+    descriptor: Arc<MetricDescriptor>,
+    /// The data point messages (without tag and length prefix), in order.
+    bytes: Vec<u8>,
+}
+
 /// A metric data point with its data point message encoded, or known to be
 /// unsendable: what the [`Metrics`] encoding groups and cuts into requests.
 /// A [`MetricPoint`] becomes one with [`From`]; the SDK adapters write sum
-/// and gauge points straight from the SDK's data with
-/// [`number`](Self::number), never copying them into a [`MetricPoint`].
+/// and gauge points straight from the SDK's data with a [`NumberRun`],
+/// never copying them into a [`MetricPoint`].
 #[derive(Debug)]
 pub(crate) struct EncodedMetricPoint {
+    /// The run the point was written in.
+    run: Arc<PointRun>,
+    /// Where its data point message lies in the run's bytes, or why the
+    /// point cannot be sent; it is then counted as rejected at encoding.
+    data: Result<std::ops::Range<usize>, Box<EncodeError>>,
+}
+
+impl EncodedMetricPoint {
     /// The entity that produced the point.
-    pub(crate) resource: Arc<Resource>,
+    pub(crate) fn resource(&self) -> &Arc<Resource> {
+        &self.run.resource
+    }
+
     /// The instrumentation scope that recorded it.
-    pub(crate) scope: Arc<Scope>,
-    /// The metric it belongs to; its kind says which data point message
-    /// `data` holds.
-    pub(crate) descriptor: Arc<MetricDescriptor>,
+    pub(crate) fn scope(&self) -> &Arc<Scope> {
+        &self.run.scope
+    }
+
+    /// The metric it belongs to.
+    pub(crate) fn descriptor(&self) -> &Arc<MetricDescriptor> {
+        &self.run.descriptor
+    }
+
+    /// Whether the two points were written in the same run.
+    #[cfg(test)]
+    pub(crate) fn same_run(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.run, &other.run)
+    }
+
     /// The data point message's bytes (without tag and length prefix), or
-    /// why the point cannot be sent; it is then counted as rejected at
-    /// encoding.
-    pub(crate) data: Result<Vec<u8>, EncodeError>,
+    /// why the point cannot be sent.
+    #[cfg(test)]
+    pub(crate) fn data(&self) -> Result<&[u8], &EncodeError> {
+        match &self.data {
+            Ok(range) => Ok(&self.run.bytes[range.clone()]),
+            Err(err) => Err(err),
+        }
+    }
 }
 
 /// Already encoded: its data point message's bytes (0 for a point that
 /// cannot be sent, which no request carries).
 impl crate::otlp::EncodedSize for EncodedMetricPoint {
     fn encoded_size(&self) -> usize {
-        self.data.as_ref().map_or(0, Vec::len)
+        self.data.as_ref().map_or(0, |range| range.len())
     }
 }
 
 /// Checks the point's value against its descriptor's kind, then writes its
-/// data point message, sized first so that it is allocated once.
+/// data point message, sized first so that it is allocated once, as a run
+/// of its own.
 impl From<MetricPoint> for EncodedMetricPoint {
     fn from(point: MetricPoint) -> Self {
-        let data = check(&point.descriptor, &point.value).map(|()| {
+        let written = check(&point.descriptor, &point.value).map(|()| {
             let len = point.data_point_len();
             let mut buf = Vec::with_capacity(len);
             point.put_data_point(&mut buf);
@@ -396,50 +441,121 @@ impl From<MetricPoint> for EncodedMetricPoint {
             buf
         });
         let MetricPoint { resource, scope, descriptor, .. } = point;
-        Self { resource, scope, descriptor, data }
+        let (bytes, data) = match written {
+            Ok(bytes) => {
+                let len = bytes.len();
+                (bytes, Ok(0..len))
+            }
+            Err(err) => (Vec::new(), Err(Box::new(err))),
+        };
+        Self { run: Arc::new(PointRun { resource, scope, descriptor, bytes }), data }
     }
+}
+
+/// A point of a request being assembled: one that can be sent.
+#[derive(Debug)]
+pub(crate) struct SendablePoint {
+    run: Arc<PointRun>,
+    range: std::ops::Range<usize>,
+}
+
+impl SendablePoint {
+    /// The data point message's bytes.
+    fn bytes(&self) -> &[u8] {
+        &self.run.bytes[self.range.clone()]
+    }
+}
+
+/// Sum and gauge points of one metric with no exemplars and no flags,
+/// written straight from their parts into one buffer, as
+/// [`From<MetricPoint>`](#impl-From<MetricPoint>-for-EncodedMetricPoint)
+/// writes each such point; [`finish`](Self::finish) hands them over as
+/// [`EncodedMetricPoint`]s of one [`PointRun`].
+///
+/// Each point is written in one pass over its attributes, which are
+/// measured as they are written, for their length prefixes.
+#[cfg(feature = "sdk")]
+#[derive(Debug)]
+pub(crate) struct NumberRun {
+    resource: Arc<Resource>,
+    scope: Arc<Scope>,
+    descriptor: Arc<MetricDescriptor>,
+    /// The points written since the last `finish`.
+    bytes: Vec<u8>,
+    /// Where each of those points ends in `bytes`.
+    ends: Vec<usize>,
 }
 
 #[cfg(feature = "sdk")]
-impl EncodedMetricPoint {
-    /// A sum or gauge point with no exemplars and no flags, written straight
-    /// from its parts, as [`From<MetricPoint>`](#impl-From<MetricPoint>-for-EncodedMetricPoint)
-    /// writes the same point. `descriptor` must be a sum or a gauge.
-    ///
-    /// The bytes are written in one pass over the attributes, into a buffer
-    /// of `capacity` bytes (it grows if that is short): a metric's points
-    /// are much alike, so the caller passes a little more than the last
-    /// point took, and sizing each point exactly first, which walks its
-    /// attributes twice, is not needed. The attributes are measured once,
-    /// as they are written, for their length prefixes.
-    pub(crate) fn number<'a, A, I>(
+impl NumberRun {
+    /// The points of a run: enough that a run's allocation and reference
+    /// count are shared widely, few enough that a point held in a queue
+    /// keeps a bounded buffer alive (about 100 KiB for short attributes).
+    pub(crate) const POINTS: usize = 1024;
+
+    /// An empty run of `descriptor`'s points, which must be a sum or a
+    /// gauge, with room for `bytes` bytes of points.
+    pub(crate) fn new(
         resource: Arc<Resource>,
         scope: Arc<Scope>,
         descriptor: Arc<MetricDescriptor>,
+        bytes: usize,
+    ) -> Self {
+        debug_assert!(matches!(descriptor.kind, MetricKind::Sum { .. } | MetricKind::Gauge));
+        Self { resource, scope, descriptor, bytes: Vec::with_capacity(bytes), ends: Vec::new() }
+    }
+
+    /// The points written since the last [`finish`](Self::finish).
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Writes one point: its `NumberDataPoint`, as `put_data_point` writes
+    /// it with no exemplars and no flags.
+    pub(crate) fn push<'a, A, I>(
+        &mut self,
         attributes: I,
         (start_time_unix_nano, time_unix_nano): (u64, u64),
         value: NumberValue,
-        capacity: usize,
-    ) -> Self
-    where
+    ) where
         A: Attribute + 'a,
         I: Iterator<Item = &'a A>,
     {
-        debug_assert!(matches!(descriptor.kind, MetricKind::Sum { .. } | MetricKind::Gauge));
-        // NumberDataPoint, as `put_data_point` writes it with no exemplars and no flags.
-        let mut buf = Vec::with_capacity(capacity);
-        put_fixed64_nonzero(&mut buf, point_tags::START, start_time_unix_nano);
-        put_fixed64_nonzero(&mut buf, point_tags::TIME, time_unix_nano);
+        let buf = &mut self.bytes;
+        put_fixed64_nonzero(buf, point_tags::START, start_time_unix_nano);
+        put_fixed64_nonzero(buf, point_tags::TIME, time_unix_nano);
         match value {
-            NumberValue::Int(i) => put_fixed64(&mut buf, 6, i as u64),
-            NumberValue::Double(d) => put_double(&mut buf, 4, d),
+            NumberValue::Int(i) => put_fixed64(buf, 6, i as u64),
+            NumberValue::Double(d) => put_double(buf, 4, d),
         }
-        put_attributes(&mut buf, 7, attributes);
-        Self { resource, scope, descriptor, data: Ok(buf) }
+        put_attributes(buf, 7, attributes);
+        self.ends.push(buf.len());
+    }
+
+    /// Appends the points written since the last call to `out`, as one
+    /// run, and starts the next run with as much room as this one took.
+    pub(crate) fn finish(&mut self, out: &mut Vec<EncodedMetricPoint>) {
+        if self.ends.is_empty() {
+            return;
+        }
+        let room = self.bytes.len();
+        let bytes = std::mem::replace(&mut self.bytes, Vec::with_capacity(room));
+        let run = Arc::new(PointRun {
+            resource: Arc::clone(&self.resource),
+            scope: Arc::clone(&self.scope),
+            descriptor: Arc::clone(&self.descriptor),
+            bytes,
+        });
+        let mut start = 0;
+        out.extend(self.ends.drain(..).map(|end| {
+            let point = EncodedMetricPoint { run: Arc::clone(&run), data: Ok(start..end) };
+            start = end;
+            point
+        }));
     }
 }
 
-/// The value of a sum or gauge point, for [`EncodedMetricPoint::number`].
+/// The value of a sum or gauge point, for [`NumberRun::push`].
 #[cfg(feature = "sdk")]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum NumberValue {
@@ -452,16 +568,16 @@ pub(crate) enum NumberValue {
 impl Encoding for Metrics {
     type Point = EncodedMetricPoint;
     type Key = Arc<MetricDescriptor>;
-    type Leaves = Vec<Vec<u8>>;
+    type Leaves = Vec<SendablePoint>;
     type Request = collector::ExportMetricsServiceRequest;
 
     const ITEM: &'static str = "metric data point";
 
     fn parts(point: &EncodedMetricPoint) -> (&Arc<Resource>, &Arc<Scope>, &Arc<MetricDescriptor>) {
-        (&point.resource, &point.scope, &point.descriptor)
+        (point.resource(), point.scope(), point.descriptor())
     }
 
-    fn bucket(descriptor: &Arc<MetricDescriptor>) -> (Vec<Vec<u8>>, Shape) {
+    fn bucket(descriptor: &Arc<MetricDescriptor>) -> (Vec<SendablePoint>, Shape) {
         let (data_tag, data_header) = data_head(descriptor.kind);
         let shape = Shape::nested(
             Level { tag: METRICS_TAG, header: metric_head_len(descriptor) },
@@ -472,13 +588,14 @@ impl Encoding for Metrics {
     }
 
     fn push(
-        points: &mut Vec<Vec<u8>>,
+        points: &mut Vec<SendablePoint>,
         _descriptor: &Arc<MetricDescriptor>,
         point: EncodedMetricPoint,
     ) -> Result<usize, EncodeError> {
-        let data = point.data?;
-        let len = data.len();
-        points.push(data);
+        let EncodedMetricPoint { run, data } = point;
+        let range = data.map_err(|err| *err)?;
+        let len = range.len();
+        points.push(SendablePoint { run, range });
         Ok(len)
     }
 

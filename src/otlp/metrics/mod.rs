@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub(crate) use encode::EncodedMetricPoint;
 pub(crate) use encode::Metrics;
 #[cfg(feature = "sdk")]
-pub(crate) use encode::NumberValue;
+pub(crate) use encode::{NumberRun, NumberValue};
 
 use super::common::{KeyValue, Resource, Scope};
 #[cfg(doc)]

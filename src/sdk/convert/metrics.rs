@@ -16,7 +16,7 @@ use super::{key_value_ref, nanos, span_id, trace_id, value_ref};
 use crate::otlp::{
     AnyValue, Attribute, AttributeValue, EncodedMetricPoint, Exemplar, ExemplarValue, ExponentialBuckets,
     ExponentialHistogramValue, HistogramValue, KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue,
-    NumberValue, Resource, Scope, Temporality,
+    NumberRun, NumberValue, Resource, Scope, Temporality,
 };
 
 /// The three number types the SDK aggregates.
@@ -116,7 +116,7 @@ fn buckets(bucket: &ExponentialBucket) -> ExponentialBuckets {
 /// metric's descriptor once, into a vector sized once (a collection can
 /// hold many thousands of points). Sum and gauge points without exemplars
 /// (nearly all of them) are written straight from the SDK's attributes
-/// ([`EncodedMetricPoint::number`]), with no owned copy of any string; the
+/// ([`NumberRun`], runs of one buffer each), with no owned copy of any string; the
 /// others go through a [`MetricPoint`].
 pub(crate) fn encoded_resource_metrics(rm: &ResourceMetrics) -> Vec<EncodedMetricPoint> {
     let mut all = Vec::new();
@@ -188,15 +188,12 @@ impl Attribute for opentelemetry::KeyValue {
     }
 }
 
-/// Encodes one metric's points onto `points`.
-/// The buffer of a metric's first sum or gauge point: the three fixed64
-/// fields (27 bytes) and a few short attributes.
+/// Room for a metric's first sum or gauge point: the three fixed64 fields
+/// (27 bytes) and a few short attributes. Later runs of the same metric
+/// start with as much room as the run before took.
 const NUMBER_POINT_START: usize = 96;
 
-/// What a point's buffer has beyond the size of the metric's previous
-/// point: room for attribute values a little longer than the last ones.
-const NUMBER_POINT_SLACK: usize = 16;
-
+/// Encodes one metric's points onto `points`.
 fn push_encoded<T: Number + 'static>(
     points: &mut Vec<EncodedMetricPoint>,
     resource: &Arc<Resource>,
@@ -205,30 +202,24 @@ fn push_encoded<T: Number + 'static>(
     data: &MetricData<T>,
 ) {
     let descriptor = descriptor(metric, data);
-    let (resource_, scope_, descriptor_) = (|| Arc::clone(resource), || Arc::clone(scope), || Arc::clone(&descriptor));
-    // Each point's buffer: a little more than the metric's last point took.
-    let mut capacity = NUMBER_POINT_START;
-    let mut number = |attributes: &mut dyn Iterator<Item = &opentelemetry::KeyValue>, start, time, value| {
-        let point = EncodedMetricPoint::number(
-            resource_(),
-            scope_(),
-            descriptor_(),
-            attributes,
-            (start, time),
-            value,
-            capacity,
-        );
-        capacity = point.data.as_ref().map_or(capacity, |data| data.len() + NUMBER_POINT_SLACK);
-        point
+    let run = |count: usize| {
+        let room = count.min(NumberRun::POINTS) * NUMBER_POINT_START;
+        NumberRun::new(Arc::clone(resource), Arc::clone(scope), Arc::clone(&descriptor), room)
     };
     match data {
         MetricData::Sum(sum) if sum.data_points().all(|p| p.exemplars().next().is_none()) => {
-            let (start, time) = (nanos(sum.start_time()), nanos(sum.time()));
-            points.extend(sum.data_points().map(|p| number(&mut p.attributes(), start, time, p.value().number())));
+            let times = (nanos(sum.start_time()), nanos(sum.time()));
+            let mut run = run(sum.data_points().size_hint().0);
+            write_numbers(points, &mut run, sum.data_points(), |run, p| {
+                run.push(p.attributes(), times, p.value().number());
+            });
         }
         MetricData::Gauge(gauge) if gauge.data_points().all(|p| p.exemplars().next().is_none()) => {
-            let (start, time) = (gauge.start_time().map_or(0, nanos), nanos(gauge.time()));
-            points.extend(gauge.data_points().map(|p| number(&mut p.attributes(), start, time, p.value().number())));
+            let times = (gauge.start_time().map_or(0, nanos), nanos(gauge.time()));
+            let mut run = run(gauge.data_points().size_hint().0);
+            write_numbers(points, &mut run, gauge.data_points(), |run, p| {
+                run.push(p.attributes(), times, p.value().number());
+            });
         }
         _ => {
             let mut converted = Vec::new();
@@ -236,6 +227,23 @@ fn push_encoded<T: Number + 'static>(
             points.extend(converted.into_iter().map(EncodedMetricPoint::from));
         }
     }
+}
+
+/// Writes each of `data_points` into `run` with `write`, handing the run's
+/// points over to `points` every [`NumberRun::POINTS`] and at the end.
+fn write_numbers<'a, P: 'a>(
+    points: &mut Vec<EncodedMetricPoint>,
+    run: &mut NumberRun,
+    data_points: impl Iterator<Item = &'a P>,
+    mut write: impl FnMut(&mut NumberRun, &'a P),
+) {
+    for point in data_points {
+        write(run, point);
+        if run.len() == NumberRun::POINTS {
+            run.finish(points);
+        }
+    }
+    run.finish(points);
 }
 
 /// How many data points a metric holds.
@@ -683,6 +691,42 @@ mod tests {
     }
 
     #[test]
+    fn a_metric_s_points_are_written_in_runs_of_at_most_run_points() {
+        let (provider, reader) = provider(SdkTemporality::Cumulative);
+        let meter = provider.meter("runs");
+        let many = meter.u64_counter("many").build();
+        // (The SDK keeps at most 2000 series a metric.)
+        for i in 0..NumberRun::POINTS + 452 {
+            many.add(1, &[SdkKv::new("series", i as i64), SdkKv::new("route", format!("/r/{i}"))]);
+        }
+        meter.f64_gauge("one").build().record(0.5, &[]);
+        let mut rm = ResourceMetrics::default();
+        reader.collect(&mut rm).unwrap();
+        let encoded = encoded_resource_metrics(&rm);
+        let points = resource_metrics(&rm);
+        assert_eq!(encoded.len(), points.len());
+        for (one, point) in encoded.iter().zip(&points) {
+            assert_eq!(one.data(), EncodedMetricPoint::from(point.clone()).data(), "{}", point.descriptor.name);
+        }
+        // Consecutive points sharing a run: 1024 and 452 of "many",
+        // and the gauge's point in a run of its own, in the SDK's order.
+        let mut runs: Vec<(String, usize)> = Vec::new();
+        for (i, one) in encoded.iter().enumerate() {
+            match runs.last_mut() {
+                Some((_, n)) if one.same_run(&encoded[i - 1]) => *n += 1,
+                _ => runs.push((one.descriptor().name.clone(), 1)),
+            }
+        }
+        let mut expected = vec![("many".to_owned(), 1024), ("many".to_owned(), 452)];
+        if runs[0].0 == "one" {
+            expected.insert(0, ("one".to_owned(), 1));
+        } else {
+            expected.push(("one".to_owned(), 1));
+        }
+        assert_eq!(runs, expected);
+    }
+
+    #[test]
     fn chunks_are_whole_metrics_in_order_and_stop_when_told() {
         let (provider, reader) = provider(SdkTemporality::Cumulative);
         let meter = provider.meter("chunks");
@@ -720,8 +764,9 @@ mod tests {
             expected.push(open);
         }
         assert_eq!(sizes, expected);
-        let joined: Vec<_> = chunks.into_iter().flatten().map(|p| p.data).collect();
-        assert_eq!(joined, whole.iter().map(|p| p.data.clone()).collect::<Vec<_>>(), "same points, same order");
+        let bytes = |p: &EncodedMetricPoint| p.data().map(<[u8]>::to_vec).map_err(Clone::clone);
+        let joined: Vec<_> = chunks.iter().flatten().map(bytes).collect();
+        assert_eq!(joined, whole.iter().map(bytes).collect::<Vec<_>>(), "same points, same order");
 
         let mut taken = 0;
         let flow = encoded_in_chunks(&rm, 1, |chunk| {
@@ -782,11 +827,11 @@ mod tests {
         assert_eq!(points.len(), encoded.len());
         assert!(points.len() > 200);
         for (point, one) in points.iter().zip(&encoded) {
-            assert!(Arc::ptr_eq(&one.resource, &encoded[0].resource));
-            assert_eq!(point.scope, one.scope);
-            assert_eq!(point.descriptor, one.descriptor);
-            let expected = EncodedMetricPoint::from(point.clone()).data;
-            assert_eq!(one.data, expected, "{}", point.descriptor.name);
+            assert!(Arc::ptr_eq(one.resource(), encoded[0].resource()));
+            assert_eq!(point.scope, *one.scope());
+            assert_eq!(point.descriptor, *one.descriptor());
+            let expected = EncodedMetricPoint::from(point.clone());
+            assert_eq!(one.data(), expected.data(), "{}", point.descriptor.name);
         }
         // And whole requests, cut at several sizes.
         for limit in [usize::MAX, 8192, 600] {
