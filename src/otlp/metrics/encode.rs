@@ -404,14 +404,14 @@ impl EncodedMetricPoint {
     }
 
     /// Whether the two points were written in the same run.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "sdk"))]
     pub(crate) fn same_run(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.run, &other.run)
     }
 
     /// The data point message's bytes (without tag and length prefix), or
     /// why the point cannot be sent.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "sdk"))]
     pub(crate) fn data(&self) -> Result<&[u8], &EncodeError> {
         match &self.data {
             Ok(range) => Ok(&self.run.bytes[range.clone()]),
