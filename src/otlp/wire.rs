@@ -306,6 +306,12 @@ fn put_any_value(buf: &mut Vec<u8>, value: &AnyValue) {
 pub(crate) enum AttributeValue<'a> {
     /// A string value.
     Str(&'a str),
+    /// An integer value.
+    Int(i64),
+    /// A boolean value.
+    Bool(bool),
+    /// A floating-point value.
+    Double(f64),
     /// A value held as this crate's [`AnyValue`].
     Any(&'a AnyValue),
     /// A value converted for the writer (scalars of another crate's types,
@@ -319,6 +325,9 @@ impl AttributeValue<'_> {
     fn encoded_len(&self) -> usize {
         match self {
             Self::Str(s) => string_value_len(s),
+            Self::Int(i) => varint_field_len(INT_VALUE, *i as u64),
+            Self::Bool(_) => key_len(BOOL_VALUE) + 1,
+            Self::Double(_) => fixed64_field_len(DOUBLE_VALUE),
             Self::Any(value) => any_value_len(value),
             #[cfg(feature = "sdk")]
             Self::Owned(value) => any_value_len(value),
@@ -329,6 +338,9 @@ impl AttributeValue<'_> {
     fn put(&self, buf: &mut Vec<u8>) {
         match self {
             Self::Str(s) => put_string_value(buf, s),
+            Self::Int(i) => put_varint_field(buf, INT_VALUE, *i as u64),
+            Self::Bool(b) => put_varint_field(buf, BOOL_VALUE, u64::from(*b)),
+            Self::Double(d) => put_double(buf, DOUBLE_VALUE, *d),
             Self::Any(value) => put_any_value(buf, value),
             #[cfg(feature = "sdk")]
             Self::Owned(value) => put_any_value(buf, value),
@@ -354,6 +366,9 @@ impl Attribute for KeyValue {
     fn value(&self) -> AttributeValue<'_> {
         match &self.value {
             AnyValue::String(s) => AttributeValue::Str(s),
+            AnyValue::Int(i) => AttributeValue::Int(*i),
+            AnyValue::Bool(b) => AttributeValue::Bool(*b),
+            AnyValue::Double(d) => AttributeValue::Double(*d),
             other => AttributeValue::Any(other),
         }
     }

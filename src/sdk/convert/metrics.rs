@@ -14,7 +14,7 @@ use opentelemetry::Value;
 
 use super::{key_value_ref, nanos, span_id, trace_id, value_ref};
 use crate::otlp::{
-    AnyValue, Attribute, AttributeValue, EncodedMetricPoint, Exemplar, ExemplarValue, ExponentialBuckets,
+    Attribute, AttributeValue, EncodedMetricPoint, Exemplar, ExemplarValue, ExponentialBuckets,
     ExponentialHistogramValue, HistogramValue, KeyValue, MetricDescriptor, MetricKind, MetricPoint, MetricValue,
     NumberRun, NumberValue, Resource, Scope, Temporality,
 };
@@ -179,9 +179,9 @@ impl Attribute for opentelemetry::KeyValue {
     fn value(&self) -> AttributeValue<'_> {
         match &self.value {
             Value::String(s) => AttributeValue::Str(s.as_str()),
-            Value::Bool(b) => AttributeValue::Owned(AnyValue::Bool(*b)),
-            Value::I64(i) => AttributeValue::Owned(AnyValue::Int(*i)),
-            Value::F64(f) => AttributeValue::Owned(AnyValue::Double(*f)),
+            Value::Bool(b) => AttributeValue::Bool(*b),
+            Value::I64(i) => AttributeValue::Int(*i),
+            Value::F64(f) => AttributeValue::Double(*f),
             // Arrays and kinds yet unknown: rare, converted.
             other => AttributeValue::Owned(value_ref(other)),
         }
