@@ -66,6 +66,20 @@ impl Sizer {
         self.depth += 1;
     }
 
+    /// How much [`total`](Self::total) can grow beyond the leaves added
+    /// with [`add_leaf`](Self::add_leaf): each open message's length
+    /// prefix, a varint, grows by less than 10 bytes however much its
+    /// content grows.
+    pub(super) const PREFIX_GROWTH: usize = 10 * MAX_DEPTH;
+
+    /// Adds a leaf field of `field` bytes (tag, length prefix and content)
+    /// to the innermost open message: the leaf's path must be the open
+    /// chain's, as it is after [`with_leaf`](Self::with_leaf) on that path.
+    pub(super) fn add_leaf(&mut self, field: usize) {
+        debug_assert!(self.depth >= 2, "a leaf goes under an open scope");
+        self.open[self.depth - 1].content += field;
+    }
+
     /// This state with one more leaf of `len` bytes on `path`.
     pub(super) fn with_leaf(mut self, path: &Path<'_>, len: usize) -> Self {
         let (r, s, b) = path.ids;

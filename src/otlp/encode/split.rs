@@ -5,6 +5,8 @@
 
 use super::group::{BucketGroup, ResourceGroup, ScopeGroup};
 use super::size::{Path, Sizer};
+use crate::otlp::wire::field_len;
+
 use super::{BucketNode, EncodeError, Encoded, EncodedRequest, Encoding, Leaves, ResourceNode, ScopeNode};
 
 /// A request being assembled.
@@ -78,7 +80,24 @@ pub(super) fn split<S: Encoding>(
                 let mut runs: Vec<(usize, usize)> = Vec::new();
                 let mut dropped: Vec<usize> = Vec::new();
                 let mut kept = 0;
+                // Once a leaf of this bucket is in, the open chain is the
+                // bucket's path, and `bound` is at least the request's
+                // exact size: a leaf that fits under it is added without
+                // measuring the request again (nearly every leaf).
+                let mut bound: Option<usize> = None;
                 for (i, &len) in bucket.lens.iter().enumerate() {
+                    let field = field_len(path.shape.leaf_tag, len);
+                    if let Some(b) = bound.filter(|b| b + field <= limit) {
+                        sizer.add_leaf(field);
+                        bound = Some(b + field);
+                        let request = trees.len() - 1;
+                        trees[request].points += 1;
+                        if runs.last().is_none_or(|&(_, q)| q != request) {
+                            runs.push((kept, request));
+                        }
+                        kept += 1;
+                        continue;
+                    }
                     let candidate = sizer.with_leaf(&path, len);
                     if candidate.total() <= limit {
                         sizer = candidate;
@@ -97,6 +116,7 @@ pub(super) fn split<S: Encoding>(
                         trees.push(Tree::new());
                         sizer = alone;
                     }
+                    bound = Some(sizer.total() + Sizer::PREFIX_GROWTH);
                     let request = trees.len() - 1;
                     trees[request].points += 1;
                     if runs.last().is_none_or(|&(_, q)| q != request) {
