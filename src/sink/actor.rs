@@ -167,6 +167,14 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
                 break Taken::Some;
             }
             match self.queue.pop() {
+                // An item is batched without a future of its own; only a
+                // batch it fills, or a barrier, is awaited.
+                Pop::Item(Message::Item(item)) => {
+                    took += 1;
+                    if self.batch_item(item) {
+                        self.write_pending().await;
+                    }
+                }
                 Pop::Item(message) => {
                     took += 1;
                     self.handle(message).await;
@@ -251,15 +259,7 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
     async fn handle(&mut self, message: Message<T>) {
         match message {
             Message::Item(item) => {
-                if self.batch.is_empty() {
-                    self.deadline = Some(Instant::now() + self.config.flush_interval);
-                }
-                if self.config.batch_bytes > 0 {
-                    self.batch_bytes += self.drain.item_bytes(&item);
-                }
-                self.batch.push(item);
-                let by_bytes = self.config.batch_bytes > 0 && self.batch_bytes >= self.config.batch_bytes;
-                if self.batch.len() >= self.config.batch_size || by_bytes {
+                if self.batch_item(item) {
                     self.write_pending().await;
                 }
             }
@@ -269,6 +269,20 @@ impl<T: Send + 'static, D: SinkDrain<T>> Actor<T, D> {
                 }
             }
         }
+    }
+
+    /// Adds `item` to the batch being filled; true when that completes the
+    /// batch, by count or by bytes, which the caller then writes.
+    fn batch_item(&mut self, item: T) -> bool {
+        if self.batch.is_empty() {
+            self.deadline = Some(Instant::now() + self.config.flush_interval);
+        }
+        if self.config.batch_bytes > 0 {
+            self.batch_bytes += self.drain.item_bytes(&item);
+        }
+        self.batch.push(item);
+        let by_bytes = self.config.batch_bytes > 0 && self.batch_bytes >= self.config.batch_bytes;
+        self.batch.len() >= self.config.batch_size || by_bytes
     }
 
     /// Writes the partial batch, waits for the drain's durability, then
