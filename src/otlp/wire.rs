@@ -52,6 +52,7 @@ pub(crate) fn zigzag32(value: i32) -> u64 {
 }
 
 /// Appends `value` as a base-128 varint.
+#[inline]
 pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         buf.push((value as u8) | 0x80);
@@ -61,24 +62,28 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Appends the key of field `tag`: its number and wire type.
+#[inline]
 fn put_key(buf: &mut Vec<u8>, tag: u32, wire_type: u32) {
     put_varint(buf, u64::from(tag << 3 | wire_type));
 }
 
 /// Appends the key and length prefix of a length-delimited field whose
 /// `content` bytes the caller writes next.
+#[inline]
 pub(crate) fn put_len_prefix(buf: &mut Vec<u8>, tag: u32, content: usize) {
     put_key(buf, tag, LEN);
     put_varint(buf, content as u64);
 }
 
 /// Appends a string or bytes field, always (a oneof member or a non-empty value).
+#[inline]
 pub(crate) fn put_bytes(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
     put_len_prefix(buf, tag, bytes.len());
     buf.extend_from_slice(bytes);
 }
 
 /// Appends a string or bytes field unless it is empty (the proto3 default).
+#[inline]
 pub(crate) fn put_bytes_nonempty(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
     if !bytes.is_empty() {
         put_bytes(buf, tag, bytes);
@@ -256,6 +261,7 @@ fn string_value_len(s: &str) -> usize {
 }
 
 /// Appends the fields of the `AnyValue` message holding the string `s`.
+#[inline]
 fn put_string_value(buf: &mut Vec<u8>, s: &str) {
     put_bytes(buf, STRING_VALUE, s.as_bytes());
 }
@@ -322,6 +328,7 @@ pub(crate) enum AttributeValue<'a> {
 
 impl AttributeValue<'_> {
     /// The size of the `AnyValue` message.
+    #[inline]
     fn encoded_len(&self) -> usize {
         match self {
             Self::Str(s) => string_value_len(s),
@@ -335,6 +342,7 @@ impl AttributeValue<'_> {
     }
 
     /// Appends the fields of the `AnyValue` message (exactly `encoded_len` bytes).
+    #[inline]
     fn put(&self, buf: &mut Vec<u8>) {
         match self {
             Self::Str(s) => put_string_value(buf, s),

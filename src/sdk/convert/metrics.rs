@@ -172,10 +172,12 @@ pub(crate) fn encoded_in_chunks(
 /// The SDK's attributes, handed to the writer as [`value_ref`] would convert
 /// them: strings borrowed, scalars by value, the rest converted.
 impl Attribute for opentelemetry::KeyValue {
+    #[inline]
     fn key(&self) -> &str {
         self.key.as_str()
     }
 
+    #[inline]
     fn value(&self) -> AttributeValue<'_> {
         match &self.value {
             Value::String(s) => AttributeValue::Str(s.as_str()),
