@@ -365,17 +365,44 @@ fn rotel_cpu(rotel: &rotel::Rotel) -> Duration {
 }
 
 /// Records once more and times `force_flush`: (wall seconds, process CPU seconds).
+/// Records a round's points, then flushes: the flush's wall time, and the
+/// process CPU from the flush's start until the process is idle again, so
+/// that work a side leaves behind after its flush returns (buffers dropped,
+/// tasks ending) is counted to that side and not to the next measurement.
 fn timed_flush(provider: &SdkMeterProvider, recorder: &Recorder) -> (f64, f64) {
     recorder.record();
     let cpu = process_cpu();
     let started = Instant::now();
     provider.force_flush().expect("flush");
-    (started.elapsed().as_secs_f64(), (process_cpu() - cpu).as_secs_f64())
+    let elapsed = started.elapsed().as_secs_f64();
+    settle(process_cpu, "this process");
+    (elapsed, (process_cpu() - cpu).as_secs_f64())
 }
 
 fn wait_rotel(rotel: &rotel::Rotel, signal: rotel::Signal, expected: u64) {
     if let Err(e) = rotel.wait_for(signal, expected, Duration::from_secs(60)) {
         panic!("rotel never counted {expected} {signal:?}: {e:?}");
+    }
+}
+
+/// Waits until a process is idle: its CPU time (`cpu`) still for 20 ms
+/// (less than 50 µs used), so that a measured window neither begins with
+/// work left from the one before nor ends before its own work is done.
+/// Gives up after a second, saying so.
+fn settle(cpu: impl Fn() -> Duration, what: &str) {
+    let started = Instant::now();
+    let mut last = cpu();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = cpu();
+        if now - last < Duration::from_micros(50) {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(1) {
+            progress(format!("{what} did not go idle within 1 s; measuring anyway"));
+            return;
+        }
+        last = now;
     }
 }
 
@@ -425,15 +452,26 @@ fn workload1(
     // Round 0 warms the connections up and is not counted.
     for round in 0..=args.rounds {
         progress(format!("workload 1 ({wire:?}{mode}): round {round}/{} ({points} points per flush)", args.rounds));
-        let before = rotel_cpu(rotel);
-        let (t_off, c_off) = timed_flush(&official, &rec_official);
-        sent += points;
-        wait_rotel(rotel, rotel::Signal::Metrics, sent);
-        let between = rotel_cpu(rotel);
-        let (t_ours, c_ours) = timed_flush(&ours, &rec_ours);
-        sent += points;
-        wait_rotel(rotel, rotel::Signal::Metrics, sent);
-        let after = rotel_cpu(rotel);
+        // Each side's flush, and rotel's CPU from a quiet rotel to the
+        // side's last point counted. The side that goes first alternates,
+        // so that neither always follows the other.
+        let mut side = |provider: &SdkMeterProvider, recorder: &Recorder| {
+            // rotel's work after counting the points before (dropping a
+            // batch, its log lines) is not this side's.
+            settle(|| rotel_cpu(rotel), "rotel");
+            let before = rotel_cpu(rotel);
+            let (t, c) = timed_flush(provider, recorder);
+            sent += points;
+            wait_rotel(rotel, rotel::Signal::Metrics, sent);
+            (t, c, rotel_cpu(rotel) - before)
+        };
+        let ((t_off, c_off, r_off), (t_ours, c_ours, r_ours)) = if round % 2 == 0 {
+            let first = side(&official, &rec_official);
+            (first, side(&ours, &rec_ours))
+        } else {
+            let first = side(&ours, &rec_ours);
+            (side(&official, &rec_official), first)
+        };
         let (t_noop, c_noop) = timed_flush(&noop, &rec_noop);
         let prost_ns = prost_floor(counters, &rec_noop.attrs);
         if round == 0 {
@@ -448,8 +486,8 @@ fn workload1(
         cpu_official.values.push((c_off - c_noop) * 1e9 / points as f64);
         floor.values.push(prost_ns);
         let per_point = |d: Duration| d.as_nanos() as f64 / points as f64;
-        rotel_official.values.push(per_point(between - before));
-        rotel_ours.values.push(per_point(after - between));
+        rotel_official.values.push(per_point(r_off));
+        rotel_ours.values.push(per_point(r_ours));
     }
     let stats = ours_exporter.stats().metrics;
     progress(format!(
