@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need that cargo does not: the rotel OTLP
-# collector (from PyPI) and grpcio with the OpenTelemetry Python protobuf classes
-# used by scripts/otlp_send.py and scripts/otlp_tls_server.py. Idempotent: a
+# collector (from PyPI), grpcio with the OpenTelemetry Python protobuf classes
+# used by scripts/otlp_send.py and scripts/otlp_tls_server.py, and the proxy.py
+# HTTP proxy of tests/http_proxy.rs. Idempotent: a
 # second run only checks.
 #
 #   scripts/install-test-deps.sh            # venv in <repo>/target/test-venv
@@ -56,6 +57,10 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc' \
     || die "grpcio / opentelemetry-proto do not import from $venv"
 "$venv/bin/python" "$repo/scripts/otlp_tls_server.py" --help >/dev/null \
     || die "scripts/otlp_tls_server.py does not run with $venv/bin/python"
+
+# proxy.py, the HTTP proxy of tests/http_proxy.rs.
+"$venv/bin/python" -m proxy --version >/dev/null \
+    || die "proxy.py does not run with $venv/bin/python"
 
 printf '%s\n' "$agent" > "$venv/rotel-agent.path"
 say "$version at $agent"

@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use http::Uri;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::client::TlsStream;
@@ -54,9 +55,10 @@ use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, SignatureScheme};
+use tonic::codegen::Service as _;
 
-use crate::config::{ConfigPath, ExporterConfig, ValueOrigin};
-use crate::tcp::TcpIo;
+use crate::config::{ConfigPath, ExporterConfig, Proxy, ValueOrigin, PROXY_WANTS_CREDENTIALS};
+use crate::tcp::{PlainConnector, TcpIo};
 
 /// Why an exporter could not be set up: a TLS file that cannot be read or
 /// holds nothing usable, or TLS settings that cannot be used.
@@ -316,6 +318,8 @@ pub(crate) struct TlsConnector {
     server_name: ServerName<'static>,
     refusal: Arc<Refusal>,
     alpn: Alpn,
+    /// The HTTP proxy to tunnel through (`CONNECT`), and how errors name it.
+    proxy: Option<(Tunnel<PlainConnector>, Arc<str>)>,
 }
 
 impl TlsConnector {
@@ -389,7 +393,19 @@ impl TlsConnector {
             Alpn::Http1 => ALPN_HTTP1.to_vec(),
         }];
 
-        Ok(Self { config: Arc::new(client), identity, roots, server_name, refusal: Arc::default(), alpn })
+        Ok(Self { config: Arc::new(client), identity, roots, server_name, refusal: Arc::default(), alpn, proxy: None })
+    }
+
+    /// This connector, reaching the collector through a `CONNECT` tunnel
+    /// of `proxy` rather than straight: TLS then runs inside the tunnel,
+    /// end to end with the collector.
+    pub(crate) fn through(mut self, proxy: &Proxy) -> Self {
+        let mut tunnel = Tunnel::new(proxy.uri().clone(), PlainConnector);
+        if let Some(authorization) = proxy.authorization() {
+            tunnel = tunnel.with_auth(authorization.clone());
+        }
+        self.proxy = Some((tunnel, proxy.to_string().into()));
+        self
     }
 
     /// The memory of a refusal that the connections share with the client.
@@ -398,7 +414,19 @@ impl TlsConnector {
     }
 
     async fn connect(self, uri: Uri) -> Result<TokioIo<TlsIo>, BoxError> {
-        let tcp = TcpIo::connect(&uri, 443).await?;
+        let tcp = match self.proxy.clone() {
+            None => TcpIo::connect(&uri, 443).await?,
+            Some((mut tunnel, named)) => {
+                let tunneled = async {
+                    std::future::poll_fn(|cx| tunnel.poll_ready(cx)).await?;
+                    tunnel.call(uri).await
+                };
+                let io = tunneled
+                    .await
+                    .map_err(|e| io::Error::other(format!("through the proxy {named}: {}", tunnel_error(&e))))?;
+                io.into_inner()
+            }
+        };
 
         let resolver = Arc::new(Resolver { identity: self.identity.clone(), asked: AtomicBool::new(false) });
         let mut config = ClientConfig::clone(&self.config);
@@ -429,6 +457,22 @@ impl TlsConnector {
             return Box::new(TlsError::client_certificate_required(error));
         }
         Box::new(error)
+    }
+}
+
+/// What went wrong in setting up a `CONNECT` tunnel, in words a user can
+/// act on. hyper-util's tunnel error is not a type this crate can name: its
+/// text says which case it is ("tunnel error: proxy authorization
+/// required"), and its source, if any, what failed beneath (`tests/http_proxy.rs`
+/// checks the 407 case's words).
+fn tunnel_error(error: &(dyn Error + 'static)) -> String {
+    let text = error.to_string();
+    if text.ends_with("proxy authorization required") {
+        return PROXY_WANTS_CREDENTIALS.to_owned();
+    }
+    match error.source() {
+        Some(source) => format!("{text}: {source}"),
+        None => text,
     }
 }
 

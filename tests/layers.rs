@@ -31,7 +31,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("deliver", &["config", "sink", "otlp", "tls"]),
     ("spool", &[]),
     ("grpc", &["config", "sink", "otlp", "tcp", "tls", "deliver"]),
-    ("http", &["config", "sink", "otlp", "tls", "deliver"]),
+    ("http", &["config", "sink", "otlp", "tcp", "tls", "deliver"]),
     ("drains", &["config", "sink", "otlp", "tls", "deliver", "spool", "grpc", "http"]),
     ("sdk", &["config", "sink", "otlp", "tls", "deliver", "spool", "grpc", "http", "drains"]),
     ("receiver", &["config", "sink", "otlp", "tls", "deliver", "grpc", "http"]),

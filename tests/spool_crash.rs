@@ -32,11 +32,7 @@ use support::dead::DeadPort;
 
 /// `target/<profile>/examples/loadgen`, built by cargo before the tests.
 fn loadgen() -> PathBuf {
-    let me = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = me.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-    let binary = profile_dir.join("examples").join(format!("loadgen{}", std::env::consts::EXE_SUFFIX));
-    assert!(binary.exists(), "{}: build it with `cargo build --examples`", binary.display());
-    binary
+    support::child::example("loadgen")
 }
 
 fn command(args: &[&str]) -> Command {

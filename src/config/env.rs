@@ -9,6 +9,7 @@ use http::Uri;
 
 use super::endpoint::parse_endpoint;
 use super::headers::parse_env_headers;
+use super::proxy::ProxyEnv;
 use super::{Compression, ConfigPath, ExporterConfigError, ExporterConfigErrorKind, Headers, Protocol, ValueOrigin};
 
 /// The telemetry signal an exporter sends, which picks its per-signal
@@ -179,6 +180,8 @@ pub struct EnvSettings {
     pub(crate) client_key: Option<ConfigPath>,
     pub(crate) temporality_preference: Option<TemporalityPreference>,
     pub(crate) metric_export_interval: Option<Duration>,
+    /// `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, for OTLP/HTTP.
+    pub(crate) proxy: ProxyEnv,
 }
 
 impl EnvSettings {
@@ -216,6 +219,12 @@ impl EnvSettings {
     /// - `CERTIFICATE`, `CLIENT_CERTIFICATE`, `CLIENT_KEY`: file paths, kept
     ///   unchecked; [`ExporterConfig::validate`](crate::ExporterConfig::validate)
     ///   checks them.
+    ///
+    /// And, for OTLP/HTTP only, the proxy variables that the official
+    /// exporter's HTTP client reads: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`
+    /// and `NO_PROXY` (each also in lower case), checked when the exporter
+    /// is built; see [`ExporterConfig`](crate::ExporterConfig)'s
+    /// "Proxies".
     ///
     /// For [`Signal::Metrics`] only, three more:
     /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (`cumulative`,
@@ -284,6 +293,7 @@ impl EnvSettings {
         settings.ca_certificate = read(|n| n.certificate).map(path);
         settings.client_certificate = read(|n| n.client_certificate).map(path);
         settings.client_key = read(|n| n.client_key).map(path);
+        settings.proxy = ProxyEnv::from_lookup(&lookup);
 
         if signal == Signal::Metrics {
             if let Some((variable, value)) = read_var(&lookup, TEMPORALITY_PREFERENCE) {

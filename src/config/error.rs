@@ -71,6 +71,9 @@ pub enum ExporterConfigErrorKind {
     /// `base2_exponential_bucket_histogram`, which the SDK's readers cannot
     /// be asked for.
     UnsupportedHistogramAggregation,
+    /// A proxy URL (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`) of a scheme
+    /// other than `http`: `https://` and SOCKS proxies are not supported.
+    UnsupportedProxy,
 }
 
 impl fmt::Display for ExporterConfigErrorKind {
@@ -105,6 +108,9 @@ impl fmt::Display for ExporterConfigErrorKind {
             }
             Self::UnsupportedHistogramAggregation => {
                 "only explicit_bucket_histogram (the SDK's default) is supported here"
+            }
+            Self::UnsupportedProxy => {
+                "the proxy must be an http:// URL (or host:port): https:// and SOCKS proxies are not supported"
             }
         })
     }

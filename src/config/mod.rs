@@ -11,6 +11,7 @@ mod endpoint;
 mod env;
 mod error;
 mod headers;
+mod proxy;
 mod retry;
 mod spool;
 mod tls;
@@ -28,6 +29,8 @@ use headers::{parse_code_headers, Redacted};
 pub use env::{EnvSettings, Signal, TemporalityPreference};
 pub use error::{ExporterConfigError, ExporterConfigErrorKind, ValueOrigin};
 pub use headers::Headers;
+use proxy::ProxyEnv;
+pub(crate) use proxy::{Proxy, PROXY_WANTS_CREDENTIALS};
 pub use retry::RetryPolicy;
 pub use spool::{FlushLevel, FullPolicy, SpoolConfig};
 pub use tls::TlsConfig;
@@ -107,6 +110,23 @@ pub enum Compression {
 ///
 /// `Debug` never shows header values.
 ///
+/// # Proxies
+///
+/// Over OTLP/HTTP, a configuration built with an environment
+/// ([`build_with_env`](ExporterConfigBuilder::build_with_env),
+/// [`build_from_env`](ExporterConfigBuilder::build_from_env)) sends through
+/// the HTTP proxy that its `HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY`
+/// names, unless `NO_PROXY` lists the collector's host, as the official
+/// exporter's HTTP client does: an `https://` collector through a `CONNECT`
+/// tunnel, an `http://` one by sending the proxy each request. The proxy is
+/// an `http://` URL (or `host:port`), with credentials in it if it needs
+/// them (sent as `Proxy-Authorization: Basic`, never shown); `https://` and
+/// SOCKS proxies are refused when building, by name. `NO_PROXY` is a
+/// comma-separated list of hosts, domains (with their subdomains), IP
+/// addresses or networks (`10.0.0.0/8`), or `*`; a collector on the loopback
+/// goes through the proxy too unless listed. OTLP/gRPC reads no proxy
+/// variable, as the official gRPC exporter does not.
+///
 /// ```
 /// use std::collections::HashMap;
 /// use std::time::Duration;
@@ -153,6 +173,9 @@ pub struct ExporterConfig {
     /// Greater than zero.
     max_in_flight: usize,
     retry_policy: RetryPolicy,
+    /// The proxy variables, for OTLP/HTTP (empty for gRPC, and without an
+    /// environment).
+    proxy: ProxyEnv,
 }
 
 impl Default for ExporterConfig {
@@ -171,6 +194,7 @@ impl Default for ExporterConfig {
             max_request_bytes: Self::DEFAULT_MAX_REQUEST_BYTES,
             max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
             retry_policy: RetryPolicy::new(),
+            proxy: ProxyEnv::default(),
         }
     }
 }
@@ -339,6 +363,12 @@ impl ExporterConfig {
     /// How many export requests may await their answer at once. Default 4.
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
+    }
+
+    /// The HTTP proxy that requests to `url` go through, if any (see
+    /// "Proxies" above).
+    pub(crate) fn proxy_for(&self, url: &Uri) -> Option<Proxy> {
+        self.proxy.proxy_for(url)
     }
 
     /// How failed requests are retried. Default [`RetryPolicy::default`].
@@ -523,7 +553,9 @@ impl ExporterConfigBuilder {
     }
 
     /// Builds from the settings made in code and the defaults only: no
-    /// `OTEL_*` variable is read, not even `OTEL_EXPORTER_OTLP_HEADERS`.
+    /// `OTEL_*` variable is read, not even `OTEL_EXPORTER_OTLP_HEADERS`, and
+    /// no proxy variable (`HTTPS_PROXY`, ...): requests go straight to the
+    /// collector.
     ///
     /// # Errors
     ///
@@ -613,6 +645,14 @@ impl ExporterConfigBuilder {
             max_request_bytes: layered(max_request_bytes, None, defaults.max_request_bytes),
             max_in_flight: layered(max_in_flight, None, defaults.max_in_flight),
             retry_policy: layered(self.retry_policy, None, defaults.retry_policy),
+            // Only OTLP/HTTP goes through a proxy (see "Proxies").
+            proxy: match protocol {
+                Protocol::HttpProtobuf => {
+                    env.proxy.check()?;
+                    env.proxy
+                }
+                Protocol::Grpc => ProxyEnv::default(),
+            },
         };
         config.warn_about_unused_tls_settings();
         if let Some(port) = config.port_of_the_other_protocol() {

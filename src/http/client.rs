@@ -5,22 +5,30 @@
 //! decode, or as a failure classified per the OTLP specification.
 
 use std::fmt;
-use std::io::Write as _;
+use std::future::Future;
+use std::io::{self, Write as _};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, PROXY_AUTHORIZATION, USER_AGENT};
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::classify::{refusal, timed_out, transport_failure};
-use crate::config::{Compression, ExporterConfig};
+use crate::config::{Compression, ExporterConfig, Proxy, PROXY_WANTS_CREDENTIALS};
 use crate::deliver::{ExportStatus, Failure, RetryDecision, Service, StatusCode, Transport};
+use crate::tcp::TcpIo;
 use crate::tls::{Alpn, ConnectError, Refusal, TlsConnector};
+
+/// The error a connector hands to the pool.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The largest response body read, compressed or not: an export response is
 /// a few bytes, an error body rarely more than a page. gRPC's decoder has the
@@ -39,12 +47,14 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// to identify themselves.
 const USER_AGENT_VALUE: &str = concat!("otlp-sink/", env!("CARGO_PKG_VERSION"));
 
-/// The connection pool, plaintext or TLS: the two differ only in their
-/// connector, and answer with the same future.
+/// The connection pool, plaintext, TLS (straight or tunneled through a
+/// proxy), or plaintext through a forwarding proxy: they differ only in
+/// their connector, and answer with the same future.
 #[derive(Clone)]
 enum Pool {
     Plain(Client<HttpConnector, Full<Bytes>>),
     Tls(Client<TlsConnector, Full<Bytes>>),
+    Forward(Client<ForwardConnector, Full<Bytes>>),
 }
 
 impl Pool {
@@ -52,7 +62,67 @@ impl Pool {
         match self {
             Self::Plain(client) => client.request(request),
             Self::Tls(client) => client.request(request),
+            Self::Forward(client) => client.request(request),
         }
+    }
+}
+
+/// The connector of an `http://` collector reached through an HTTP proxy:
+/// every connection goes to the proxy and says so ([`Forwarded`]), so that
+/// the pool writes each request's whole URL (absolute form) for the proxy
+/// to forward, as HTTP proxies expect of plain-HTTP requests.
+#[derive(Debug, Clone)]
+struct ForwardConnector {
+    proxy: Proxy,
+}
+
+impl tonic::codegen::Service<Uri> for ForwardConnector {
+    type Response = TokioIo<Forwarded>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _collector: Uri) -> Self::Future {
+        let proxy = self.proxy.clone();
+        Box::pin(async move {
+            let io = TcpIo::connect(proxy.uri(), 80).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("through the proxy {proxy}: cannot connect to it: {e}"))
+            })?;
+            Ok(TokioIo::new(Forwarded(io)))
+        })
+    }
+}
+
+/// A connection to a forwarding HTTP proxy.
+#[derive(Debug)]
+struct Forwarded(TcpIo);
+
+impl hyper_util::client::legacy::connect::Connection for Forwarded {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new().proxy(true)
+    }
+}
+
+impl AsyncRead for Forwarded {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Forwarded {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -73,6 +143,8 @@ pub(crate) struct HttpTransport {
     /// With TLS: where the connections record a collector that ended one for
     /// want of a client certificate.
     refusal: Option<Arc<Refusal>>,
+    /// The HTTP proxy the requests go through, if any.
+    proxy: Option<Proxy>,
 }
 
 impl fmt::Debug for HttpTransport {
@@ -100,18 +172,36 @@ impl HttpTransport {
             .pool_max_idle_per_host(config.max_in_flight())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new());
-        let (pool, refusal) = if config.uses_tls() {
-            let connector = TlsConnector::new(config, Alpn::Http1).await?;
-            let refusal = connector.refusal();
-            (Arc::new(Pool::Tls(builder.build(connector))), Some(refusal))
-        } else {
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(config.timeout()));
-            (Arc::new(Pool::Plain(builder.build(connector))), None)
+        let proxy = config.proxy_for(&url);
+        let (pool, refusal) = match (config.uses_tls(), &proxy) {
+            (true, _) => {
+                let mut connector = TlsConnector::new(config, Alpn::Http1).await?;
+                if let Some(proxy) = &proxy {
+                    connector = connector.through(proxy);
+                }
+                let refusal = connector.refusal();
+                (Arc::new(Pool::Tls(builder.build(connector))), Some(refusal))
+            }
+            (false, Some(proxy)) => {
+                (Arc::new(Pool::Forward(builder.build(ForwardConnector { proxy: proxy.clone() }))), None)
+            }
+            (false, None) => {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.set_connect_timeout(Some(config.timeout()));
+                (Arc::new(Pool::Plain(builder.build(connector))), None)
+            }
         };
+        if let Some(proxy) = &proxy {
+            tracing::debug!(collector = %url, %proxy, "OTLP/HTTP requests go through a proxy");
+        }
 
         let mut headers = config.headers().to_metadata().into_headers();
+        // A forwarding proxy reads its credentials from each request; a
+        // tunnel's were given once, with CONNECT.
+        if let (false, Some(authorization)) = (config.uses_tls(), proxy.as_ref().and_then(Proxy::authorization)) {
+            headers.insert(PROXY_AUTHORIZATION, authorization.clone());
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
         match config.compression() {
             Compression::Gzip => {
@@ -132,6 +222,7 @@ impl HttpTransport {
             compression: config.compression(),
             timeout: config.timeout(),
             refusal,
+            proxy,
         })
     }
 
@@ -153,6 +244,13 @@ impl HttpTransport {
             let body = decompress(&parts.headers, body)?;
             if parts.status.is_success() {
                 Ok(body)
+            } else if let (http::StatusCode::PROXY_AUTHENTICATION_REQUIRED, Some(proxy)) = (parts.status, &self.proxy) {
+                // The proxy's answer, not the collector's: say so.
+                let message = format!("through the proxy {proxy}: {PROXY_WANTS_CREDENTIALS}");
+                Err(Failure::Status {
+                    status: ExportStatus::new(StatusCode::Http(407), message),
+                    decision: RetryDecision::Permanent,
+                })
             } else {
                 Err(refusal(parts.status, &parts.headers, &body, SystemTime::now()))
             }

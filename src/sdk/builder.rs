@@ -503,7 +503,8 @@ impl OtlpExporterBuilder {
 
     /// Builds from code and defaults only: no `OTEL_*` variable is read,
     /// not `OTEL_EXPORTER_OTLP_ENDPOINT`, not `_HEADERS`, not the TLS files,
-    /// not the temporality preference or the export interval. For tests and
+    /// not the temporality preference or the export interval, and no proxy
+    /// variable (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`). For tests and
     /// for applications that own their whole configuration.
     ///
     /// ```
@@ -524,7 +525,10 @@ impl OtlpExporterBuilder {
     /// Builds with the environment read through `lookup` (a variable name to
     /// its value), for settings code left alone: each signal's exporter
     /// settings (see [`resolve_config`](Self::resolve_config)), the
-    /// temporality preference and the export interval.
+    /// temporality preference and the export interval, and, for a signal
+    /// sent over OTLP/HTTP, the proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`,
+    /// `ALL_PROXY`, `NO_PROXY`: see [`ExporterConfig`](crate::ExporterConfig)'s
+    /// "Proxies").
     ///
     /// Every variable this crate knows is honoured or refused here, by name:
     /// a bad value is an error, and so is `OTEL_EXPORTER_OTLP_PROTOCOL` (or

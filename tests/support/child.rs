@@ -6,6 +6,7 @@
 //! [`CHILD`] set, and that run is the child program. It answers `--list` as
 //! libtest does, so nextest can run it.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output, Stdio};
 use std::time::Duration;
 
@@ -87,4 +88,18 @@ pub fn run(mut command: Command, bound: Duration, what: &str) -> Output {
     };
     let stdout = reader.join().expect("reader").expect("child stdout");
     Output { status, stdout, stderr: Vec::new() }
+}
+
+/// `target/<profile>/examples/<name>`, next to the running test binary in
+/// `target/<profile>/deps/`.
+///
+/// # Panics
+///
+/// If it has not been built (`cargo build --examples`).
+pub fn example(name: &str) -> PathBuf {
+    let me = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = me.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let binary = profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(binary.exists(), "{}: build it with `cargo build --examples`", binary.display());
+    binary
 }

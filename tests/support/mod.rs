@@ -15,6 +15,7 @@
 //! - [`tls`]: certificates made with rcgen, and a send-and-flush helper.
 //! - [`grpcio_tls`]: a TLS OTLP/gRPC server that is not this crate's (grpcio).
 //! - [`dead`]: a collector that is down (a port held, never listening).
+//! - [`http_proxy`]: a real HTTP proxy (proxy.py, from the test venv).
 //! - [`child`]: a `harness = false` test binary that runs itself as a child process.
 //! - [`background_receiver`] (feature `receiver`): the in-process receiver on
 //!   a runtime of its own.
@@ -35,6 +36,7 @@ pub mod delivered;
 pub mod drains;
 pub mod errors;
 pub mod grpcio_tls;
+pub mod http_proxy;
 pub mod kills;
 pub mod points;
 pub mod rotel;

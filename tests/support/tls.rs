@@ -13,7 +13,7 @@ use otlp_sink::{
     config::{ExporterConfigBuilder, RetryPolicy},
     deliver::DeliveryStats,
     sink::FlushError,
-    BackgroundSink, MetricsDrain, SinkConfig,
+    BackgroundSink, ExporterConfig, MetricsDrain, SinkConfig,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -131,8 +131,12 @@ pub struct Sent {
 /// Pushes [`POINTS`] metric points through a sink and a drain for `config`
 /// (with [`slow_retries`]), flushes, and shuts the sink down.
 pub async fn send(config: ExporterConfigBuilder) -> Sent {
-    let config = config.with_retry_policy(slow_retries()).build_without_env().expect("valid exporter config");
-    let drain = MetricsDrain::connect(&config).await.expect("the TLS files are readable");
+    send_with(&config.with_retry_policy(slow_retries()).build_without_env().expect("valid exporter config")).await
+}
+
+/// [`send`] with a configuration already built (its own retry policy).
+pub async fn send_with(config: &ExporterConfig) -> Sent {
+    let drain = MetricsDrain::connect(config).await.expect("the TLS files are readable");
     let stats = drain.stats();
     // One batch, one request: a failure covers every point.
     let sink_config = SinkConfig::default().with_queue_capacity(10_000).with_batch_size(POINTS as usize);
