@@ -22,7 +22,9 @@
 //! reader, span and log processors whose `force_flush` returns `Ok` only
 //! once the collector acknowledged everything recorded before it. Settings
 //! come from code first, then the `OTEL_EXPORTER_OTLP_*` environment, then
-//! the defaults.
+//! the defaults; over OTLP/HTTP, `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`
+//! and `NO_PROXY` name the proxy, as for the official HTTP exporter (see
+//! [`ExporterConfig`]'s "Proxies").
 //!
 //! ```
 //! use opentelemetry::trace::{Tracer as _, TracerProvider as _};
@@ -103,18 +105,20 @@
 //! - `src/grpc/`: the gRPC transport over tonic, and the classification of
 //!   its failures per the OTLP specification.
 //! - `src/http/`: the OTLP/HTTP transport over hyper-util's pooled HTTP/1.1
-//!   client, and the classification of its answers (status, `Retry-After`,
-//!   the body's `google.rpc.Status`) per the OTLP specification.
+//!   client (straight, or through an HTTP proxy), and the classification of
+//!   its answers (status, `Retry-After`, the body's `google.rpc.Status`)
+//!   per the OTLP specification.
 //! - `src/drains/`: the public per-signal drains, over the transport the
 //!   configuration names (`mod.rs`), directly or under the durable spool
 //!   (`spooled.rs`: appends and fsyncs on the blocking pool, a sender task
 //!   that delivers the records in order through the delivery engine).
 //! - `src/tls.rs`: the rustls client configuration and connector, for every
-//!   transport.
+//!   transport (through a proxy's `CONNECT` tunnel for OTLP/HTTP);
+//!   `src/tcp.rs`: the TCP stream beneath (Nagle off, quick acks).
 //! - `src/sdk/`: the adapters to `opentelemetry_sdk`, the export runtime
 //!   they run on, and the pure conversions from the SDK's data to points.
 //! - `src/config/`: the settings, the environment read through a lookup
-//!   function, and their merge. Pure.
+//!   function (`proxy.rs`: the proxy variables), and their merge. Pure.
 //! - `src/receiver/`: the in-process receiver, OTLP/gRPC and OTLP/HTTP.
 //! - `src/spool/`: the durable spool's storage layer (segments of CRC32C
 //!   framed records, the cursor, recovery, bounds); synchronous file I/O
