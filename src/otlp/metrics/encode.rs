@@ -535,11 +535,24 @@ impl NumberRun {
     /// Appends the points written since the last call to `out`, as one
     /// run, and starts the next run with as much room as this one took.
     pub(crate) fn finish(&mut self, out: &mut Vec<EncodedMetricPoint>) {
+        let room = self.bytes.len();
+        let bytes = std::mem::replace(&mut self.bytes, Vec::with_capacity(room));
+        self.hand_over(bytes, out);
+    }
+
+    /// [`finish`](Self::finish) for the metric's last run: no room is
+    /// made for a next one.
+    pub(crate) fn finish_last(mut self, out: &mut Vec<EncodedMetricPoint>) {
+        let bytes = std::mem::take(&mut self.bytes);
+        self.hand_over(bytes, out);
+    }
+
+    /// Appends the points written since the last hand-over, whose bytes
+    /// are `bytes`, to `out` as one run.
+    fn hand_over(&mut self, bytes: Vec<u8>, out: &mut Vec<EncodedMetricPoint>) {
         if self.ends.is_empty() {
             return;
         }
-        let room = self.bytes.len();
-        let bytes = std::mem::replace(&mut self.bytes, Vec::with_capacity(room));
         let run = Arc::new(PointRun {
             resource: Arc::clone(&self.resource),
             scope: Arc::clone(&self.scope),

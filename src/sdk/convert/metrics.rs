@@ -211,15 +211,15 @@ fn push_encoded<T: Number + 'static>(
     match data {
         MetricData::Sum(sum) if sum.data_points().all(|p| p.exemplars().next().is_none()) => {
             let times = (nanos(sum.start_time()), nanos(sum.time()));
-            let mut run = run(sum.data_points().size_hint().0);
-            write_numbers(points, &mut run, sum.data_points(), |run, p| {
+            let run = run(sum.data_points().size_hint().0);
+            write_numbers(points, run, sum.data_points(), |run, p| {
                 run.push(p.attributes(), times, p.value().number());
             });
         }
         MetricData::Gauge(gauge) if gauge.data_points().all(|p| p.exemplars().next().is_none()) => {
             let times = (gauge.start_time().map_or(0, nanos), nanos(gauge.time()));
-            let mut run = run(gauge.data_points().size_hint().0);
-            write_numbers(points, &mut run, gauge.data_points(), |run, p| {
+            let run = run(gauge.data_points().size_hint().0);
+            write_numbers(points, run, gauge.data_points(), |run, p| {
                 run.push(p.attributes(), times, p.value().number());
             });
         }
@@ -235,17 +235,17 @@ fn push_encoded<T: Number + 'static>(
 /// points over to `points` every [`NumberRun::POINTS`] and at the end.
 fn write_numbers<'a, P: 'a>(
     points: &mut Vec<EncodedMetricPoint>,
-    run: &mut NumberRun,
+    mut run: NumberRun,
     data_points: impl Iterator<Item = &'a P>,
     mut write: impl FnMut(&mut NumberRun, &'a P),
 ) {
     for point in data_points {
-        write(run, point);
+        write(&mut run, point);
         if run.len() == NumberRun::POINTS {
             run.finish(points);
         }
     }
-    run.finish(points);
+    run.finish_last(points);
 }
 
 /// How many data points a metric holds.
