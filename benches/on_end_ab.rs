@@ -6,10 +6,12 @@
 //!   already touched array, with no synchronisation at all: what any
 //!   processor that takes the span by value pays;
 //! - `ours`: `OtlpSpanProcessor::on_end` (an `OtlpExporter` sending to the
-//!   in-process `Receiver`), its queue sized so that nothing drops;
+//!   in-process `Receiver`), its queue one ring (`with_queue_shards(1)`),
+//!   sized so that nothing drops;
 //! - `ours, sharded`: the same with the queue cut into `--shards` shards
-//!   (`SinkConfig::with_queue_shards`; default 8), each the size of the
-//!   unsharded queue, so that a thread alone still has room for a round;
+//!   (`SinkConfig::with_queue_shards`; default 8, the exporter's default,
+//!   `OtlpExporterBuilder::DEFAULT_QUEUE_SHARDS`), each the size of the
+//!   one-ring queue, so that a thread alone still has room for a round;
 //! - `official`: the SDK's `BatchSpanProcessor::on_end`, with an exporter
 //!   that counts and discards.
 //!
@@ -102,8 +104,14 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut parsed =
-        Args { only: None, rounds: 61, spans: 20_000, shards: 8, fresh_threads: false, threads: vec![1, 8] };
+    let mut parsed = Args {
+        only: None,
+        rounds: 61,
+        spans: 20_000,
+        shards: otlp_sink::sdk::OtlpExporterBuilder::DEFAULT_QUEUE_SHARDS,
+        fresh_threads: false,
+        threads: vec![1, 8],
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
@@ -265,6 +273,7 @@ fn main() {
             // of the run, and every 11th push would take a page fault.
             SinkConfig::default()
                 .with_queue_capacity(capacity)
+                .with_queue_shards(1)
                 .with_batch_size(2048)
                 .with_queue_memory(QueueMemory::Resident),
         )

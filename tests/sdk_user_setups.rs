@@ -28,6 +28,13 @@
 //!   acknowledged, and the in-process receiver sees every request arrive on
 //!   its HTTP listener.
 //!
+//! - **Many threads.** With the layers installed by `.init()`, spans and
+//!   events recorded on 8 threads of the application's own and in 32 tasks
+//!   of a multi-threaded tokio runtime go into the span and log queues'
+//!   shards (one per producer thread, by default). When the providers'
+//!   `force_flush` returns, from `main`, everything queued has been
+//!   acknowledged, and rotel holds exactly that.
+//!
 //! The 3 s idle period is the scenario itself (the feedback loop needs no
 //! activity to run), not a wait for something to happen.
 
@@ -55,6 +62,12 @@ use tracing_subscriber::Layer as _;
 const RECORDS: u64 = 10;
 /// Spans the exit scenario records.
 const EXIT_SPANS: u64 = 500;
+/// Threads of its own the many-threads application records on, and spans each records.
+const THREADS: u64 = 8;
+const PER_THREAD: u64 = 1_000;
+/// Tokio tasks it records in, and spans each records (a multiple of 5).
+const TASKS: u64 = 32;
+const PER_TASK: u64 = 100;
 /// How long the application stays idle after its first flush.
 const IDLE: Duration = Duration::from_secs(3);
 /// A child must exit by then.
@@ -76,6 +89,7 @@ fn main() -> ExitCode {
             ("global_subscriber_and_main_returning_without_shutdown_delivers_every_span", exit_without_shutdown),
             ("env_http_protobuf_delivers_every_signal_to_rotels_http_receiver", env_http_protobuf_to_rotel),
             ("env_http_protobuf_is_honoured_every_request_arrives_over_http", env_http_protobuf_to_the_receiver),
+            ("spans_and_events_from_many_threads_are_all_acknowledged_when_force_flush_returns", many_threads),
         ],
         app,
     )
@@ -145,6 +159,34 @@ fn exit_without_shutdown() {
     assert_eq!(delivered, EXIT_SPANS, "every span recorded before main returned");
 }
 
+/// The span and log queues are cut into shards by default, one per
+/// producer thread (up to 8): a flush must cover every shard, whichever
+/// threads pushed into them and whichever thread flushes. What was
+/// acknowledged when the providers' `force_flush` returned, before any
+/// shutdown, is everything the application recorded, and rotel holds
+/// exactly that.
+fn many_threads() {
+    let rotel = Rotel::start();
+    let stats = child_stats(&spawn("many-threads", &rotel, &[]));
+    let total = THREADS * PER_THREAD + TASKS * PER_TASK;
+    // A shard that filled (its producers outran the collector) drops and
+    // counts: everything recorded is either queued or counted as dropped,
+    // and everything queued was acknowledged.
+    let [traces, logs] = ["traces", "logs"].map(|signal| {
+        let s = &stats[signal];
+        let (pushed, dropped) = (s["pushed"].as_u64().unwrap(), s["dropped"].as_u64().unwrap());
+        assert_eq!(pushed + dropped, total, "{signal}: {stats}");
+        assert!(pushed >= total / 2, "{signal}: most of it queued: {stats}");
+        assert_eq!(s["acked"], pushed, "{signal}: acknowledged when force_flush returned: {stats}");
+        pushed
+    });
+    let counts = rotel
+        .wait_until(WAIT, |c| c.items(Signal::Traces) >= traces && c.items(Signal::Logs) >= logs)
+        .expect("every span and record reaches the collector");
+    assert_eq!((counts.items(Signal::Traces), counts.items(Signal::Logs)), (traces, logs), "{counts}");
+    assert_eq!(counts.malformed, 0);
+}
+
 /// The environment of a deployment on OTLP/HTTP, aimed at `base`.
 fn http_env(base: &str) -> [(&'static str, String); 2] {
     [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()), ("OTEL_EXPORTER_OTLP_ENDPOINT", base.to_owned())]
@@ -212,6 +254,10 @@ fn app(scenario: &str) {
             let _scope = tracing::subscriber::set_default(subscriber);
             return idle_application(&exporter, &tracers, &loggers);
         }
+        "many-threads" => {
+            subscriber.init();
+            return many_threads_application(&exporter, &tracers, &loggers);
+        }
         "exit-without-shutdown" => {
             subscriber.init();
             for i in 0..EXIT_SPANS {
@@ -224,6 +270,50 @@ fn app(scenario: &str) {
         other => panic!("unknown scenario {other}"),
     }
     idle_application(&exporter, &tracers, &loggers);
+}
+
+/// Records spans, each with an event inside, on [`THREADS`] threads of its
+/// own and in [`TASKS`] tasks of a multi-threaded tokio runtime (each span
+/// ends on whichever worker runs its task), flushes both providers from
+/// `main`, and prints what had been acknowledged when the flushes returned,
+/// before any shutdown.
+fn many_threads_application(exporter: &OtlpExporter, tracers: &SdkTracerProvider, loggers: &SdkLoggerProvider) {
+    let record = |who: u64, n: u64| {
+        for i in 0..n {
+            let _span = tracing::info_span!("request", who, i).entered();
+            tracing::info!(who, i, "handled");
+        }
+    };
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            scope.spawn(move || record(t, PER_THREAD));
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().expect("a runtime");
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                tokio::spawn(async move {
+                    for _ in 0..PER_TASK / 5 {
+                        record(THREADS + t, 5);
+                        // The next five may run on another worker.
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("the task ran");
+        }
+    });
+    tracers.force_flush().expect("spans flushed");
+    loggers.force_flush().expect("log records flushed");
+    let stats = exporter.stats();
+    let json = |s: otlp_sink::sdk::PipelineStats| serde_json::json!({ "pushed": s.sink.pushed, "dropped": s.sink.dropped, "acked": s.export.acked });
+    let line = serde_json::json!({ "traces": json(stats.traces), "logs": json(stats.logs) });
+    drop(runtime);
+    exporter.shutdown().expect("clean shutdown");
+    println!("{line}");
 }
 
 /// Records, flushes, stays idle, flushes again, shuts down, and prints the

@@ -121,9 +121,29 @@ impl OtlpExporter {
 
 impl OtlpExporterBuilder {
     /// The default queue capacity of the metrics sink, in data points: large
-    /// enough that a collection fits. Spans and log records use
-    /// [`SinkConfig::default`].
+    /// enough that a collection fits.
     pub const DEFAULT_METRICS_QUEUE_CAPACITY: usize = 65_536;
+
+    /// The default queue capacity of the span and log record sinks, in
+    /// messages, split between their
+    /// [`DEFAULT_QUEUE_SHARDS`](Self::DEFAULT_QUEUE_SHARDS) shards: 2 048 a
+    /// shard, so that a producer thread alone has room for as many as the
+    /// SDK's batch processors hold in all (their default `max_queue_size`).
+    /// With the default [`QueueMemory::Lazy`] a queue at rest holds almost
+    /// none of it; the most it can hold is about 5.9 MB of spans or 8.8 MB of
+    /// log records (README, "Benchmarks", W6).
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+
+    /// Into how many shards the span and log record queues are cut by
+    /// default ([`SinkConfig::with_queue_shards`]): spans and log records
+    /// are ended on many threads, and with one queue their pushes take turns
+    /// on its tail. Measured with 8 threads on 2 cores (`cargo bench --bench
+    /// on_end_ab`, README "Benchmarks", W3), the cost of a push falls with
+    /// every shard up to one shard per producer thread; a thread pushes into
+    /// shard `i % 8`, `i` its order among the threads that pushed. The
+    /// metrics sink has one shard: the SDK's collection pushes from one
+    /// thread.
+    pub const DEFAULT_QUEUE_SHARDS: usize = 8;
 
     /// The default batch size of the metrics sink, in data points: a bound
     /// only, since its batches are cut by bytes first
@@ -297,15 +317,17 @@ impl OtlpExporterBuilder {
     }
 
     /// How failed requests are retried, and for how long. No variable;
-    /// default [`RetryPolicy::default`] (30 s budget).
+    /// default [`RetryPolicy::default`] (25 s budget).
     #[must_use]
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.exporter = self.exporter.with_retry_policy(policy);
         self
     }
 
-    /// The queue and batching of every signal's sink. Defaults:
-    /// [`SinkConfig::default`] for spans and log records; for metric points
+    /// The queue and batching of every signal's sink. Defaults: for spans
+    /// and log records, [`SinkConfig::default`] with a queue of
+    /// [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY) cut into
+    /// [`DEFAULT_QUEUE_SHARDS`](Self::DEFAULT_QUEUE_SHARDS) shards; for metric points
     /// a queue of [`DEFAULT_METRICS_QUEUE_CAPACITY`](Self::DEFAULT_METRICS_QUEUE_CAPACITY),
     /// so that a collection fits, and batches of
     /// [`DEFAULT_METRICS_BATCH_BYTES`](Self::DEFAULT_METRICS_BATCH_BYTES)
@@ -313,7 +335,8 @@ impl OtlpExporterBuilder {
     /// [`DEFAULT_METRICS_BATCH_SIZE`](Self::DEFAULT_METRICS_BATCH_SIZE)
     /// points, whichever comes first. A configuration set here replaces
     /// those: a metrics sink batches by bytes only if it says so
-    /// ([`SinkConfig::with_batch_bytes`]).
+    /// ([`SinkConfig::with_batch_bytes`]), and a queue is cut into shards
+    /// only if it says so ([`SinkConfig::with_queue_shards`]).
     #[must_use]
     pub fn with_sink_config(mut self, config: SinkConfig) -> Self {
         self.sinks = [Some(config.clone()), Some(config.clone()), Some(config)];
@@ -653,7 +676,9 @@ fn default_sink_config(signal: Signal, max_request_bytes: usize) -> SinkConfig {
             .with_queue_capacity(OtlpExporterBuilder::DEFAULT_METRICS_QUEUE_CAPACITY)
             .with_batch_size(OtlpExporterBuilder::DEFAULT_METRICS_BATCH_SIZE)
             .with_batch_bytes(OtlpExporterBuilder::DEFAULT_METRICS_BATCH_BYTES.min(max_request_bytes)),
-        _ => SinkConfig::default(),
+        Signal::Traces | Signal::Logs => SinkConfig::default()
+            .with_queue_capacity(OtlpExporterBuilder::DEFAULT_QUEUE_CAPACITY)
+            .with_queue_shards(OtlpExporterBuilder::DEFAULT_QUEUE_SHARDS),
     }
 }
 
@@ -680,5 +705,17 @@ mod tests {
         assert!(metrics.batch_bytes() < ExporterConfig::DEFAULT_MAX_REQUEST_BYTES);
         assert_eq!(default_sink_config(Signal::Metrics, 64 * 1024).batch_bytes(), 64 * 1024);
         assert_eq!(default_sink_config(Signal::Traces, 64 * 1024).batch_bytes(), 0, "spans batch by count");
+    }
+
+    #[test]
+    fn span_and_log_queues_are_sharded_and_the_metrics_queue_is_not() {
+        for signal in [Signal::Traces, Signal::Logs] {
+            let config = default_sink_config(signal, ExporterConfig::DEFAULT_MAX_REQUEST_BYTES);
+            assert_eq!(config.queue_shards(), OtlpExporterBuilder::DEFAULT_QUEUE_SHARDS, "{signal:?}");
+            assert_eq!(config.queue_capacity(), OtlpExporterBuilder::DEFAULT_QUEUE_CAPACITY, "{signal:?}");
+            assert_eq!(config.validate(), Ok(()));
+        }
+        let metrics = default_sink_config(Signal::Metrics, ExporterConfig::DEFAULT_MAX_REQUEST_BYTES);
+        assert_eq!(metrics.queue_shards(), 1, "the collection pushes from one thread");
     }
 }

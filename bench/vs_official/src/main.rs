@@ -658,14 +658,17 @@ fn workload3(args: &Args, rotel: &rotel::Rotel, rt: &tokio::runtime::Runtime, fi
             .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 21).build())
             .build()
     };
-    // A queue that holds a whole round (nothing dropped), resident like the
-    // official's (its `BatchSpanProcessor` queues into std's `sync_channel`,
-    // which writes every slot's stamp when it is made): with a lazy queue
-    // that never wraps, every push of every round would be a first-lap push,
-    // paying the page faults `QueueMemory` measures, which a service's queue
-    // pays once.
+    // The default shards, each holding a whole round (nothing dropped, even
+    // with one thread, which pushes into one shard), resident like the
+    // official's queue (its `BatchSpanProcessor` queues into std's
+    // `sync_channel`, which writes every slot's stamp when it is made):
+    // with a lazy queue that never wraps, every push of every round would be
+    // a first-lap push, paying the page faults `QueueMemory` measures, which
+    // a service's queue pays once.
+    let shards = OtlpExporterBuilder::DEFAULT_QUEUE_SHARDS;
     let sink = SinkConfig::default()
-        .with_queue_capacity(1 << 18)
+        .with_queue_capacity((1 << 18) * shards)
+        .with_queue_shards(shards)
         .with_batch_size(2048)
         .with_queue_memory(otlp_sink::sink::QueueMemory::Resident);
     let exporter = our_exporter(config(&rotel.endpoint()), Some((Signal::Traces, sink)));
@@ -869,7 +872,7 @@ fn rss_child(secs: u64) {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let exporter = our_exporter(config(&format!("http://127.0.0.1:{port}")), None);
     let processor = exporter.span_processor();
-    let capacity = SinkConfig::default().queue_capacity();
+    let capacity = OtlpExporterBuilder::DEFAULT_QUEUE_CAPACITY;
     let baseline = status_kb("VmRSS:");
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut peak_rss = 0;
@@ -1062,8 +1065,11 @@ fn ratios(figs: &[Figure]) -> Vec<(String, f64)> {
     ));
     for t in [1, 8] {
         let threads = if t == 1 { "1 thread" } else { "8 threads" };
+        // The target is for 8 threads; 1 thread's is against the
+        // bare move (`cargo bench --bench on_end_ab`).
+        let target = if t == 8 { " (target <= 0.5)" } else { "" };
         wanted.push((
-            format!("W3 on_end {threads}: otlp-sink / official (target <= 0.5)"),
+            format!("W3 on_end {threads}: otlp-sink / official{target}"),
             r(
                 &format!("3:otlp-sink span processor on_end, {t} "),
                 &format!("3:official BatchSpanProcessor on_end, {t} "),
