@@ -75,7 +75,10 @@
 //! - [`BackgroundSink::try_push`] costs nanoseconds: a ring of slots
 //!   allocated up front, where a push is one compare-and-swap and a write,
 //!   and no producer ever waits for another. A full queue is a counted
-//!   drop, never a stall.
+//!   drop, never a stall. The queue may be cut into shards, one per
+//!   producer thread ([`SinkConfig::with_queue_shards`]), so that threads
+//!   on different cores do not take turns on one tail; the exporter's span
+//!   and log queues have 8 by default.
 //! - [`BackgroundSink::flush`] is a barrier that travels through the queue
 //!   behind the data. `Ok` means every message accepted before the call is
 //!   durable; an error is the first failure since the previous barrier,
@@ -91,8 +94,8 @@
 //!
 //! ## Source layout
 //!
-//! - `src/sink/`: the queue (`ring.rs`, model-checked with loom in
-//!   `loom_tests.rs`), the actor loop, the drain trait, errors and
+//! - `src/sink/`: the queue (`ring.rs`, cut into shards by `shards.rs`,
+//!   both model-checked with loom in `loom_tests.rs`), the actor loop, the drain trait, errors and
 //!   counters. Generic over the message type; it knows nothing of OTLP.
 //! - `src/otlp/`: the points and their encoding into OTLP protobuf requests
 //!   cut to a byte limit, written once for all signals. Pure: no I/O.

@@ -143,7 +143,7 @@ fn metrics_batch(value: &str) -> SinkConfig {
 /// What `--help` prints.
 const USAGE: &str = "usage: vs_official [--rounds N] [--only N[,N...]] [--quick] \
 [--metrics-batch BYTES|points:N] [--out NAME] [--chart-from FILE]
-  --rounds N         rounds per figure (default 5)
+  --rounds N         rounds per figure (default 11)
   --only 1,3         run only these workloads (1 to 7)
   --quick            fewer points per round, for a smoke run
   --metrics-batch    otlp-sink's metric batch: bytes, or points:N
@@ -152,7 +152,7 @@ const USAGE: &str = "usage: vs_official [--rounds N] [--only N[,N...]] [--quick]
 
 fn args() -> Args {
     let mut out = Args {
-        rounds: 5,
+        rounds: 11,
         quick: false,
         rss_child: None,
         only: Vec::new(),
