@@ -159,7 +159,9 @@ impl SinkConfig {
         self
     }
 
-    /// Into how many sub-queues (shards) the queue is cut. Default 1.
+    /// Into how many sub-queues (shards) the queue is cut. Default 1 (the
+    /// [`OtlpExporter`](crate::OtlpExporter)'s span and log queues:
+    /// [`DEFAULT_QUEUE_SHARDS`](crate::sdk::OtlpExporterBuilder::DEFAULT_QUEUE_SHARDS)).
     ///
     /// Each producer thread pushes into one shard, picked by an index the
     /// thread takes on its first push (thread `i` of the process into shard
