@@ -57,7 +57,7 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, SignatureScheme};
 use tonic::codegen::Service as _;
 
-use crate::config::{ConfigPath, ExporterConfig, Proxy, ValueOrigin, PROXY_WANTS_CREDENTIALS};
+use crate::config::{ConfigPath, ExporterConfig, Proxy, ProxyWantsCredentials, ValueOrigin};
 use crate::tcp::{PlainConnector, TcpIo};
 
 /// Why an exporter could not be set up: a TLS file that cannot be read or
@@ -421,9 +421,7 @@ impl TlsConnector {
                     std::future::poll_fn(|cx| tunnel.poll_ready(cx)).await?;
                     tunnel.call(uri).await
                 };
-                let io = tunneled
-                    .await
-                    .map_err(|e| io::Error::other(format!("through the proxy {named}: {}", tunnel_error(&e))))?;
+                let io = tunneled.await.map_err(|e| tunnel_error(&named, &e))?;
                 io.into_inner()
             }
         };
@@ -460,20 +458,23 @@ impl TlsConnector {
     }
 }
 
-/// What went wrong in setting up a `CONNECT` tunnel, in words a user can
-/// act on. hyper-util's tunnel error is not a type this crate can name: its
-/// text says which case it is ("tunnel error: proxy authorization
-/// required"), and its source, if any, what failed beneath (`tests/http_proxy.rs`
-/// checks the 407 case's words).
-fn tunnel_error(error: &(dyn Error + 'static)) -> String {
+/// What went wrong in setting up a `CONNECT` tunnel through the proxy
+/// `named`, in words a user can act on: a [`ProxyWantsCredentials`] for the
+/// proxy's 407 (permanent), else an I/O error naming the proxy (retried).
+/// hyper-util's tunnel error is not a type this crate can name: its text
+/// says which case it is ("tunnel error: proxy authorization required"),
+/// and its source, if any, what failed beneath (`tests/http_proxy.rs`
+/// checks the 407 case, and that it is not retried).
+fn tunnel_error(named: &str, error: &(dyn Error + 'static)) -> BoxError {
     let text = error.to_string();
     if text.ends_with("proxy authorization required") {
-        return PROXY_WANTS_CREDENTIALS.to_owned();
+        return Box::new(ProxyWantsCredentials::new(named));
     }
-    match error.source() {
+    let text = match error.source() {
         Some(source) => format!("{text}: {source}"),
         None => text,
-    }
+    };
+    Box::new(io::Error::other(format!("through the proxy {named}: {text}")))
 }
 
 /// tonic's channel and hyper-util's pool both take a `tower` service from a

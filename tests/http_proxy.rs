@@ -103,7 +103,7 @@ async fn credentials_in_the_proxy_url_answer_a_proxy_that_asks_for_them() {
     let err = chain(refused.flushed.as_ref().expect_err("the proxy wants credentials"));
     assert!(err.contains("407") && err.contains("credentials"), "{err}");
     assert!(err.contains(&format!("{}/ (HTTPS_PROXY)", proxy.url(None))), "the proxy is named: {err}");
-    assert_eq!(receiver.counts().metrics.acked, 0);
+    assert_eq!((refused.stats.retries, receiver.counts().metrics.acked), (0, 0), "a 407 is not retried");
 
     let sent = send_through(builder(), &[("HTTPS_PROXY", &proxy.url(Some("otel:s3cret")))]).await;
     assert_delivered(&sent, &receiver);

@@ -30,7 +30,7 @@ pub use env::{EnvSettings, Signal, TemporalityPreference};
 pub use error::{ExporterConfigError, ExporterConfigErrorKind, ValueOrigin};
 pub use headers::Headers;
 use proxy::ProxyEnv;
-pub(crate) use proxy::{Proxy, PROXY_WANTS_CREDENTIALS};
+pub(crate) use proxy::{Proxy, ProxyWantsCredentials};
 pub use retry::RetryPolicy;
 pub use spool::{FlushLevel, FullPolicy, SpoolConfig};
 pub use tls::TlsConfig;

@@ -26,8 +26,32 @@ use super::error::{ExporterConfigError, ExporterConfigErrorKind, ValueOrigin};
 
 /// What a proxy's 407 means to the user, whether it answered a tunnel's
 /// `CONNECT` or a forwarded request.
-pub(crate) const PROXY_WANTS_CREDENTIALS: &str = "it asks for credentials (407 Proxy Authentication Required); \
+const PROXY_WANTS_CREDENTIALS: &str = "it asks for credentials (407 Proxy Authentication Required); \
                                                   give them in the proxy's URL, http://user:password@host:port";
+
+/// A proxy's 407: it wants credentials the exporter did not give, whether
+/// it answered a tunnel's `CONNECT` or a forwarded request. Retrying cannot
+/// fix it, so it is permanent (`http/classify.rs`), and it names the proxy
+/// as [`Proxy`]'s `Display` does (its URL without credentials, and its
+/// variable).
+#[derive(Debug)]
+pub(crate) struct ProxyWantsCredentials {
+    proxy: String,
+}
+
+impl ProxyWantsCredentials {
+    pub(crate) fn new(proxy: impl fmt::Display) -> Self {
+        Self { proxy: proxy.to_string() }
+    }
+}
+
+impl fmt::Display for ProxyWantsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "through the proxy {}: {PROXY_WANTS_CREDENTIALS}", self.proxy)
+    }
+}
+
+impl std::error::Error for ProxyWantsCredentials {}
 
 /// One proxy variable, as read: its name and value (not empty).
 #[derive(Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::HeaderMap;
 use prost::Message as _;
 
+use crate::config::ProxyWantsCredentials;
 use crate::deliver::{ExportStatus, Failure, RetryDecision, RpcStatus, StatusCode};
 use crate::tls::{Refusal, TlsError};
 
@@ -123,6 +124,8 @@ fn quoted_text(body: &[u8]) -> Option<String> {
 /// - this crate's [`TlsError`] anywhere in the chain, or a refusal the
 ///   connections recorded (a collector that ended a TLS 1.3 connection for
 ///   want of a client certificate): [`Failure::Tls`], permanent;
+/// - a proxy's 407 to a tunnel's `CONNECT` ([`ProxyWantsCredentials`]):
+///   permanent, as a forwarding proxy's 407 answer is;
 /// - a certificate error of rustls (the collector refused ours after the
 ///   handshake): permanent;
 /// - every other failure (refused, reset, closed mid-response, DNS): retried,
@@ -133,6 +136,9 @@ pub(crate) fn transport_failure(error: Box<dyn Error + Send + Sync>, refusal: Op
     }
     if let Some(refused) = refusal.and_then(Refusal::get) {
         return Failure::Tls(refused);
+    }
+    if let Some(refused) = find_in_chain::<ProxyWantsCredentials>(&*error) {
+        return proxy_wants_credentials(refused);
     }
     let connecting = find_in_chain::<hyper_util::client::legacy::Error>(&*error).is_some_and(|e| e.is_connect());
     let (decision, message) = if certificate_failure(&*error) {
@@ -171,6 +177,16 @@ impl std::fmt::Display for Cause {
 impl Error for Cause {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.first().source()
+    }
+}
+
+/// A proxy's 407, to a tunnel's `CONNECT` or to a forwarded request: the
+/// proxy's answer, not the collector's, and permanent (the credentials will
+/// not change by retrying).
+pub(crate) fn proxy_wants_credentials(refused: &ProxyWantsCredentials) -> Failure {
+    Failure::Status {
+        status: ExportStatus::new(StatusCode::Http(407), refused.to_string()),
+        decision: RetryDecision::Permanent,
     }
 }
 
@@ -416,6 +432,18 @@ mod tests {
         refusal.set_for_test(tls);
         let closed = Box::new(io::Error::from(io::ErrorKind::UnexpectedEof));
         assert!(matches!(transport_failure(closed, Some(&refusal)), Failure::Tls(_)));
+    }
+
+    #[test]
+    fn a_tunnels_407_is_permanent_and_names_the_proxy() {
+        let refused = ProxyWantsCredentials::new("http://proxy:3128/ (HTTPS_PROXY)");
+        // As the connector returns it, under hyper-util's wrapper.
+        let error = Box::new(Wrapper("client error (Connect)", Box::new(refused)));
+        let Failure::Status { status, decision } = transport_failure(error, None) else { panic!("not a status") };
+        assert_eq!((status.code(), decision), (StatusCode::Http(407), RetryDecision::Permanent));
+        let message = status.message();
+        assert!(message.contains("through the proxy http://proxy:3128/ (HTTPS_PROXY)"), "{message}");
+        assert!(message.contains("credentials"), "{message}");
     }
 
     #[test]

@@ -21,8 +21,8 @@ use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::classify::{refusal, timed_out, transport_failure};
-use crate::config::{Compression, ExporterConfig, Proxy, PROXY_WANTS_CREDENTIALS};
+use super::classify::{proxy_wants_credentials, refusal, timed_out, transport_failure};
+use crate::config::{Compression, ExporterConfig, Proxy, ProxyWantsCredentials};
 use crate::deliver::{ExportStatus, Failure, RetryDecision, Service, StatusCode, Transport};
 use crate::tcp::TcpIo;
 use crate::tls::{Alpn, ConnectError, Refusal, TlsConnector};
@@ -246,11 +246,7 @@ impl HttpTransport {
                 Ok(body)
             } else if let (http::StatusCode::PROXY_AUTHENTICATION_REQUIRED, Some(proxy)) = (parts.status, &self.proxy) {
                 // The proxy's answer, not the collector's: say so.
-                let message = format!("through the proxy {proxy}: {PROXY_WANTS_CREDENTIALS}");
-                Err(Failure::Status {
-                    status: ExportStatus::new(StatusCode::Http(407), message),
-                    decision: RetryDecision::Permanent,
-                })
+                Err(proxy_wants_credentials(&ProxyWantsCredentials::new(proxy)))
             } else {
                 Err(refusal(parts.status, &parts.headers, &body, SystemTime::now()))
             }
